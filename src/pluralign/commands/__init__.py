@@ -1,0 +1,1 @@
+"""Command groups of the pluralign CLI, one module each."""

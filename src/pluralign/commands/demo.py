@@ -1,0 +1,12 @@
+"""CLI commands (work in progress: filled in by the issue that owns this group)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def demo() -> None:
+    """Run the main job (not yet implemented)."""
+    raise typer.Exit("not implemented yet")

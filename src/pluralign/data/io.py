@@ -1,0 +1,174 @@
+"""Read and write preference records: JSONL, Parquet and Hugging Face ``datasets``.
+
+Every reader validates every row and raises one :class:`RecordValidationError` naming the file,
+line and field of each problem. Writers are atomic: a failed write leaves an existing file intact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from .records import (PreferenceRecord, Problem, RecordValidationError, check_consistent,
+                      is_messages, parse_record)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _parse_constant(name: str) -> float:
+    # NaN/Infinity literals become floats here so validation reports them with their field.
+    return float(name)  # kept as a float so validation reports it with the field name
+
+
+def read_jsonl(path: str | os.PathLike) -> list[PreferenceRecord]:
+    """Read a JSON-lines file of records; blank lines are skipped."""
+    file = str(path)
+    records, lines, problems = [], [], []
+    with open(path, encoding="utf-8") as fh:
+        for line_no, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text, parse_constant=_parse_constant)
+            except json.JSONDecodeError as err:
+                problems.append(Problem(file, line_no, "<row>", f"invalid JSON: {err.msg}"))
+                continue
+            rec = parse_record(row, file, line_no, problems)
+            if rec is not None:
+                records.append(rec)
+                lines.append(line_no)
+    problems += check_consistent(records, file, lines)
+    if problems:
+        raise RecordValidationError(problems)
+    return records
+
+
+def _clean_arrow_value(value: Any) -> Any:
+    # Parquet stores absent optional fields as null and dicts as structs with null members.
+    if isinstance(value, dict):
+        return {k: _clean_arrow_value(v) for k, v in value.items() if v is not None}
+    if isinstance(value, float) and math.isnan(value):
+        return value
+    return value
+
+
+def _rows_to_records(rows: Iterable[dict], file: str) -> list[PreferenceRecord]:
+    records, lines, problems = [], [], []
+    for line_no, row in enumerate(rows, start=1):
+        row = {k: _clean_arrow_value(v) for k, v in row.items() if v is not None}
+        if "meta" in row and isinstance(row["meta"], str):
+            row["meta"] = json.loads(row["meta"])
+        if "attributes" in row and isinstance(row["attributes"], str):
+            row["attributes"] = json.loads(row["attributes"])
+        rec = parse_record(row, file, line_no, problems)
+        if rec is not None:
+            records.append(rec)
+            lines.append(line_no)
+    problems += check_consistent(records, file, lines)
+    if problems:
+        raise RecordValidationError(problems)
+    return records
+
+
+def read_parquet(path: str | os.PathLike) -> list[PreferenceRecord]:
+    """Read a Parquet file of records (rows are numbered from 1)."""
+    import pyarrow.parquet as pq
+
+    return _rows_to_records(pq.read_table(path).to_pylist(), str(path))
+
+
+def read_records(path: str | os.PathLike) -> list[PreferenceRecord]:
+    """Read records from ``.jsonl``/``.json`` or ``.parquet``, chosen by extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return read_jsonl(path)
+    if suffix in (".parquet", ".pq"):
+        return read_parquet(path)
+    raise ValueError(f"{path}: unknown extension {suffix!r} (expected .jsonl or .parquet)")
+
+
+def _atomic_target(path: str | os.PathLike):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    return path, Path(tmp)
+
+
+def _arrow_row(rec: PreferenceRecord) -> dict:
+    # attributes and meta have per-file keys; JSON strings keep the Parquet schema fixed.
+    row = rec.to_dict()
+    for key in ("attributes", "meta"):
+        if key in row:
+            row[key] = json.dumps(row[key], default=_json_default)
+    return row
+
+
+def write_records(records: Iterable[PreferenceRecord], path: str | os.PathLike) -> Path:
+    """Write records atomically as JSONL or Parquet (by extension); returns the path."""
+    records = list(records)
+    path, tmp = _atomic_target(path)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist([_arrow_row(r) for r in records]), tmp)
+        else:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for rec in records:
+                    fh.write(json.dumps(rec.to_dict(), default=_json_default, allow_nan=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def to_hf_dataset(records: Iterable[PreferenceRecord], conversational: bool = False):
+    """Records as a ``datasets.Dataset`` in TRL's preference format plus ``user_id``.
+
+    With ``conversational=True`` text prompts become ``[{"role": "user", ...}]`` and responses
+    ``[{"role": "assistant", ...}]``, TRL's conversational preference format.
+    """
+    import datasets
+
+    def conv(value, role):
+        if not conversational or not isinstance(value, str):
+            return value
+        return [{"role": role, "content": value}]
+
+    rows = []
+    for rec in records:
+        row = _arrow_row(rec)
+        row["prompt"] = conv(rec.prompt, "user") if rec.prompt else ([] if conversational else "")
+        row["chosen"], row["rejected"] = conv(rec.chosen, "assistant"), conv(rec.rejected, "assistant")
+        rows.append(row)
+    return datasets.Dataset.from_list(rows)
+
+
+def from_hf_dataset(dataset, name: str = "<dataset>") -> list[PreferenceRecord]:
+    """Records from a TRL-format preference ``datasets.Dataset`` with a ``user_id`` column.
+
+    Conversational rows whose chosen/rejected are a single assistant message are kept as messages;
+    an empty conversational prompt becomes ``""``.
+    """
+    def rows():
+        for row in dataset:
+            row = dict(row)
+            if isinstance(row.get("prompt"), list) and not row["prompt"]:
+                row["prompt"] = ""
+            for key in ("chosen", "rejected", "prompt"):
+                if is_messages(row.get(key)):
+                    row[key] = [dict(m) for m in row[key]]
+            yield row
+
+    return _rows_to_records(rows(), name)

@@ -1,0 +1,178 @@
+"""Neural-process episodes: per-user context/target sets, sampled deterministically, collated
+to padded tensors with masks.
+
+NP paper §3 / App. C.1: a task is one user's context set D^C (N^C pairs, N^C ~ U[min, max],
+0 allowed) and target set D^T (N^T pairs). In training the context is a subset of the target
+(``context_in_target=True``, the paper's convention); evaluation draws them disjoint. Each item
+records which of its target pairs are *unseen* (not in its context) so evaluation scores only
+those (the published code scored the wrong pairs; DESIGN.md §4).
+
+Every item carries its own N^C; nothing in a batch has to share a context size. Sampling for
+``step`` uses a generator seeded by ``(seed, stream, step)``, so any batch can be recreated
+without replaying earlier ones (exact resume) and parallel workers use distinct ``stream``s.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, fields
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class TaskItem:
+    """One episode: indices into the pair table the sampler was built on."""
+
+    user: str
+    user_type: int  # ground-truth type, -1 when unknown
+    context: np.ndarray  # (N^C,) pair indices
+    target: np.ndarray  # (N^T,) pair indices
+    unseen: np.ndarray  # (N^T,) bool: target pair not in the context
+
+    @property
+    def n_context(self) -> int:
+        return len(self.context)
+
+
+@dataclass
+class TaskBatch:
+    """Padded tensors for a batch of B tasks; option vectors have D features.
+
+    ``*_chosen`` is always the option the user preferred. Masks are True on real entries.
+    """
+
+    context_chosen: torch.Tensor  # (B, C, D)
+    context_rejected: torch.Tensor  # (B, C, D)
+    context_mask: torch.Tensor  # (B, C) bool
+    target_chosen: torch.Tensor  # (B, T, D)
+    target_rejected: torch.Tensor  # (B, T, D)
+    target_mask: torch.Tensor  # (B, T) bool
+    target_unseen: torch.Tensor  # (B, T) bool, True only where target_mask is
+    context_index: torch.Tensor  # (B, C) long, -1 on padding
+    target_index: torch.Tensor  # (B, T) long, -1 on padding
+    user_type: torch.Tensor  # (B,) long, -1 unknown
+
+    @property
+    def n_context(self) -> torch.Tensor:
+        return self.context_mask.sum(dim=1)
+
+    def to(self, device: torch.device | str) -> "TaskBatch":
+        return TaskBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+class NotEnoughPairsError(ValueError):
+    pass
+
+
+class TaskSampler:
+    """Samples tasks from the pairs of one split.
+
+    Args:
+        user_ids: the user of every pair in the table (index = pair index).
+        context_range: (min, max) N^C, inclusive; N^C is drawn per task.
+        n_target: N^T.
+        context_in_target: training convention (context ⊂ target); False draws disjoint sets.
+        user_types: ground-truth type of every pair's user (or None).
+        seed: base seed of this sampler's random streams.
+    """
+
+    def __init__(self, user_ids: Sequence[str], *, context_range: tuple[int, int] = (0, 10),
+                 n_target: int = 20, context_in_target: bool = True,
+                 user_types: Sequence[int] | None = None, seed: int = 0):
+        lo, hi = context_range
+        if not 0 <= lo <= hi:
+            raise ValueError(f"context_range must satisfy 0 <= min <= max, got {context_range}")
+        if n_target < 1:
+            raise ValueError(f"n_target must be >= 1, got {n_target}")
+        if context_in_target and hi > n_target:
+            raise ValueError(f"with context_in_target the context ({hi}) cannot exceed n_target ({n_target})")
+        self.context_range, self.n_target = (lo, hi), n_target
+        self.context_in_target, self.seed = context_in_target, seed
+        need = n_target if context_in_target else hi + n_target
+        users = np.asarray([str(u) for u in user_ids])
+        order = np.argsort(users, kind="stable")
+        names, starts = np.unique(users[order], return_index=True)
+        pools = np.split(order, starts[1:]) if len(users) else []
+        types = None if user_types is None else np.asarray(user_types, dtype=np.int64)
+        self.users: list[str] = []
+        self.pools: list[np.ndarray] = []
+        self.types: list[int] = []
+        skipped = 0
+        for name, pool in zip(names, pools):
+            if len(pool) < need:
+                skipped += 1
+                continue
+            self.users.append(str(name))
+            self.pools.append(pool)
+            self.types.append(-1 if types is None else int(types[pool[0]]))
+        if not self.users:
+            raise NotEnoughPairsError(
+                f"no user has the {need} pairs a task needs (N^T={n_target}, max N^C={hi}, "
+                f"context_in_target={context_in_target}); {skipped} user(s) have fewer")
+        if skipped:
+            warnings.warn(f"skipped {skipped} of {skipped + len(self.users)} users with fewer than "
+                          f"{need} pairs", stacklevel=2)
+        self.skipped = skipped
+
+    def rng(self, step: int, stream: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.seed, stream, step])
+
+    def sample(self, n_tasks: int, step: int = 0, stream: int = 0,
+               n_context: int | None = None) -> list[TaskItem]:
+        """``n_tasks`` items for ``step``; users are drawn uniformly with replacement.
+
+        ``n_context`` fixes N^C for every item (evaluation at one context size).
+        """
+        rng = self.rng(step, stream)
+        lo, hi = self.context_range if n_context is None else (n_context, n_context)
+        items = []
+        for u in rng.integers(len(self.users), size=n_tasks):
+            pool = self.pools[u]
+            n_c = int(rng.integers(lo, hi + 1))
+            if self.context_in_target:
+                target = pool[rng.choice(len(pool), size=self.n_target, replace=False)]
+                context = target[:n_c]
+                unseen = np.arange(self.n_target) >= n_c
+            else:
+                drawn = pool[rng.choice(len(pool), size=n_c + self.n_target, replace=False)]
+                context, target = drawn[:n_c], drawn[n_c:]
+                unseen = np.ones(self.n_target, dtype=bool)
+            items.append(TaskItem(self.users[u], self.types[u], context, target, unseen))
+        return items
+
+
+def _pad(index_lists: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max((len(ix) for ix in index_lists), default=0)
+    index = torch.full((len(index_lists), width), -1, dtype=torch.long)
+    for row, ix in enumerate(index_lists):
+        index[row, : len(ix)] = torch.as_tensor(ix, dtype=torch.long)
+    return index, index >= 0
+
+
+def gather(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` with zeros where ``index`` is -1 (padding). (B, K) -> (B, K, D)."""
+    out = table[index.clamp(min=0)]
+    return out * (index >= 0).unsqueeze(-1).to(out.dtype)
+
+
+def collate(items: Sequence[TaskItem], chosen: torch.Tensor, rejected: torch.Tensor) -> TaskBatch:
+    """Pad ``items`` into a :class:`TaskBatch` using the option vectors of every pair.
+
+    ``chosen``/``rejected``: (P, D) tensors, row i = pair i of the sampler's table.
+    """
+    context_index, context_mask = _pad([it.context for it in items])
+    target_index, target_mask = _pad([it.target for it in items])
+    unseen = torch.zeros_like(target_mask)
+    for row, it in enumerate(items):
+        unseen[row, : len(it.unseen)] = torch.as_tensor(it.unseen)
+    return TaskBatch(
+        context_chosen=gather(chosen, context_index), context_rejected=gather(rejected, context_index),
+        context_mask=context_mask,
+        target_chosen=gather(chosen, target_index), target_rejected=gather(rejected, target_index),
+        target_mask=target_mask, target_unseen=unseen & target_mask,
+        context_index=context_index, target_index=target_index,
+        user_type=torch.tensor([it.user_type for it in items], dtype=torch.long),
+    )
