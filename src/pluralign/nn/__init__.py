@@ -1,1 +1,8 @@
+"""Building blocks: MLPs, set encoders (context -> z), variational heads."""
 
+from .mlp import MLP, activation
+from .set_encoders import AttentionSetEncoder, DeepSetEncoder, masked_pool
+from .variational import GaussianHead
+
+__all__ = ["MLP", "activation", "DeepSetEncoder", "AttentionSetEncoder", "masked_pool",
+           "GaussianHead"]
