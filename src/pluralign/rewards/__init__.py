@@ -1,1 +1,18 @@
+"""Reward models with one interface: ``personalize(context) -> z``, ``reward(options, z)``,
+``preference_prob(a, b, z)``, ``model(batch) -> (loss, metrics)``, ``save_pretrained`` /
+``from_pretrained``. BTL and DPL (baselines), NP-BTL (neural process) and VPL (variational)."""
 
+from .base import RewardConfig, RewardModel
+from .btl import BTLConfig, BTLRewardModel
+from .dpl import DPLConfig, DPLRewardModel
+from .np_btl import ContextConfig, NPBTLConfig, NPBTLRewardModel, build_set_encoder
+from .registry import MODELS, build_reward_model, config_class, reward_step
+from .spo import spo_scaled_reward
+from .vpl import VPLConfig, VPLRewardModel
+
+__all__ = [
+    "RewardConfig", "RewardModel", "BTLConfig", "BTLRewardModel", "DPLConfig", "DPLRewardModel",
+    "ContextConfig", "NPBTLConfig", "NPBTLRewardModel", "VPLConfig", "VPLRewardModel",
+    "MODELS", "build_reward_model", "config_class", "reward_step", "build_set_encoder",
+    "spo_scaled_reward",
+]

@@ -1,0 +1,100 @@
+"""NP-BTL: a neural-process reward model, r(y | D^C) = g(y, h(D^C)) (NP paper §3.1, eq. 4-7).
+
+The set encoder h turns a user's context pairs into z (DeepSet, eq. 5, or self-attention,
+eq. 21); the decoder g = MLP2([MLP1(y) ‖ z]) (App. C, eq. 22) scores options for that user;
+P(a ≻ b | D^C) = σ(r(a | D^C) - r(b | D^C)). Trained by the Bradley–Terry likelihood of the
+target pairs given the context (Algorithm 1), over tasks with N^C drawn from [0, 10].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..data.tasks import TaskBatch
+from ..losses import bt_nll
+from ..nn import AttentionSetEncoder, ConditionedRewardDecoder, DeepSetEncoder
+from .base import Latent, RewardConfig, RewardModel
+
+ENCODERS = ("deepset", "attention")
+
+
+@dataclass
+class ContextConfig(RewardConfig):
+    """Set-encoder fields shared by NP-BTL and VPL.
+
+    encoder: ``deepset`` (NP paper eq. 5) or ``attention`` (eq. 21).
+    pooling: ``mean`` (eq. 5) or ``sum`` (eq. 21) over the context pairs.
+    n_heads, attention_dropout: the attention encoder's heads (8) and dropout (0.1).
+    embed_dim: width of the decoder's option embedding MLP1(y) (256).
+    """
+
+    encoder: str = "deepset"
+    pooling: str = "mean"
+    n_heads: int = 8
+    attention_dropout: float = 0.1
+    embed_dim: int = 256
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        name = type(self).__name__
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"{name}.encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.pooling not in ("mean", "sum"):
+            raise ValueError(f"{name}.pooling must be 'mean' or 'sum', got {self.pooling!r}")
+        if self.n_heads < 1 or not 0 <= self.attention_dropout < 1 or self.embed_dim < 1:
+            raise ValueError(f"{name}: invalid n_heads={self.n_heads}, attention_dropout="
+                             f"{self.attention_dropout} or embed_dim={self.embed_dim}")
+
+
+def build_set_encoder(config: ContextConfig, out_dim: int) -> nn.Module:
+    """The set encoder a config names, mapping a context to ``out_dim`` features."""
+    if config.encoder == "deepset":
+        return DeepSetEncoder(config.option_dim, out_dim, config.hidden_dim, config.hidden,
+                              config.activation, config.pooling)
+    return AttentionSetEncoder(config.option_dim, out_dim, config.hidden_dim, config.n_heads,
+                               config.attention_dropout, config.hidden, config.activation,
+                               config.pooling)
+
+
+@dataclass
+class NPBTLConfig(ContextConfig):
+    """NP-BTL: z_dim is the size of the deterministic context embedding z^C (256)."""
+
+    z_dim: int = 256
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.z_dim < 1:
+            raise ValueError(f"NPBTLConfig.z_dim must be >= 1, got {self.z_dim}")
+
+
+class NPBTLRewardModel(RewardModel):
+    """Deterministic conditional reward; ``personalize`` returns z (B, z_dim)."""
+
+    name = "np-btl"
+    config_class = NPBTLConfig
+
+    def __init__(self, config: NPBTLConfig):
+        super().__init__(config)
+        self.encoder = build_set_encoder(config, config.z_dim)
+        self.decoder = ConditionedRewardDecoder(config.option_dim, config.z_dim, config.embed_dim,
+                                                config.hidden, config.activation)
+
+    def personalize(self, context_chosen: torch.Tensor, context_rejected: torch.Tensor,
+                    context_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(context_chosen, context_rejected, context_mask)
+
+    def reward(self, options: torch.Tensor, z: Latent | None = None) -> torch.Tensor:
+        if not isinstance(z, torch.Tensor):
+            raise TypeError("NP-BTL needs z = model.personalize(context ...) (a (B, z_dim) tensor)")
+        return self.decoder(options, z)
+
+    def forward(self, batch: TaskBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        z = self.personalize(batch.context_chosen, batch.context_rejected, batch.context_mask)
+        r = self.reward(torch.cat([batch.target_chosen, batch.target_rejected], dim=1), z)
+        rc, rr = r.split(batch.target_chosen.shape[1], dim=1)
+        loss = bt_nll(rc, rr, batch.target_mask)
+        return loss, self._metrics(loss, torch.sigmoid(rc - rr), batch.target_mask)
