@@ -1,0 +1,187 @@
+"""NP-DPO: a causal LM steered by a user's few choices (NP paper §3.2, App. C.2.2).
+
+pi(y | x, D^C) = LM_{theta (+) LoRA, FiLM(z)}(y | x) with z = set_encoder(D^C): the context
+pairs, as cached option embeddings, go through the NP set encoder (shared with NP-BTL,
+:mod:`pluralign.nn`), z drives a FiLM hypernetwork over every decoder block
+(:mod:`pluralign.policies.film`), and the base LM carries LoRA adapters (PEFT). Encoder,
+hypernetwork and LoRA are trained jointly with the DPO objective; the reference policy is the
+same LM with adapters and FiLM off (:mod:`pluralign.policies.reference`).
+
+``film=False`` gives the unconditioned LoRA-DPO policy used by the BTL-DPO and per-user-type
+DPO baselines, with the same code path.
+
+Checkpoints (``save_pretrained``) hold only the trainable parts (LoRA, FiLM hypernetwork,
+encoder) plus the base model's id/path; ``from_pretrained`` loads the base (local files only)
+and puts them back.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..checkpoint import load_state, save_state
+from ..nn import AttentionSetEncoder, DeepSetEncoder
+from .film import FiLM
+from .logprobs import TokenizedResponses, sequence_logprobs
+from .reference import reference_logprobs
+
+ENCODERS = ("deepset", "attention")
+
+
+@dataclass
+class NPDPOConfig:
+    """Architecture of an NP-DPO policy (training knobs live in the trainer's config).
+
+    Paper values (App. C.2.2, gemma-2b): z_dim 256, LoRA rank 512 / alpha 1024. The defaults
+    here are sized for SmolLM2-135M on a CPU.
+    """
+
+    base_model: str = ""  # HF id or local folder of the base LM, recorded for from_pretrained
+    option_dim: int = 384  # D: size of one cached context-option embedding
+    film: bool = True  # False: plain LoRA policy (BTL-DPO / per-type DPO baselines)
+    z_dim: int = 64
+    encoder: str = "deepset"
+    encoder_hidden: int = 256
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | str = "all-linear"
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        for name in ("option_dim", "z_dim", "encoder_hidden", "lora_rank"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+
+
+def build_encoder(config: NPDPOConfig) -> nn.Module:
+    """The NP set encoder: context pairs (B, C, D) x2 + mask -> z (B, z_dim)."""
+    h = config.encoder_hidden
+    if config.encoder == "deepset":
+        return DeepSetEncoder(config.option_dim, z_dim=config.z_dim, pair_dim=h, hidden=(h, h))
+    return AttentionSetEncoder(config.option_dim, z_dim=config.z_dim, model_dim=h, n_heads=8,
+                               hidden=(h, h))
+
+
+class NPDPOPolicy(nn.Module):
+    """Set encoder + FiLM hypernetwork + LoRA'd causal LM.
+
+    Args:
+        base: a Hugging Face causal LM (its weights stay frozen).
+        config: :class:`NPDPOConfig`.
+    """
+
+    def __init__(self, base: nn.Module, config: NPDPOConfig):
+        super().__init__()
+        from peft import LoraConfig, get_peft_model
+
+        self.config = config
+        lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
+                          lora_dropout=config.lora_dropout, target_modules=config.lora_target_modules,
+                          task_type="CAUSAL_LM")
+        self.lm = get_peft_model(base, lora)
+        self.film = FiLM(self.lm, config.z_dim) if config.film else None
+        self.encoder = build_encoder(config) if config.film else None
+
+    # --- conditioning ----------------------------------------------------------------------
+    def encode(self, context_chosen: torch.Tensor, context_rejected: torch.Tensor,
+               context_mask: torch.Tensor) -> torch.Tensor:
+        """z (B, z_dim) from context option embeddings (B, C, D) x2 and mask (B, C).
+
+        The one function that computes z, in training and at inference alike.
+        """
+        if self.encoder is None:
+            raise RuntimeError("this policy has no set encoder (film=False)")
+        return self.encoder(context_chosen, context_rejected, context_mask.bool())
+
+    def conditioned(self, z: torch.Tensor | None):
+        """Context manager: the LM is steered by ``z`` (N or 1, z_dim) inside the body."""
+        if self.film is None:
+            if z is not None:
+                raise RuntimeError("this policy has no FiLM (film=False); pass z=None")
+            from contextlib import nullcontext
+            return nullcontext()
+        return self.film.conditioned(z)
+
+    # --- log-probs -------------------------------------------------------------------------
+    def logprobs(self, batch: TokenizedResponses, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Summed response log-probs under pi(. | x, z): (N,). ``z`` is (N, z_dim), (1, z_dim) or None."""
+        with self.conditioned(z):
+            return sequence_logprobs(self.lm, batch)
+
+    def reference_logprobs(self, batch: TokenizedResponses) -> torch.Tensor:
+        """log pi_ref (adapters and FiLM off, same weights): (N,), no gradient."""
+        if self.film is not None and self.film.active:
+            raise RuntimeError("reference log-probs requested inside a FiLM context")
+        return reference_logprobs(self.lm, batch)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 z: torch.Tensor | None = None, **generate_kwargs: Any) -> torch.Tensor:
+        """``lm.generate`` with FiLM(z) active for the whole decoding (z: (B or 1, z_dim))."""
+        with self.conditioned(z):
+            return self.lm.generate(input_ids=input_ids, attention_mask=attention_mask, **generate_kwargs)
+
+    # --- checkpoints -----------------------------------------------------------------------
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """LoRA (``lora.*``), FiLM (``film.*``) and encoder (``encoder.*``) weights only."""
+        from peft import get_peft_model_state_dict
+
+        state = {f"lora.{k}": v for k, v in get_peft_model_state_dict(self.lm).items()}
+        for prefix, module in (("film", self.film), ("encoder", self.encoder)):
+            if module is not None:
+                state.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
+        return state
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        from peft import set_peft_model_state_dict
+
+        parts: dict[str, dict[str, torch.Tensor]] = {"lora": {}, "film": {}, "encoder": {}}
+        for key, value in state.items():
+            prefix, _, rest = key.partition(".")
+            if prefix not in parts:
+                raise KeyError(f"unexpected checkpoint entry {key!r}")
+            parts[prefix][rest] = value
+        result = set_peft_model_state_dict(self.lm, parts["lora"])
+        unexpected = getattr(result, "unexpected_keys", [])
+        if unexpected:
+            raise KeyError(f"LoRA entries that fit no adapter: {unexpected[:5]}")
+        for prefix, module in (("film", self.film), ("encoder", self.encoder)):
+            if module is not None:
+                module.load_state_dict(parts[prefix])
+            elif parts[prefix]:
+                raise KeyError(f"checkpoint has {prefix} weights but this policy has film=False")
+
+    def save_pretrained(self, directory: str | os.PathLike, extra_config: dict | None = None) -> Path:
+        """Atomically write ``model.safetensors`` (trainable parts) + ``config.json``."""
+        config = {"kind": "np-dpo-policy", "policy": asdict(self.config), **(extra_config or {})}
+        return save_state(directory, self.trainable_state_dict(), config)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, base: nn.Module | None = None,
+                        torch_dtype: torch.dtype = torch.float32) -> "NPDPOPolicy":
+        """Rebuild from ``save_pretrained`` output. ``base`` overrides loading ``config.base_model``
+        (local files only; nothing is downloaded)."""
+        raw, state = load_state(directory)
+        if raw.get("kind") != "np-dpo-policy":
+            raise ValueError(f"{directory} is not an NP-DPO policy checkpoint (kind={raw.get('kind')!r})")
+        config = NPDPOConfig(**raw["policy"])
+        if base is None:
+            if not config.base_model:
+                raise ValueError(f"{directory}: no base_model recorded; pass base=")
+            from transformers import AutoModelForCausalLM
+
+            base = AutoModelForCausalLM.from_pretrained(config.base_model, local_files_only=True,
+                                                        dtype=torch_dtype)
+        policy = cls(base, config)
+        policy.load_trainable_state_dict(state)
+        return policy.eval()

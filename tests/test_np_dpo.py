@@ -1,0 +1,168 @@
+"""NP-DPO policy: identity at init, reference path, gradients, checkpoints (pluralign.policies.np_dpo)."""
+
+import pytest
+import torch
+
+from pluralign.losses import dpo_loss
+from pluralign.policies.logprobs import sequence_logprobs, tokenize_responses
+from pluralign.policies.np_dpo import NPDPOConfig, NPDPOPolicy
+from pluralign.policies.tiny import tiny_causal_lm, tiny_tokenizer
+
+D = 6  # option-embedding size of the fake context
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer()
+
+
+def _batch(tok, side="right"):
+    prompts = ["Tell me about cats.", "Tell me about cats.", "Hi", "Hi"]
+    responses = ["Cats purr.", "Cats are small furry mammals that purr and sleep a lot.", "Hello!", "Hey."]
+    return tokenize_responses(tok, prompts, responses, padding_side=side)
+
+
+def _context(b=2, c=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.ones(b, c, dtype=torch.bool)
+    mask[0, 1:] = False
+    return torch.randn(b, c, D, generator=g), torch.randn(b, c, D, generator=g), mask
+
+
+def _policy(arch, base_model="", **kw):
+    cfg = NPDPOConfig(base_model=base_model, option_dim=D, z_dim=8, encoder_hidden=16, lora_rank=4, **kw)
+    return NPDPOPolicy(tiny_causal_lm(arch), cfg)
+
+
+def _logits(lm, batch):
+    return lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+              position_ids=batch.position_ids).logits
+
+
+def _train(policy, tok, steps=3, lr=0.05):
+    """A few DPO steps with plain SGD so LoRA, FiLM and encoder all move away from init."""
+    batch = _batch(tok)
+    ctx = _context()
+    opt = torch.optim.SGD([p for p in policy.parameters() if p.requires_grad], lr=lr)
+    ref = policy.reference_logprobs(batch)
+    for _ in range(steps):
+        z = policy.encode(*ctx).repeat_interleave(2, 0)  # 2 tasks x 2 sequences
+        logps = policy.logprobs(batch, z)
+        loss, _, _ = dpo_loss(logps[0::2], logps[1::2], ref[0::2], ref[1::2], beta=0.5)
+        opt.zero_grad()
+        loss.mean().backward()
+        opt.step()
+    return batch, ctx
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2"])
+def test_conditioned_policy_equals_base_at_init(tok, arch):
+    policy = _policy(arch)
+    base = tiny_causal_lm(arch)
+    batch = _batch(tok)
+    with torch.no_grad():
+        z = policy.encode(*_context()).repeat_interleave(2, 0)
+        with policy.conditioned(z):
+            got = _logits(policy.lm, batch)
+        want = _logits(base, batch)
+    assert (got - want).abs().max().item() <= 1e-6
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_reference_equals_base_during_training(tok, arch):
+    policy = _policy(arch)
+    batch, ctx = _train(policy, tok)
+    base = tiny_causal_lm(arch)
+    with torch.no_grad():
+        want = sequence_logprobs(base, batch)
+        z = policy.encode(*ctx).repeat_interleave(2, 0)
+        steered = policy.logprobs(batch, z)
+    # training moved the policy, but the reference path is still exactly the base model
+    assert (steered - want).abs().max().item() > 1e-3
+    torch.testing.assert_close(policy.reference_logprobs(batch), want, atol=1e-6, rtol=0)
+    lora_b = [p for n, p in policy.lm.named_parameters() if "lora_B" in n]
+    assert any(p.abs().max() > 0 for p in lora_b)
+    assert policy.film.hypernetwork.gamma.weight.abs().max() > 0
+    # base weights were never touched
+    trained = {k.replace(".base_layer", ""): v for k, v in policy.lm.get_base_model().state_dict().items()
+               if "lora_" not in k}
+    assert trained.keys() == base.state_dict().keys()
+    for k, v in base.state_dict().items():
+        torch.testing.assert_close(trained[k], v, atol=0, rtol=0)
+
+
+def test_gradients_reach_film_encoder_and_lora(tok):
+    policy = _policy("llama")
+    batch, ctx = _train(policy, tok, steps=1)  # one step moves the zero-initialised parts off zero
+    ref = policy.reference_logprobs(batch)
+    policy.zero_grad()
+    logps = policy.logprobs(batch, policy.encode(*ctx).repeat_interleave(2, 0))
+    loss, _, _ = dpo_loss(logps[0::2], logps[1::2], ref[0::2], ref[1::2], beta=0.5)
+    loss.mean().backward()
+    groups = {"film": policy.film, "encoder": policy.encoder}
+    for name, module in groups.items():
+        grads = [p.grad for p in module.parameters()]
+        assert all(g is not None for g in grads), name
+        assert sum(g.abs().sum() for g in grads) > 0, name
+    for kind in ("lora_A", "lora_B"):
+        grads = [p.grad for n, p in policy.lm.named_parameters() if kind in n]
+        assert grads and all(g is not None and g.abs().sum() > 0 for g in grads), kind
+    frozen = [p for n, p in policy.lm.named_parameters() if "lora" not in n]
+    assert all(not p.requires_grad for p in frozen)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_save_load_round_trip_identical_logits(tok, tmp_path, arch):
+    base_dir = tmp_path / "base"
+    tiny_causal_lm(arch).save_pretrained(base_dir)
+    policy = _policy(arch, base_model=str(base_dir))
+    batch, ctx = _train(policy, tok, steps=2)
+    policy.eval()
+    policy.save_pretrained(tmp_path / "ckpt")
+    loaded = NPDPOPolicy.from_pretrained(tmp_path / "ckpt")
+    with torch.no_grad():
+        z1, z2 = policy.encode(*ctx), loaded.encode(*ctx)
+        torch.testing.assert_close(z1, z2, atol=0, rtol=0)
+        with policy.conditioned(z1.repeat_interleave(2, 0)):
+            a = _logits(policy.lm, batch)
+        with loaded.conditioned(z2.repeat_interleave(2, 0)):
+            b = _logits(loaded.lm, batch)
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    # only the trainable parts are stored
+    from safetensors.torch import load_file
+    keys = load_file(str(tmp_path / "ckpt" / "model.safetensors")).keys()
+    assert keys and all(k.split(".")[0] in ("lora", "film", "encoder") for k in keys)
+    n_base = sum(p.numel() for p in policy.lm.get_base_model().parameters())
+    n_saved = sum(v.numel() for v in load_file(str(tmp_path / "ckpt" / "model.safetensors")).values())
+    assert n_saved == sum(p.numel() for p in policy.parameters() if p.requires_grad) < n_base + n_saved
+
+
+def test_unconditioned_baseline_policy(tok, tmp_path):
+    policy = _policy("gpt2", film=False)
+    assert policy.film is None and policy.encoder is None
+    batch = _batch(tok)
+    with pytest.raises(RuntimeError, match="film=False"):
+        policy.logprobs(batch, torch.zeros(1, 8))
+    policy.logprobs(batch)
+    policy.save_pretrained(tmp_path / "p")
+    loaded = NPDPOPolicy.from_pretrained(tmp_path / "p", base=tiny_causal_lm("gpt2"))
+    assert loaded.film is None
+
+
+def test_generate_with_z(tok):
+    policy = _policy("llama")
+    with torch.no_grad():
+        for p in policy.film.parameters():
+            p.normal_(0, 1.0)
+    ids = tok(["<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"], return_tensors="pt")
+    kw = dict(max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id)
+    a = policy.generate(ids["input_ids"], ids["attention_mask"], z=torch.ones(1, 8), **kw)
+    b = policy.generate(ids["input_ids"], ids["attention_mask"], z=-torch.ones(1, 8), **kw)
+    assert not torch.equal(a, b)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="encoder"):
+        NPDPOConfig(encoder="lstm")
+    with pytest.raises(ValueError, match="z_dim"):
+        NPDPOConfig(z_dim=0)
