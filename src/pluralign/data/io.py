@@ -32,14 +32,19 @@ def read_jsonl(path: str | os.PathLike) -> list[PreferenceRecord]:
     """Read a JSON-lines file of records; blank lines are skipped."""
     file = str(path)
     records, lines, problems = [], [], []
-    with open(path, encoding="utf-8") as fh:
-        for line_no, text in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                problems.append(Problem(file, line_no, "<row>", f"not UTF-8 text: {err.reason}"))
+                continue
             if not text.strip():
                 continue
             try:
                 row = json.loads(text, parse_constant=_parse_constant)
             except json.JSONDecodeError as err:
-                problems.append(Problem(file, line_no, "<row>", f"invalid JSON: {err.msg}"))
+                problems.append(Problem(file, line_no, "<row>", f"invalid JSON: {err.msg} (column {err.colno})"))
                 continue
             rec = parse_record(row, file, line_no, problems)
             if rec is not None:
@@ -64,10 +69,16 @@ def _rows_to_records(rows: Iterable[dict], file: str) -> list[PreferenceRecord]:
     records, lines, problems = [], [], []
     for line_no, row in enumerate(rows, start=1):
         row = {k: _clean_arrow_value(v) for k, v in row.items() if v is not None}
-        if "meta" in row and isinstance(row["meta"], str):
-            row["meta"] = json.loads(row["meta"])
-        if "attributes" in row and isinstance(row["attributes"], str):
-            row["attributes"] = json.loads(row["attributes"])
+        bad = False
+        for key in ("meta", "attributes"):  # stored as JSON text to keep the Parquet schema fixed
+            if isinstance(row.get(key), str):
+                try:
+                    row[key] = json.loads(row[key])
+                except json.JSONDecodeError as err:
+                    problems.append(Problem(file, line_no, key, f"invalid JSON text: {err.msg}"))
+                    bad = True
+        if bad:
+            continue
         rec = parse_record(row, file, line_no, problems)
         if rec is not None:
             records.append(rec)
@@ -80,9 +91,16 @@ def _rows_to_records(rows: Iterable[dict], file: str) -> list[PreferenceRecord]:
 
 def read_parquet(path: str | os.PathLike) -> list[PreferenceRecord]:
     """Read a Parquet file of records (rows are numbered from 1)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return _rows_to_records(pq.read_table(path).to_pylist(), str(path))
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise RecordValidationError([Problem(str(path), 0, "<file>", f"not a readable Parquet file: {err}")]) from err
+    return _rows_to_records(rows, str(path))
 
 
 def read_records(path: str | os.PathLike) -> list[PreferenceRecord]:
@@ -100,6 +118,9 @@ def _atomic_target(path: str | os.PathLike):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
     return path, Path(tmp)
 
 
@@ -112,16 +133,45 @@ def _arrow_row(rec: PreferenceRecord) -> dict:
     return row
 
 
-def write_records(records: Iterable[PreferenceRecord], path: str | os.PathLike) -> Path:
-    """Write records atomically as JSONL or Parquet (by extension); returns the path."""
+def _rectangular(rows: list[dict]) -> list[dict]:
+    # pyarrow and datasets take their columns from the first row only: give every row every key
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    return [{k: row.get(k) for k in keys} for row in rows]
+
+
+def validate_records(records: Iterable[PreferenceRecord], name: str = "<records>") -> list[Problem]:
+    """Problems of in-memory records (numbered from 1), as a reader would report them."""
+    problems: list[Problem] = []
     records = list(records)
+    for i, rec in enumerate(records, start=1):
+        parse_record(rec.to_dict(), name, i, problems)
+    return problems + check_consistent(records, name)
+
+
+def write_records(records: Iterable[PreferenceRecord], path: str | os.PathLike,
+                  validate: bool = True) -> Path:
+    """Write records atomically as JSONL or Parquet (by extension); returns the path.
+
+    With ``validate`` (default) invalid records raise :class:`RecordValidationError` before
+    anything is written; a failure at any point leaves an existing file at ``path`` intact.
+    """
+    records = list(records)
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".jsonl", ".json", ".ndjson", ".parquet", ".pq"):
+        raise ValueError(f"{path}: unknown extension {suffix!r} (expected .jsonl or .parquet)")
+    if validate:
+        problems = validate_records(records, str(path))
+        if problems:
+            raise RecordValidationError(problems)
     path, tmp = _atomic_target(path)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            pq.write_table(pa.Table.from_pylist([_arrow_row(r) for r in records]), tmp)
+            pq.write_table(pa.Table.from_pylist(_rectangular([_arrow_row(r) for r in records])), tmp)
         else:
             with open(tmp, "w", encoding="utf-8") as fh:
                 for rec in records:
@@ -152,7 +202,7 @@ def to_hf_dataset(records: Iterable[PreferenceRecord], conversational: bool = Fa
         row["prompt"] = conv(rec.prompt, "user") if rec.prompt else ([] if conversational else "")
         row["chosen"], row["rejected"] = conv(rec.chosen, "assistant"), conv(rec.rejected, "assistant")
         rows.append(row)
-    return datasets.Dataset.from_list(rows)
+    return datasets.Dataset.from_list(_rectangular(rows))
 
 
 def from_hf_dataset(dataset, name: str = "<dataset>") -> list[PreferenceRecord]:

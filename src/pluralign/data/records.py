@@ -7,8 +7,9 @@ vector (synthetic data, or precomputed embeddings). ``chosen`` is always the pre
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 Message = dict[str, str]
@@ -65,13 +66,14 @@ class PreferenceRecord:
         return is_vector(self.chosen)
 
     def to_dict(self) -> dict[str, Any]:
-        row = asdict(self)
+        """Plain dict without empty optional fields (shallow: nested lists/dicts are shared;
+        dataclasses.asdict's deep copy dominated writing large files)."""
+        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {k: v for k, v in row.items() if v is not None and v != {}}
 
     def replace(self, **changes: Any) -> "PreferenceRecord":
-        row = asdict(self)
-        row.update(changes)
-        return PreferenceRecord(**row)
+        # shallow (dataclasses.replace): asdict's deep copy made splitting 40k records slow
+        return dataclasses.replace(self, **changes)
 
 
 def is_vector(option: Any) -> bool:
@@ -109,13 +111,13 @@ def _check_option(value: Any, name: str, loc: tuple[str, int], out: list[Problem
             out.append(Problem(file, line, name, "empty text"))
             return None
         return "text"
-    if is_messages(value):
-        return "messages"
     if is_vector(value):
         if any(isinstance(v, float) and not math.isfinite(v) for v in value):
             out.append(Problem(file, line, name, "vector contains NaN or infinity"))
             return None
         return "vector"
+    if is_messages(value):
+        return "messages"
     if value is None:
         out.append(Problem(file, line, name, "missing"))
     else:
@@ -189,6 +191,11 @@ def parse_record(row: Any, file: str = "<memory>", line: int = 0,
         latent = row.get("user_latent")
         if latent is not None and not (isinstance(latent, int) and not isinstance(latent, bool)) and not is_vector(latent):
             out.append(Problem(file, line, "user_latent", "expected an integer type or a weight vector"))
+        elif is_vector(latent) and not all(math.isfinite(v) for v in latent):
+            out.append(Problem(file, line, "user_latent", "weight vector contains NaN or infinity"))
+        pair_id = row.get("pair_id")
+        if pair_id is not None and (not isinstance(pair_id, (str, int)) or isinstance(pair_id, bool)):
+            out.append(Problem(file, line, "pair_id", f"expected text or integer, got {type(pair_id).__name__}"))
         meta = row.get("meta") or {}
         if not isinstance(meta, dict):
             out.append(Problem(file, line, "meta", "expected a mapping"))
@@ -198,7 +205,6 @@ def parse_record(row: Any, file: str = "<memory>", line: int = 0,
         return None
     vec = kinds[0] == "vector"
     conv = (lambda v: [float(x) for x in v]) if vec else (lambda v: v)
-    pair_id = row.get("pair_id")
     return PreferenceRecord(
         user_id=str(row["user_id"]), prompt=prompt, chosen=conv(row["chosen"]), rejected=conv(row["rejected"]),
         attributes=attributes, split=split,
