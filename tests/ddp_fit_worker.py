@@ -1,0 +1,31 @@
+"""Run by tests/test_train_ddp.py under ``torchrun --nproc_per_node 2``: trains the toy model
+with :func:`pluralign.train.fit` and writes each process's final weights."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from safetensors.torch import save_file
+from train_toy import Toy, batch_fn, step_fn, val_fn, weights
+
+from pluralign.train import TrainConfig, fit
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    cfg = TrainConfig(learning_rate=1e-2, max_steps=int(sys.argv[2]) if len(sys.argv) > 2 else 6,
+                      eval_steps=3, save_steps=3, logging_steps=1, max_grad_norm=1.0,
+                      disable_tqdm=True, use_cpu=True)
+    # different initial weights per rank: fit must broadcast rank 0's
+    import torch.distributed as dist
+    rank = int(__import__("os").environ["RANK"])
+    model = Toy(seed=rank, dropout=0.0)
+    res = fit(model, step_fn, batch_fn, cfg, out / "run", val_fn=val_fn)
+    save_file(weights(model), str(out / f"rank{rank}.safetensors"))
+    (out / f"rank{rank}.json").write_text(json.dumps({"step": res.step, "world": dist.get_world_size()}))
+
+
+if __name__ == "__main__":
+    main()
