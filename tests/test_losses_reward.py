@@ -1,0 +1,99 @@
+"""Reward objectives in pluralign.losses against hand-computed numbers and closed forms."""
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from pluralign.losses import (bt_nll, categorical_preference_prob, cosine_beta, dpl_categorical_nll,
+                              dpl_meanvar_nll, gaussian_kl, masked_mean, meanvar_preference_prob,
+                              negative_elbo, preference_accuracy)
+
+
+def test_bt_nll_hand_computed():
+    rc = torch.tensor([[1.0, 0.0], [2.0, 5.0]])
+    rr = torch.tensor([[0.0, 0.0], [0.0, -5.0]])
+    mask = torch.tensor([[True, True], [True, False]])
+    expected = (math.log(1 + math.exp(-1)) + math.log(2) + math.log(1 + math.exp(-2))) / 3
+    assert bt_nll(rc, rr, mask).item() == pytest.approx(expected, rel=1e-6)
+    assert bt_nll(rc, rr).item() == pytest.approx((3 * expected + math.log(1 + math.exp(-10))) / 4, rel=1e-6)
+
+
+def test_masked_mean_of_nothing_is_zero():
+    assert masked_mean(torch.ones(2, 3), torch.zeros(2, 3, dtype=torch.bool)).item() == 0.0
+
+
+def test_meanvar_probability_and_nll():
+    p = meanvar_preference_prob(torch.tensor(1.0), torch.tensor(0.5), torch.tensor(0.0), torch.tensor(1.5))
+    x = 1.0 / math.sqrt(2.0)
+    assert p.item() == pytest.approx(0.5 * (1 + math.erf(x / math.sqrt(2))), rel=1e-6)
+    assert dpl_meanvar_nll(torch.tensor([1.0]), torch.tensor([0.5]), torch.tensor([0.0]),
+                           torch.tensor([1.5])).item() == pytest.approx(-math.log(p.item()), rel=1e-5)
+    pl = meanvar_preference_prob(torch.tensor(1.0), torch.tensor(0.5), torch.tensor(0.0),
+                                 torch.tensor(1.5), approx="logistic")
+    assert pl.item() == pytest.approx(1 / (1 + math.exp(-1.702 * x)), rel=1e-6)
+    assert abs(pl.item() - p.item()) < 0.01
+    # far in the tail log Φ must not underflow to inf
+    far = dpl_meanvar_nll(torch.tensor([-40.0]), torch.tensor([0.5]), torch.tensor([0.0]), torch.tensor([0.5]))
+    assert torch.isfinite(far) and far.item() > 100
+
+
+def test_categorical_probability_hand_computed_and_sums_to_one():
+    pa = torch.tensor([0.2, 0.3, 0.5])
+    pb = torch.tensor([0.6, 0.4, 0.0])
+    # a > b: a at atom1 beats b at atom0 (0.3*0.6), a at atom2 beats b at 0,1 (0.5*1.0)
+    # ties: 0.2*0.6 + 0.3*0.4 = 0.24 -> half
+    expected = 0.3 * 0.6 + 0.5 * 1.0 + 0.5 * 0.24
+    assert categorical_preference_prob(pa, pb).item() == pytest.approx(expected, rel=1e-6)
+    g = torch.Generator().manual_seed(0)
+    la, lb = torch.randn(7, 5, 11, generator=g), torch.randn(7, 5, 11, generator=g)
+    s = categorical_preference_prob(la.softmax(-1), lb.softmax(-1)) + \
+        categorical_preference_prob(lb.softmax(-1), la.softmax(-1))
+    torch.testing.assert_close(s, torch.ones(7, 5))
+    same = categorical_preference_prob(la.softmax(-1), la.softmax(-1))
+    torch.testing.assert_close(same, torch.full((7, 5), 0.5))
+
+
+def test_categorical_nll_and_entropy_bonus():
+    la, lb = torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, 0.0]])
+    assert dpl_categorical_nll(la, lb).item() == pytest.approx(math.log(2), rel=1e-6)
+    # uniform over 2 atoms: entropy log 2, bonus subtracts coef * log 2
+    assert dpl_categorical_nll(la, lb, entropy_coef=0.5).item() == pytest.approx(0.5 * math.log(2), rel=1e-5)
+
+
+def test_gaussian_kl_closed_form_and_torch():
+    g = torch.Generator().manual_seed(0)
+    mq, lq, mp, lp = (torch.randn(4, 6, generator=g) for _ in range(4))
+    ours = gaussian_kl(mq, lq, mp, lp)
+    ref = kl_divergence(Normal(mq, (0.5 * lq).exp()), Normal(mp, (0.5 * lp).exp())).sum(-1)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    # 1-D closed form: KL(N(1, 2) || N(0, 1)) = 0.5 (2 + 1 - 1 - ln 2)
+    one = gaussian_kl(torch.tensor([1.0]), torch.tensor([math.log(2.0)]), torch.zeros(1), torch.zeros(1))
+    assert one.item() == pytest.approx(0.5 * (2 + 1 - 1 - math.log(2)), rel=1e-6)
+    assert gaussian_kl(mq, lq, mq, lq).abs().max().item() < 1e-6
+
+
+def test_negative_elbo_assembly():
+    nll = torch.tensor([[1.0, 2.0, 9.0], [3.0, 4.0, 5.0]])
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    kl = torch.tensor([0.5, 1.5])
+    assert negative_elbo(nll, kl, 0.1, mask).item() == pytest.approx((1 + 2 + 3 + 4 + 5 + 0.1 * 2.0) / 5)
+    assert negative_elbo(nll, kl, 0.0).item() == pytest.approx(24 / 6)
+    with pytest.raises(ValueError):
+        negative_elbo(nll, kl[:1], 1.0)
+
+
+def test_cosine_beta_schedule():
+    assert cosine_beta(0, 100) == 0.0
+    assert cosine_beta(25, 100) == pytest.approx(0.0)  # a new cycle restarts at 0
+    assert cosine_beta(12.5, 100) == pytest.approx(0.5)
+    assert cosine_beta(24, 100) == pytest.approx(0.5 * (1 - math.cos(math.pi * 24 / 25)))
+    assert cosine_beta(100, 100, beta_max=0.3) == 0.3
+    assert cosine_beta(50, 100, cycles=1) == pytest.approx(0.5)
+
+
+def test_preference_accuracy_ties_half():
+    p = torch.tensor([0.9, 0.1, 0.5, 0.7])
+    assert preference_accuracy(p).item() == pytest.approx((1 + 0 + 0.5 + 1) / 4)
+    assert preference_accuracy(p, torch.tensor([True, True, False, False])).item() == pytest.approx(0.5)

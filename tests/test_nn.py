@@ -1,0 +1,127 @@
+"""Set encoders: permutation invariance, mask correctness, empty contexts; MLP and heads."""
+
+import pytest
+import torch
+
+from pluralign.nn import (MLP, AttentionSetEncoder, ConditionedRewardDecoder, DeepSetEncoder,
+                          GaussianHead, masked_pool)
+
+D = 3
+
+
+def encoders():
+    torch.manual_seed(0)
+    return {
+        "deepset-mean": DeepSetEncoder(D, z_dim=8, pair_dim=16, hidden=(16,), pooling="mean"),
+        "deepset-sum": DeepSetEncoder(D, z_dim=8, pair_dim=16, hidden=(16,), pooling="sum"),
+        "attention-sum": AttentionSetEncoder(D, z_dim=8, model_dim=16, n_heads=4, hidden=(16,)),
+        "attention-mean": AttentionSetEncoder(D, z_dim=8, model_dim=16, n_heads=4, hidden=(16,),
+                                              pooling="mean"),
+    }
+
+
+@pytest.fixture(params=list(encoders()))
+def encoder(request):
+    return encoders()[request.param].eval()
+
+
+def context(B=4, C=6, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    chosen, rejected = torch.randn(B, C, D, generator=g), torch.randn(B, C, D, generator=g)
+    n = torch.tensor([0, 1, 3, C])[:B]
+    mask = torch.arange(C) < n.unsqueeze(1)
+    return chosen, rejected, mask
+
+
+def test_mlp_shapes_and_default_architecture():
+    m = MLP(5, 2)
+    assert m(torch.randn(7, 3, 5)).shape == (7, 3, 2)
+    linears = [l for l in m.net if isinstance(l, torch.nn.Linear)]
+    assert [l.out_features for l in linears] == [256, 256, 2]
+    assert isinstance(m.net[1], torch.nn.GELU)
+    with pytest.raises(ValueError, match="unknown activation"):
+        MLP(1, 1, act="nope")
+
+
+def test_permutation_invariance(encoder):
+    chosen, rejected, mask = context()
+    z = encoder(chosen, rejected, mask)
+    g = torch.Generator().manual_seed(3)
+    perm = torch.stack([torch.randperm(chosen.shape[1], generator=g) for _ in range(chosen.shape[0])])
+    take = lambda x: torch.gather(x, 1, perm.unsqueeze(-1).expand_as(x)) if x.dim() == 3 else torch.gather(x, 1, perm)
+    z_perm = encoder(take(chosen), take(rejected), take(mask))
+    torch.testing.assert_close(z, z_perm, rtol=1e-5, atol=1e-5)
+
+
+def test_padding_content_changes_nothing(encoder):
+    chosen, rejected, mask = context()
+    z = encoder(chosen, rejected, mask)
+    noise = ~mask.unsqueeze(-1)
+    z2 = encoder(chosen + 100 * noise * torch.randn_like(chosen),
+                 torch.where(noise, torch.full_like(rejected, float("nan")), rejected), mask)
+    torch.testing.assert_close(z, z2, rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(z).all()
+
+
+def test_extra_padding_columns_change_nothing(encoder):
+    chosen, rejected, mask = context()
+    z = encoder(chosen, rejected, mask)
+    pad = lambda x: torch.cat([x, torch.randn(x.shape[0], 5, *x.shape[2:])], 1)
+    z2 = encoder(pad(chosen), pad(rejected), torch.cat([mask, torch.zeros(mask.shape[0], 5, dtype=torch.bool)], 1))
+    torch.testing.assert_close(z, z2, rtol=1e-5, atol=1e-5)
+
+
+def test_empty_context_is_defined_and_shared(encoder):
+    chosen, rejected, mask = context()
+    z = encoder(chosen, rejected, mask)  # row 0 is an empty context padded to C
+    z_empty = encoder(chosen[:, :0], rejected[:, :0], mask[:, :0])  # C = 0 altogether
+    assert torch.isfinite(z_empty).all() and z_empty.shape == (4, 8)
+    torch.testing.assert_close(z_empty[0], z[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(z_empty[0], z_empty[3])
+
+
+def test_empty_context_gradients_are_finite():
+    enc = AttentionSetEncoder(D, z_dim=8, model_dim=16, n_heads=4, hidden=(16,))
+    chosen, rejected, mask = context()
+    enc(chosen, rejected, mask).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
+
+
+def test_context_matters(encoder):
+    chosen, rejected, mask = context()
+    z = encoder(chosen, rejected, mask)
+    z_flip = encoder(rejected, chosen, mask)
+    assert not torch.allclose(z[3], z_flip[3])  # order of chosen/rejected is information
+
+
+def test_masked_pool_sum_and_mean():
+    h = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [4.0], [6.0]]])
+    mask = torch.tensor([[True, True, False], [False, False, False]])
+    assert masked_pool(h, mask, "sum").tolist() == [[4.0], [0.0]]
+    assert masked_pool(h, mask, "mean").tolist() == [[2.0], [0.0]]
+
+
+def test_bad_shapes_are_named():
+    enc = DeepSetEncoder(D, z_dim=4, hidden=(8,))
+    chosen, rejected, mask = context()
+    with pytest.raises(ValueError, match="mask"):
+        enc(chosen, rejected, mask[:, :2])
+    with pytest.raises(ValueError, match="features"):
+        enc(chosen[..., :2], rejected[..., :2], mask)
+
+
+def test_gaussian_head_returns_normal():
+    head = GaussianHead(5, 3)
+    q = head(torch.randn(2, 5))
+    assert isinstance(q, torch.distributions.Normal) and q.mean.shape == (2, 3)
+    mean, logvar = head.params(torch.randn(2, 5))
+    assert (logvar <= head.max_logvar).all() and (logvar >= head.min_logvar).all()
+
+
+def test_decoder_conditions_on_z():
+    dec = ConditionedRewardDecoder(D, 4, embed_dim=8, hidden=(8,))
+    y = torch.randn(2, 5, D)
+    z = torch.randn(2, 4)
+    r = dec(y, z)
+    assert r.shape == (2, 5)
+    assert not torch.allclose(r, dec(y, z + 1))
