@@ -1,0 +1,213 @@
+"""Accuracy on unseen target pairs as a function of the context size N^C (NP paper §4, Fig. 1b).
+
+Evaluation tasks are drawn from the test split with the context *disjoint* from the target
+(``context_in_target=False``) and N^C fixed per curve point, and every model is scored on the
+same tasks, so models and the Bayes-optimal reference are compared pair for pair. A model is
+right on a target pair when P(chosen ≻ rejected | context) > 1/2 (targets are stored
+chosen-first); P = 1/2 exactly is a coin flip and counts 1/2, as in :mod:`pluralign.eval.bayes`.
+Standard errors are over test tasks (each task's accuracy is one observation).
+
+Models only need the reward-model interface: ``personalize(context_chosen, context_rejected,
+context_mask) -> z`` (a tensor or a distribution) and ``preference_prob(a, b, z) -> (B, T)``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.records import PreferenceRecord
+from ..data.tables import option_vectors, pair_conflicts, user_ids, user_types
+from ..data.tasks import TaskBatch, TaskItem, TaskSampler, collate
+
+DEFAULT_CONTEXT_SIZES = (0, 1, 3, 5, 10)
+
+
+@dataclass
+class EvalConfig:
+    """context_sizes: the N^C of each curve point. n_tasks: test tasks per N^C. n_target: N^T.
+    batch_size: tasks per forward pass. seed: the evaluation sampler's own seed (never a
+    training seed). flip_test / active_units: run those diagnostics
+    (:mod:`pluralign.eval.diagnostics`); active_threshold: variance above which a latent unit
+    counts as active (VPL posterior-collapse check)."""
+
+    context_sizes: tuple[int, ...] = DEFAULT_CONTEXT_SIZES
+    n_tasks: int = 500
+    n_target: int = 20
+    batch_size: int = 100
+    seed: int = 12345
+    flip_test: bool = True
+    active_units: bool = True
+    active_threshold: float = 0.01
+
+    def __post_init__(self) -> None:
+        self.context_sizes = tuple(int(n) for n in self.context_sizes)
+        if not self.context_sizes or any(n < 0 for n in self.context_sizes):
+            raise ValueError(f"EvalConfig.context_sizes must be non-negative integers, got {self.context_sizes}")
+        if len(set(self.context_sizes)) != len(self.context_sizes):
+            raise ValueError(f"EvalConfig.context_sizes has duplicates: {self.context_sizes}")
+        for name in ("n_tasks", "n_target", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"EvalConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.active_threshold < 0:
+            raise ValueError(f"EvalConfig.active_threshold must be >= 0, got {self.active_threshold}")
+
+
+@dataclass
+class EvalData:
+    """The pair table of one split, as evaluation needs it.
+
+    chosen, rejected: (P, D) option vectors. users / types: per pair (type -1 when unknown).
+    conflicting: (P,) bool, the user types disagree on the pair; conflict_known: (P,) bool, the
+    types' preferences on the pair are known (simulated data). likelihood: (n_types, P) table
+    for the Bayes-optimal reference, or None.
+    """
+
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    users: list[str]
+    types: list[int]
+    conflicting: torch.Tensor | None = None
+    conflict_known: torch.Tensor | None = None
+    likelihood: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        p = len(self.users)
+        if self.chosen.shape != self.rejected.shape or self.chosen.ndim != 2 or self.chosen.shape[0] != p:
+            raise ValueError(f"EvalData: chosen {tuple(self.chosen.shape)} and rejected "
+                             f"{tuple(self.rejected.shape)} must both be (P={p}, D)")
+        if len(self.types) != p:
+            raise ValueError(f"EvalData: {len(self.types)} types for {p} pairs")
+
+    @classmethod
+    def from_records(cls, records: Sequence[PreferenceRecord], chosen: torch.Tensor | None = None,
+                     rejected: torch.Tensor | None = None) -> "EvalData":
+        """From the records of one split; ``chosen``/``rejected`` default to the records'
+        numeric options (pass embeddings for text records)."""
+        if chosen is None or rejected is None:
+            chosen, rejected = option_vectors(records)
+        conflicts = pair_conflicts(records)
+        conflicting = known = None
+        if conflicts:
+            known = torch.tensor([r.pair_id in conflicts for r in records])
+            conflicting = torch.tensor([conflicts.get(r.pair_id, False) for r in records])
+        likelihood = None
+        if any(isinstance(r.user_latent, int) and r.pair_id is not None for r in records):
+            from .bayes import preference_matrix
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                likelihood, _ = preference_matrix(records)
+        return cls(chosen.float(), rejected.float(), user_ids(records), user_types(records),
+                   conflicting, known, likelihood)
+
+
+def sample_eval_tasks(data: EvalData, config: EvalConfig) -> dict[int, list[TaskItem]]:
+    """``config.n_tasks`` disjoint-context tasks for every N^C (one sampler, one stream per N)."""
+    sampler = TaskSampler(data.users, context_range=(0, max(config.context_sizes)),
+                          n_target=config.n_target, context_in_target=False,
+                          user_types=data.types, seed=config.seed)
+    return {n: sampler.sample(config.n_tasks, step=0, stream=n, n_context=n)
+            for n in config.context_sizes}
+
+
+def model_device(model: nn.Module) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def batches(items: Sequence[TaskItem], data: EvalData, batch_size: int, device: torch.device):
+    for start in range(0, len(items), batch_size):
+        yield collate(items[start: start + batch_size], data.chosen, data.rejected).to(device)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batch: TaskBatch, flip_context: bool = False) -> torch.Tensor:
+    """P(target_chosen ≻ target_rejected | context) -> (B, T); ``flip_context`` swaps every
+    context pair's chosen and rejected option first (the context-flip test)."""
+    cc, cr = batch.context_chosen, batch.context_rejected
+    if flip_context:
+        cc, cr = cr, cc
+    z = model.personalize(cc, cr, batch.context_mask)
+    return model.preference_prob(batch.target_chosen, batch.target_rejected, z).float()
+
+
+def correctness(p: torch.Tensor) -> torch.Tensor:
+    """1 where P(chosen ≻ rejected) > 1/2, 1/2 on an exact tie, else 0."""
+    return (p > 0.5).float() + 0.5 * (p == 0.5).float()
+
+
+def task_accuracy(model: nn.Module, items: Sequence[TaskItem], data: EvalData,
+                  batch_size: int = 100) -> np.ndarray:
+    """Accuracy on the unseen target pairs of every task -> (len(items),) (nan: no unseen pair)."""
+    out = []
+    device = model_device(model)
+    for batch in batches(items, data, batch_size, device):
+        ok = correctness(predict(model, batch)) * batch.target_unseen
+        n = batch.target_unseen.sum(dim=1)
+        out.append((ok.sum(dim=1) / n).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def summarize(values: np.ndarray) -> dict[str, Any]:
+    """``{"accuracy", "stderr", "n"}`` of per-task accuracies (nan entries are skipped)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return {"accuracy": float("nan"), "stderr": float("nan"), "n": 0}
+    se = float(v.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    return {"accuracy": float(v.mean()), "stderr": se, "n": n}
+
+
+def accuracy_curves(models: Mapping[str, nn.Module], data: EvalData, config: EvalConfig,
+                    tasks: Mapping[int, list[TaskItem]] | None = None) -> dict[str, Any]:
+    """Accuracy vs N^C for every model, overall and per user type, plus the Bayes reference.
+
+    Returns ``{"models": {name: {"<N>": stats}}, "per_type": {name: {"<type>": {"<N>": stats}}},
+    "bayes": {"<N>": float} | None, "bayes_realised": ..., "timing_s": {name: seconds}}``
+    (the pieces of the results schema, :mod:`pluralign.eval.results`).
+    """
+    tasks = tasks if tasks is not None else sample_eval_tasks(data, config)
+    out: dict[str, Any] = {"models": {}, "per_type": {}, "timing_s": {}}
+    for name, model in models.items():
+        was_training = model.training
+        model.eval()
+        t0 = time.perf_counter()
+        curve, per_type = {}, {}
+        for n, items in tasks.items():
+            acc = task_accuracy(model, items, data, config.batch_size)
+            curve[str(n)] = summarize(acc)
+            types = np.array([it.user_type for it in items])
+            for t in sorted(set(types.tolist()) - {-1}):
+                per_type.setdefault(str(t), {})[str(n)] = summarize(acc[types == t])
+        out["timing_s"][name] = round(time.perf_counter() - t0, 4)
+        model.train(was_training)
+        out["models"][name] = curve
+        if per_type:
+            out["per_type"][name] = per_type
+    out["bayes"], out["bayes_realised"] = bayes_curve(data, tasks)
+    return out
+
+
+def bayes_curve(data: EvalData, tasks: Mapping[int, list[TaskItem]]
+                ) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """Bayes-optimal accuracy on the same tasks (expected and realised), or (None, None) when
+    the user types' preferences are unknown."""
+    if data.likelihood is None:
+        return None, None
+    from .bayes import bayes_optimal_accuracy
+
+    expected, realised = {}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for n, items in tasks.items():
+            res = bayes_optimal_accuracy(data.likelihood, items)
+            expected[str(n)], realised[str(n)] = res.expected_accuracy, res.accuracy
+    return expected, realised
