@@ -166,3 +166,20 @@ def test_config_validation():
         NPDPOConfig(encoder="lstm")
     with pytest.raises(ValueError, match="z_dim"):
         NPDPOConfig(z_dim=0)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_trainable_top_layers_only(tok, arch):
+    policy = _policy(arch, trainable_layers=1)
+    lora_layers = {n.split(".")[4] for n, p in policy.lm.named_parameters() if "lora_" in n}
+    assert lora_layers == {"1"}  # only the top block of 2
+    assert policy.film.layers == [1]
+    batch = _batch(tok)
+    with torch.no_grad():
+        base = sequence_logprobs(tiny_causal_lm(arch), batch)
+        z = policy.encode(*_context()).repeat_interleave(2, 0)
+        torch.testing.assert_close(policy.logprobs(batch, z), base, atol=1e-6, rtol=0)
+    _train(policy, tok, steps=2)
+    torch.testing.assert_close(policy.reference_logprobs(batch), base, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="top 3"):
+        _policy(arch, trainable_layers=3)

@@ -44,6 +44,12 @@ def hidden_size(model: nn.Module) -> int:
     raise ValueError(f"cannot read the hidden size from {type(cfg).__name__}")
 
 
+def decoder_layers_name(model: nn.Module) -> str:
+    """Dotted name of :func:`decoder_layers` inside ``model`` (e.g. ``model.layers``)."""
+    layers = decoder_layers(model)
+    return next(name for name, m in model.named_modules() if m is layers)
+
+
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     """The model's list of decoder blocks: the ModuleList with ``num_hidden_layers`` entries.
 
@@ -82,8 +88,20 @@ class FiLMHypernetwork(nn.Module):
         return 1.0 + self.gamma(z).view(shape), self.beta(z).view(shape)
 
 
+def top_layers(model: nn.Module, n: int | None) -> list[int]:
+    """Indices of the last ``n`` decoder blocks (all of them for ``None``)."""
+    total = num_decoder_layers(model)
+    if n is None:
+        return list(range(total))
+    if not 1 <= n <= total:
+        raise ValueError(f"the model has {total} decoder blocks; cannot take the top {n}")
+    return list(range(total - n, total))
+
+
 class FiLM(nn.Module):
     """A hypernetwork plus hooks installed on one model's decoder blocks.
+
+    ``layers`` picks the blocks to modulate (default: all, as in the paper).
 
     ``FiLM(model, z_dim)`` registers the hooks (inactive); ``with film.conditioned(z):`` makes
     every block output o (N, L, H) into gamma[n] * o + beta[n] for the duration of the block,
@@ -93,12 +111,15 @@ class FiLM(nn.Module):
     not registered as a submodule, so ``film.state_dict()`` holds FiLM weights only.
     """
 
-    def __init__(self, model: nn.Module, z_dim: int):
+    def __init__(self, model: nn.Module, z_dim: int, layers: list[int] | None = None):
         super().__init__()
-        self.hypernetwork = FiLMHypernetwork(z_dim, num_decoder_layers(model), hidden_size(model))
+        blocks = decoder_layers(model)
+        self.layers = list(range(len(blocks))) if layers is None else sorted(set(layers))
+        if not self.layers or not all(0 <= m < len(blocks) for m in self.layers):
+            raise ValueError(f"FiLM layers must be a non-empty subset of 0..{len(blocks) - 1}, got {layers}")
+        self.hypernetwork = FiLMHypernetwork(z_dim, len(self.layers), hidden_size(model))
         self._active: tuple[torch.Tensor, torch.Tensor] | None = None
-        layers = decoder_layers(model)
-        self._handles = [layer.register_forward_hook(self._hook(m)) for m, layer in enumerate(layers)]
+        self._handles = [blocks[m].register_forward_hook(self._hook(j)) for j, m in enumerate(self.layers)]
 
     @property
     def z_dim(self) -> int:

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..checkpoint import load_state, save_state
 from ..nn import AttentionSetEncoder, DeepSetEncoder
-from .film import FiLM
+from .film import FiLM, decoder_layers_name, top_layers
 from .logprobs import TokenizedResponses, sequence_logprobs
 from .reference import reference_logprobs
 
@@ -52,6 +52,9 @@ class NPDPOConfig:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     lora_target_modules: list[str] | str = "all-linear"
+    # LoRA and FiLM on the top k decoder blocks only (None: all blocks, the paper). Blocks below
+    # the lowest trainable one need no backward pass: on a CPU this is most of a step's cost.
+    trainable_layers: int | None = None
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -59,6 +62,8 @@ class NPDPOConfig:
         for name in ("option_dim", "z_dim", "encoder_hidden", "lora_rank"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.trainable_layers is not None and self.trainable_layers < 1:
+            raise ValueError(f"trainable_layers must be >= 1 or None, got {self.trainable_layers}")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
 
@@ -70,6 +75,33 @@ def build_encoder(config: NPDPOConfig) -> nn.Module:
         return DeepSetEncoder(config.option_dim, z_dim=config.z_dim, pair_dim=h, hidden=(h, h))
     return AttentionSetEncoder(config.option_dim, z_dim=config.z_dim, model_dim=h, n_heads=8,
                                hidden=(h, h))
+
+
+def load_base_model(name_or_path: str, torch_dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The base causal LM from a local folder, or the offline SmolLM2 for ``"smollm2"``."""
+    from transformers import AutoModelForCausalLM
+
+    from ..features.offline import resolve_model
+
+    return AutoModelForCausalLM.from_pretrained(resolve_model(name_or_path), local_files_only=True,
+                                                dtype=torch_dtype)
+
+
+def _linear_names(base: nn.Module, layers: list[int], wanted: list[str] | str) -> list[str]:
+    """Full names of the linear layers inside decoder blocks ``layers`` (PEFT target list).
+
+    ``wanted`` is ``"all-linear"`` or a list of leaf names (``q_proj``...) to keep.
+    """
+    from transformers.pytorch_utils import Conv1D
+
+    prefix = decoder_layers_name(base)
+    keep = tuple(f"{prefix}.{m}." for m in layers)
+    names = [name for name, mod in base.named_modules()
+             if isinstance(mod, (nn.Linear, Conv1D)) and name.startswith(keep)
+             and (wanted == "all-linear" or name.rsplit(".", 1)[-1] in wanted)]
+    if not names:
+        raise ValueError(f"no LoRA target modules {wanted!r} in decoder blocks {layers}")
+    return names
 
 
 class NPDPOPolicy(nn.Module):
@@ -85,11 +117,15 @@ class NPDPOPolicy(nn.Module):
         from peft import LoraConfig, get_peft_model
 
         self.config = config
+        layers = top_layers(base, config.trainable_layers)
+        targets = config.lora_target_modules
+        if config.trainable_layers is not None:
+            targets = _linear_names(base, layers, targets)
         lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
-                          lora_dropout=config.lora_dropout, target_modules=config.lora_target_modules,
+                          lora_dropout=config.lora_dropout, target_modules=targets,
                           task_type="CAUSAL_LM")
         self.lm = get_peft_model(base, lora)
-        self.film = FiLM(self.lm, config.z_dim) if config.film else None
+        self.film = FiLM(self.lm, config.z_dim, layers) if config.film else None
         self.encoder = build_encoder(config) if config.film else None
 
     # --- conditioning ----------------------------------------------------------------------
@@ -178,10 +214,7 @@ class NPDPOPolicy(nn.Module):
         if base is None:
             if not config.base_model:
                 raise ValueError(f"{directory}: no base_model recorded; pass base=")
-            from transformers import AutoModelForCausalLM
-
-            base = AutoModelForCausalLM.from_pretrained(config.base_model, local_files_only=True,
-                                                        dtype=torch_dtype)
+            base = load_base_model(config.base_model, torch_dtype)
         policy = cls(base, config)
         policy.load_trainable_state_dict(state)
         return policy.eval()
