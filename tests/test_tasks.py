@@ -177,3 +177,15 @@ def test_sampler_warning_free_when_all_qualify():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         TaskSampler(users)
+
+
+def test_shared_context_size_per_batch_and_context_size_limits():
+    users, _, _, _ = _table()
+    s = TaskSampler(users, context_range=(0, 10), n_target=20, shared_context_size=True, seed=0)
+    sizes = [{it.n_context for it in s.sample(16, step=k)} for k in range(30)]
+    assert all(len(x) == 1 for x in sizes) and len(set().union(*sizes)) > 3
+    with pytest.raises(ValueError, match="n_context=21"):
+        s.sample(2, n_context=21)
+    d = TaskSampler(users, context_range=(0, 10), n_target=20, context_in_target=False)
+    with pytest.raises(ValueError, match="n_context=11"):
+        d.sample(2, n_context=11)

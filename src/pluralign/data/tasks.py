@@ -77,11 +77,14 @@ class TaskSampler:
         context_in_target: training convention (context ⊂ target); False draws disjoint sets.
         user_types: ground-truth type of every pair's user (or None).
         seed: base seed of this sampler's random streams.
+        shared_context_size: draw one N^C per ``sample`` call for the whole batch (the NP
+            paper's code) instead of one per item.
     """
 
     def __init__(self, user_ids: Sequence[str], *, context_range: tuple[int, int] = (0, 10),
                  n_target: int = 20, context_in_target: bool = True,
-                 user_types: Sequence[int] | None = None, seed: int = 0):
+                 user_types: Sequence[int] | None = None, seed: int = 0,
+                 shared_context_size: bool = False):
         lo, hi = context_range
         if not 0 <= lo <= hi:
             raise ValueError(f"context_range must satisfy 0 <= min <= max, got {context_range}")
@@ -91,6 +94,7 @@ class TaskSampler:
             raise ValueError(f"with context_in_target the context ({hi}) cannot exceed n_target ({n_target})")
         self.context_range, self.n_target = (lo, hi), n_target
         self.context_in_target, self.seed = context_in_target, seed
+        self.shared_context_size = shared_context_size
         need = n_target if context_in_target else hi + n_target
         users = np.asarray([str(u) for u in user_ids])
         order = np.argsort(users, kind="stable")
@@ -127,7 +131,15 @@ class TaskSampler:
         ``n_context`` fixes N^C for every item (evaluation at one context size).
         """
         rng = self.rng(step, stream)
+        if n_context is not None:
+            limit = self.n_target if self.context_in_target else self.context_range[1]
+            if not 0 <= n_context <= limit:
+                raise ValueError(f"n_context={n_context} outside [0, {limit}] for this sampler "
+                                 f"(n_target={self.n_target}, context_range={self.context_range}, "
+                                 f"context_in_target={self.context_in_target})")
         lo, hi = self.context_range if n_context is None else (n_context, n_context)
+        if self.shared_context_size and n_context is None:
+            lo = hi = int(rng.integers(lo, hi + 1))
         items = []
         for u in rng.integers(len(self.users), size=n_tasks):
             pool = self.pools[u]
