@@ -183,3 +183,16 @@ def test_trainable_top_layers_only(tok, arch):
     torch.testing.assert_close(policy.reference_logprobs(batch), base, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="top 3"):
         _policy(arch, trainable_layers=3)
+
+
+def test_state_dict_is_trainable_part_and_round_trips(tok):
+    policy = _policy("llama")
+    _train(policy, tok, steps=1)
+    state = policy.state_dict()
+    assert all(k.split(".")[0] in ("lora", "film", "encoder") for k in state)
+    other = _policy("llama")
+    other.load_state_dict({k: v.clone() for k, v in state.items()})
+    for k, v in other.state_dict().items():
+        torch.testing.assert_close(v, state[k], atol=0, rtol=0)
+    with pytest.raises(KeyError):
+        other.load_state_dict({})

@@ -197,6 +197,28 @@ class NPDPOPolicy(nn.Module):
             elif parts[prefix]:
                 raise KeyError(f"checkpoint has {prefix} weights but this policy has film=False")
 
+    # The training loop checkpoints ``state_dict()``; for a policy that is its trainable part:
+    # the base weights are frozen and identified by ``config.base_model``, so writing 135M+
+    # frozen parameters into every resumable checkpoint would only cost disk and time.
+    def state_dict(self, *args: Any, destination: dict | None = None, prefix: str = "",
+                   keep_vars: bool = False) -> dict[str, torch.Tensor]:
+        """Trainable weights only (``lora.*``, ``film.*``, ``encoder.*``); see the comment above."""
+        out = destination if destination is not None else {}
+        for k, v in self.trainable_state_dict().items():
+            out[prefix + k] = v if keep_vars else v.detach()
+        return out
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor], strict: bool = True,
+                        assign: bool = False):
+        """Inverse of :meth:`state_dict` (trainable weights only)."""
+        if strict:
+            want = set(self.trainable_state_dict())
+            if set(state_dict) != want:
+                raise KeyError(f"state dict keys differ: missing {sorted(want - set(state_dict))[:5]}, "
+                               f"unexpected {sorted(set(state_dict) - want)[:5]}")
+        self.load_trainable_state_dict(dict(state_dict))
+        return None
+
     def save_pretrained(self, directory: str | os.PathLike, extra_config: dict | None = None) -> Path:
         """Atomically write ``model.safetensors`` (trainable parts) + ``config.json``."""
         config = {"kind": "np-dpo-policy", "policy": asdict(self.config), **(extra_config or {})}

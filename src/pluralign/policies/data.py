@@ -1,0 +1,144 @@
+"""Text preference pairs as a policy trainer needs them: token ids, context embeddings, cached
+reference log-probs, and NP task batches over them.
+
+One :class:`PolicyData` holds the pairs of one split. Every pair is tokenised once (prompt with
+the chat template, response + EOS; :mod:`pluralign.policies.logprobs`); its two options' cached
+embeddings (``pluralign.features.embed``) are the set encoder's input when the pair is in a
+context; its reference log-probs are computed the first time the pair is a target and then
+looked up (the reference never changes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..data.records import PreferenceRecord
+from ..data.tables import user_ids, user_types
+from ..data.tasks import TaskBatch, TaskItem, collate
+from .logprobs import TokenizedResponses, collate_tokenized, tokenize_pair
+from .reference import precompute_reference
+
+
+@dataclass
+class PolicyBatch:
+    """B tasks: context embeddings (for z) and their N target pairs as 2N sequences.
+
+    ``sequences`` rows 0..N-1 are the chosen responses, N..2N-1 the rejected ones; ``pair_task``
+    (N,) says which task each target pair belongs to. ``reference`` is (2N,) or None when not
+    yet known.
+    """
+
+    tasks: TaskBatch
+    pairs: torch.Tensor  # (N,) pair indices
+    pair_task: torch.Tensor  # (N,) long
+    pair_unseen: torch.Tensor  # (N,) bool: target not in its task's context
+    sequences: TokenizedResponses  # (2N, L)
+    reference: torch.Tensor | None  # (2N,)
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.pairs)
+
+    def to(self, device: torch.device | str) -> "PolicyBatch":
+        return PolicyBatch(self.tasks.to(device), self.pairs.to(device), self.pair_task.to(device),
+                           self.pair_unseen.to(device), self.sequences.to(device),
+                           None if self.reference is None else self.reference.to(device))
+
+
+class PolicyData:
+    """The pairs of one split, ready for DPO.
+
+    Args:
+        records: text preference records (``chosen`` preferred).
+        tokenizer: the policy's tokenizer.
+        chosen_emb, rejected_emb: (P, D) cached option embeddings, row i = record i; None for
+            baselines that never read a context (a zero (P, 1) table stands in).
+        max_length: tokens per prompt+response sequence.
+    """
+
+    def __init__(self, records: Sequence[PreferenceRecord], tokenizer: Any, *, max_length: int = 128,
+                 chosen_emb: torch.Tensor | None = None, rejected_emb: torch.Tensor | None = None,
+                 use_chat_template: bool | None = None):
+        self.records = list(records)
+        if not self.records:
+            raise ValueError("PolicyData needs at least one record")
+        bad = [i for i, r in enumerate(self.records) if r.is_numeric]
+        if bad:
+            raise TypeError(f"records {bad[:5]} have numeric options; a policy needs text")
+        p = len(self.records)
+        if (chosen_emb is None) != (rejected_emb is None):
+            raise ValueError("pass both chosen_emb and rejected_emb, or neither")
+        if chosen_emb is None:
+            chosen_emb = rejected_emb = torch.zeros(p, 1)
+        if chosen_emb.shape != rejected_emb.shape or chosen_emb.shape[0] != p:
+            raise ValueError(f"embedding tables {tuple(chosen_emb.shape)} / {tuple(rejected_emb.shape)} "
+                             f"must both be (P={p}, D)")
+        self.chosen_emb, self.rejected_emb = chosen_emb.float(), rejected_emb.float()
+        self.tokenizer = tokenizer
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        kw = dict(max_length=max_length, use_chat_template=use_chat_template)
+        self.chosen_seqs = [tokenize_pair(tokenizer, r.prompt, r.chosen, **kw) for r in self.records]
+        self.rejected_seqs = [tokenize_pair(tokenizer, r.prompt, r.rejected, **kw) for r in self.records]
+        self.users = user_ids(self.records)
+        self.types = user_types(self.records)
+        self._reference = torch.full((p, 2), float("nan"))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def option_dim(self) -> int:
+        return self.chosen_emb.shape[1]
+
+    def sequences(self, pairs: Sequence[int], padding_side: str = "left") -> TokenizedResponses:
+        """2N sequences for N pairs: chosen responses first, then rejected."""
+        seqs = [self.chosen_seqs[i] for i in pairs] + [self.rejected_seqs[i] for i in pairs]
+        return collate_tokenized(seqs, pad_token_id=self.pad_token_id, padding_side=padding_side)
+
+    def reference(self, pairs: Sequence[int], lm: torch.nn.Module | None = None,
+                  batch_size: int = 16) -> torch.Tensor | None:
+        """(2N,) cached reference log-probs [chosen..., rejected...]; missing ones are computed
+        with ``lm`` (adapters off) when given, else None is returned."""
+        idx = torch.as_tensor(list(pairs), dtype=torch.long)
+        missing = sorted({int(i) for i in idx if torch.isnan(self._reference[i]).any()})
+        if missing:
+            if lm is None:
+                return None
+            seqs = [self.chosen_seqs[i] for i in missing] + [self.rejected_seqs[i] for i in missing]
+            device = next(lm.parameters()).device
+            logps = precompute_reference(lm, seqs, pad_token_id=self.pad_token_id, batch_size=batch_size,
+                                         device=device, progress=len(missing) > 4 * batch_size)
+            m = torch.as_tensor(missing)
+            self._reference[m, 0] = logps[: len(missing)]
+            self._reference[m, 1] = logps[len(missing):]
+        return torch.cat([self._reference[idx, 0], self._reference[idx, 1]])
+
+    def batch(self, items: Sequence[TaskItem], lm: torch.nn.Module | None = None,
+              unseen_only: bool = False) -> PolicyBatch:
+        """Collate task items; targets (all of them, or the unseen ones) become sequences."""
+        tasks = collate(items, self.chosen_emb, self.rejected_emb)
+        keep = tasks.target_unseen if unseen_only else tasks.target_mask
+        task_of, slot = torch.nonzero(keep, as_tuple=True)
+        pairs = tasks.target_index[task_of, slot]
+        return PolicyBatch(tasks=tasks, pairs=pairs, pair_task=task_of,
+                           pair_unseen=tasks.target_unseen[task_of, slot],
+                           sequences=self.sequences(pairs.tolist()),
+                           reference=self.reference(pairs.tolist(), lm))
+
+    def subset(self, keep: np.ndarray | Sequence[int]) -> "PolicyData":
+        """A PolicyData over the records ``keep`` (token ids and references carried over)."""
+        keep = [int(i) for i in keep]
+        out = object.__new__(PolicyData)
+        out.records = [self.records[i] for i in keep]
+        out.chosen_emb, out.rejected_emb = self.chosen_emb[keep], self.rejected_emb[keep]
+        out.tokenizer, out.pad_token_id = self.tokenizer, self.pad_token_id
+        out.chosen_seqs = [self.chosen_seqs[i] for i in keep]
+        out.rejected_seqs = [self.rejected_seqs[i] for i in keep]
+        out.users = [self.users[i] for i in keep]
+        out.types = [self.types[i] for i in keep]
+        out._reference = self._reference[keep].clone()
+        return out
