@@ -196,3 +196,59 @@ def test_state_dict_is_trainable_part_and_round_trips(tok):
         torch.testing.assert_close(v, state[k], atol=0, rtol=0)
     with pytest.raises(KeyError):
         other.load_state_dict({})
+
+
+# --- training and evaluation glue, end to end on a tiny model ------------------------------------
+
+def _text_records(n_users=4, n_pairs=14):
+    import random
+
+    from pluralign.data.records import PreferenceRecord
+
+    rng = random.Random(0)
+    out = []
+    for u in range(n_users):
+        t = u % 2  # type 0 prefers the short answer, type 1 the long one
+        for i in range(n_pairs):
+            short, long = "ok.", "well, " * rng.randint(2, 5) + "ok."
+            c, r = (short, long) if t == 0 else (long, short)
+            out.append(PreferenceRecord(f"u{u}", f"q{i}?", c, r, user_latent=t, pair_id=f"p{i}"))
+    return out
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_tiny_end_to_end(tok, tmp_path):
+    from pluralign.eval.results import validate_results
+    from pluralign.policies.data import PolicyData
+    from pluralign.policies.evaluate import PolicyEvalConfig, accuracy_vs_context, steered_behaviour
+    from pluralign.policies.train_np_dpo import PolicyTaskConfig, train_policy
+    from pluralign.train.config import TrainConfig
+
+    recs = _text_records()
+    emb = torch.tensor([[len(r.chosen) / 10.0, 1.0] for r in recs]), torch.tensor([[len(r.rejected) / 10.0, 1.0] for r in recs])
+    data = PolicyData(recs, tok, chosen_emb=emb[0], rejected_emb=emb[1], max_length=48)
+    cfg = dict(option_dim=2, z_dim=8, encoder_hidden=16, lora_rank=4)
+    np_policy = NPDPOPolicy(tiny_causal_lm("llama"), NPDPOConfig(**cfg))
+    btl = NPDPOPolicy(tiny_causal_lm("llama"), NPDPOConfig(film=False, **cfg))
+    train = TrainConfig(max_steps=4, learning_rate=1e-3, eval_steps=2, logging_steps=2, save_steps=2,
+                        metric_for_best_model="reward_accuracy", greater_is_better=True, disable_tqdm=True)
+    task = PolicyTaskConfig(beta=0.5, n_target=6, context_max=3, val_tasks=2)
+    res = train_policy(np_policy, data, task, train, tmp_path / "np", val=data)
+    assert res.step == 4 and (tmp_path / "np" / "best" / "model.safetensors").exists()
+    loaded = NPDPOPolicy.from_pretrained(tmp_path / "np" / "best", base=tiny_causal_lm("llama"))
+    assert loaded.film is not None
+    train_policy(btl, data, PolicyTaskConfig(method="btl-dpo", beta=0.5, n_target=6, val_tasks=0), train, tmp_path / "btl")
+    # resume: a finished run continues from last/ and does nothing more
+    again = train_policy(np_policy, data, task, train, tmp_path / "np", val=data)
+    assert again.resumed_from == 4
+    doc = accuracy_vs_context({"np-dpo": np_policy, "btl-dpo": btl, "type-dpo": {0: btl, 1: btl}}, data,
+                              PolicyEvalConfig(context_sizes=(0, 2), n_tasks=2, n_target=3))
+    validate_results(doc)
+    assert set(doc["per_type"]["np-dpo"]) == {"0", "1"}
+    # unconditioned models score the same targets at every N^C
+    assert doc["models"]["btl-dpo"]["0"] == doc["models"]["btl-dpo"]["2"]
+    beh = steered_behaviour(np_policy, tok, data, ["q1?", "q2?"], k=2, users_per_type=1,
+                            baselines={"btl-dpo": btl}, max_new_tokens=4)
+    models = {r["model"] for r in beh["table"]}
+    assert {"base (reference)", "btl-dpo", "np-dpo N^C=0", "np-dpo N^C=2"} <= models
+    assert {r["user_type"] for r in beh["table"] if r["model"] == "np-dpo N^C=2"} == {0, 1}
