@@ -1,7 +1,40 @@
-"""CLI commands (work in progress: filled in by the issue that owns this group)."""
+"""``pluralign bench``: benchmarks that reproduce the papers' experiments (a thin Typer group;
+the work is in ``pluralign.eval``)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("synthetic")
+def synthetic(
+    out: Path = typer.Option(Path("runs/bench-synthetic"), "--out", help="Folder for results (JSON, CSV, PNG) and runs."),
+    quick: bool = typer.Option(False, "--quick", help="A few-minute run: fewer steps, tasks and models."),
+    preset: str = typer.Option("tuned", "--preset", help="'paper' (NP paper App. C.1) or 'tuned'."),
+    steps: int = typer.Option(None, "--steps", help="Training steps per model (default: the preset's)."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (default: the preset's)."),
+    task: list[str] = typer.Option(None, "--task", help="example-4.1, example-4.3, vpl-didactic (repeatable; default all)."),
+    rho: list[float] = typer.Option(None, "--rho", help="Example 4.3 correlations (repeatable; default -1 -0.7 0 0.7)."),
+    n_pairs: int = typer.Option(20000, "--n-pairs", help="Pairs per synthetic data set (split 50/25/25)."),
+    eval_tasks: int = typer.Option(1000, "--eval-tasks", help="Test tasks per context size."),
+    seed: int = typer.Option(0, "--seed", help="Seed of data, task sampling and training."),
+) -> None:
+    """NP paper Examples 4.1 and 4.3 and VPL's didactic mixture, with Bayes-optimal references."""
+    from ..eval.synthetic_bench import SyntheticBenchConfig, run_synthetic_bench
+
+    fields = dict(preset=preset, quick=quick, max_steps=steps, learning_rate=lr, n_pairs=n_pairs,
+                  n_eval_tasks=eval_tasks, seed=seed)
+    if task:
+        fields["tasks"] = tuple(task)
+    if rho:
+        fields["rhos"] = tuple(rho)
+    try:
+        cfg = SyntheticBenchConfig(**fields)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    run_synthetic_bench(cfg, out)
+    typer.echo(f"results written to {out}/")
