@@ -81,11 +81,23 @@ class PolicyData:
         self.tokenizer = tokenizer
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         kw = dict(max_length=max_length, use_chat_template=use_chat_template)
-        self.chosen_seqs = [tokenize_pair(tokenizer, r.prompt, r.chosen, **kw) for r in self.records]
-        self.rejected_seqs = [tokenize_pair(tokenizer, r.prompt, r.rejected, **kw) for r in self.records]
+        # Many users label the same pair: every distinct (prompt, response) is tokenised once and
+        # its reference log-prob computed once (``seq_id`` -> ``unique_seqs``).
+        self.unique_seqs: list[tuple[list[int], list[int]]] = []
+        self._reference = torch.empty(0)
+        seen: dict[tuple, int] = {}
+        ids = []
+        for r in self.records:
+            for response in (r.chosen, r.rejected):
+                key = (str(r.prompt), str(response))
+                if key not in seen:
+                    seen[key] = len(self.unique_seqs)
+                    self.unique_seqs.append(tokenize_pair(tokenizer, r.prompt, response, **kw))
+                ids.append(seen[key])
+        self.seq_id = torch.tensor(ids, dtype=torch.long).view(p, 2)  # (P, 2): chosen, rejected
         self.users = user_ids(self.records)
         self.types = user_types(self.records)
-        self._reference = torch.full((p, 2), float("nan"))
+        self._reference = torch.full((len(self.unique_seqs),), float("nan"))
 
     def __len__(self) -> int:
         return len(self.records)
@@ -94,28 +106,39 @@ class PolicyData:
     def option_dim(self) -> int:
         return self.chosen_emb.shape[1]
 
+    def sequence_ids(self, pairs: Sequence[int]) -> torch.Tensor:
+        """(2N,) ids of the unique sequences of N pairs: chosen first, then rejected."""
+        idx = torch.as_tensor(list(pairs), dtype=torch.long)
+        return torch.cat([self.seq_id[idx, 0], self.seq_id[idx, 1]])
+
+    def collate_sequences(self, seq_ids: Sequence[int], padding_side: str = "left") -> TokenizedResponses:
+        return collate_tokenized([self.unique_seqs[int(i)] for i in seq_ids], pad_token_id=self.pad_token_id,
+                                 padding_side=padding_side)
+
     def sequences(self, pairs: Sequence[int], padding_side: str = "left") -> TokenizedResponses:
         """2N sequences for N pairs: chosen responses first, then rejected."""
-        seqs = [self.chosen_seqs[i] for i in pairs] + [self.rejected_seqs[i] for i in pairs]
-        return collate_tokenized(seqs, pad_token_id=self.pad_token_id, padding_side=padding_side)
+        return self.collate_sequences(self.sequence_ids(pairs).tolist(), padding_side)
 
-    def reference(self, pairs: Sequence[int], lm: torch.nn.Module | None = None,
-                  batch_size: int = 16) -> torch.Tensor | None:
-        """(2N,) cached reference log-probs [chosen..., rejected...]; missing ones are computed
-        with ``lm`` (adapters off) when given, else None is returned."""
-        idx = torch.as_tensor(list(pairs), dtype=torch.long)
-        missing = sorted({int(i) for i in idx if torch.isnan(self._reference[i]).any()})
+    def reference_of(self, seq_ids: Sequence[int], lm: torch.nn.Module | None = None,
+                     batch_size: int = 16) -> torch.Tensor | None:
+        """Cached reference log-probs of unique sequences; missing ones are computed with ``lm``
+        (adapters off) when given, else None is returned."""
+        idx = torch.as_tensor(list(seq_ids), dtype=torch.long)
+        missing = sorted({int(i) for i in idx if torch.isnan(self._reference[i])})
         if missing:
             if lm is None:
                 return None
-            seqs = [self.chosen_seqs[i] for i in missing] + [self.rejected_seqs[i] for i in missing]
             device = next(lm.parameters()).device
-            logps = precompute_reference(lm, seqs, pad_token_id=self.pad_token_id, batch_size=batch_size,
-                                         device=device, progress=len(missing) > 4 * batch_size)
-            m = torch.as_tensor(missing)
-            self._reference[m, 0] = logps[: len(missing)]
-            self._reference[m, 1] = logps[len(missing):]
-        return torch.cat([self._reference[idx, 0], self._reference[idx, 1]])
+            logps = precompute_reference(lm, [self.unique_seqs[i] for i in missing], pad_token_id=self.pad_token_id,
+                                         batch_size=batch_size, device=device,
+                                         progress=len(missing) > 4 * batch_size)
+            self._reference[torch.as_tensor(missing)] = logps
+        return self._reference[idx].clone()
+
+    def reference(self, pairs: Sequence[int], lm: torch.nn.Module | None = None,
+                  batch_size: int = 16) -> torch.Tensor | None:
+        """(2N,) reference log-probs of N pairs [chosen..., rejected...] (see :meth:`reference_of`)."""
+        return self.reference_of(self.sequence_ids(pairs).tolist(), lm, batch_size)
 
     def batch(self, items: Sequence[TaskItem], lm: torch.nn.Module | None = None,
               unseen_only: bool = False) -> PolicyBatch:
@@ -136,9 +159,9 @@ class PolicyData:
         out.records = [self.records[i] for i in keep]
         out.chosen_emb, out.rejected_emb = self.chosen_emb[keep], self.rejected_emb[keep]
         out.tokenizer, out.pad_token_id = self.tokenizer, self.pad_token_id
-        out.chosen_seqs = [self.chosen_seqs[i] for i in keep]
-        out.rejected_seqs = [self.rejected_seqs[i] for i in keep]
+        # the unique-sequence table (and its reference cache) is shared with the parent
+        out.unique_seqs, out._reference = self.unique_seqs, self._reference
+        out.seq_id = self.seq_id[keep]
         out.users = [self.users[i] for i in keep]
         out.types = [self.types[i] for i in keep]
-        out._reference = self._reference[keep].clone()
         return out

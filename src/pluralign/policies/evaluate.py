@@ -90,14 +90,15 @@ def _conditioned_accuracy(policy: NPDPOPolicy, data: PolicyData, items: Sequence
 def pair_correctness(policy: NPDPOPolicy, data: PolicyData, pairs: Sequence[int],
                      batch_size: int = 8) -> dict[int, float]:
     """Implicit-reward correctness of an unconditioned policy on each pair (computed once)."""
-    out = {}
     pairs = sorted(set(int(p) for p in pairs))
-    for s in range(0, len(pairs), batch_size):
-        chunk = pairs[s:s + batch_size]
-        ref = data.reference(chunk, lm=policy.lm)
-        ok = _correct(policy.logprobs(data.sequences(chunk)), ref)
-        out.update(zip(chunk, ok.tolist()))
-    return out
+    seq_ids = sorted(set(data.sequence_ids(pairs).tolist()))  # each distinct response once
+    logp: dict[int, float] = {}
+    for s in range(0, len(seq_ids), 2 * batch_size):
+        chunk = seq_ids[s:s + 2 * batch_size]
+        logp.update(zip(chunk, policy.logprobs(data.collate_sequences(chunk)).tolist()))
+    ids = data.sequence_ids(pairs)
+    ok = _correct(torch.tensor([logp[int(i)] for i in ids]), data.reference_of(ids.tolist(), lm=policy.lm))
+    return dict(zip(pairs, ok.tolist()))
 
 
 def accuracy_vs_context(policies: Mapping[str, NPDPOPolicy | Mapping[int, NPDPOPolicy]], data: PolicyData,
