@@ -1,0 +1,214 @@
+"""Training a reward model on preference records: the glue between records, task sampling and
+:func:`pluralign.train.loop.fit`, used by ``pluralign train`` and the benchmarks.
+
+Training batches follow the NP paper (App. C.1): ``n_tasks`` tasks a batch, each a random user
+with N^C ~ U[context_min, context_max] context pairs drawn *inside* its N^T target pairs; the loss
+is the model's own objective on the targets (``model(batch)``). Validation uses fixed tasks from
+the validation split with the context *disjoint* from the targets and monitors accuracy on
+those unseen pairs, keeping the best checkpoint. Every random stream has its own seed: the
+training sampler ``tasks.seed``, the validation tasks ``tasks.seed + 1``, the loop ``train.seed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.records import PreferenceRecord
+from ..data.splits import by_split, split_records
+from ..data.tables import option_vectors, user_ids, user_types
+from ..data.tasks import TaskSampler, collate
+from ..eval.metrics import EvalData, correctness, predict
+from .config import ConfigError, TrainConfig, check_types, config_from_dict, read_yaml
+from .loop import FitResult, fit
+
+RUN_FILE = "run.json"
+
+
+@dataclass
+class TaskConfig:
+    """n_tasks: tasks per batch and process (NP paper: 64). context_min/context_max: N^C range
+    (paper: 0-10). n_target: N^T (paper: 20). val_tasks: fixed validation tasks. seed: the
+    training sampler's seed (validation tasks use seed + 1)."""
+
+    n_tasks: int = 64
+    context_min: int = 0
+    context_max: int = 10
+    n_target: int = 20
+    val_tasks: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        if self.n_tasks < 1 or self.n_target < 1 or self.val_tasks < 1:
+            raise ConfigError(f"TaskConfig: n_tasks, n_target and val_tasks must be >= 1, got "
+                              f"{self.n_tasks}, {self.n_target}, {self.val_tasks}")
+        if not 0 <= self.context_min <= self.context_max <= self.n_target:
+            raise ConfigError(f"TaskConfig: need 0 <= context_min <= context_max <= n_target, got "
+                              f"{self.context_min}, {self.context_max}, {self.n_target}")
+
+
+def default_train_config() -> TrainConfig:
+    """The NP paper's optimisation (Adam, lr 1e-4) with validation accuracy picking the best
+    checkpoint."""
+    return TrainConfig(learning_rate=1e-4, max_steps=2000, eval_steps=100, save_steps=100,
+                       metric_for_best_model="accuracy", greater_is_better=True,
+                       load_best_model_at_end=True)
+
+
+@dataclass
+class RewardTrainConfig:
+    """Everything ``pluralign train`` reads from its YAML file (sections of the same names).
+
+    model: fields of the chosen model's config (``pluralign.rewards.config_class(name)``);
+    ``option_dim`` is taken from the data. split_fractions / split_seed: the seeded
+    train/validation/test split used when the records carry no ``split``.
+    """
+
+    model: dict[str, Any] = field(default_factory=dict)
+    tasks: TaskConfig = field(default_factory=TaskConfig)
+    train: TrainConfig = field(default_factory=default_train_config)
+    split_fractions: tuple[float, float, float] = (0.5, 0.25, 0.25)
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_types(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "RewardTrainConfig":
+        data = read_yaml(path)
+        if "train" in data:  # defaults of sections a file leaves out stay the NP-paper ones
+            data["train"] = {**default_train_config().to_dict(), **(data["train"] or {})}
+        return config_from_dict(cls, data, str(path))
+
+
+def split_for_training(records: Sequence[PreferenceRecord], fractions: Sequence[float],
+                       seed: int) -> dict[str, list[PreferenceRecord]]:
+    """The records' own ``split`` when every record has one, else a seeded split (by prompt
+    for text, by pair for numeric data; :func:`pluralign.data.splits.split_records`)."""
+    if not records:
+        raise ValueError("no records")
+    have = [r.split is not None for r in records]
+    if any(have) and not all(have):
+        raise ValueError(f"{sum(have)} of {len(records)} records have a 'split' field: give every "
+                         "record a split, or none (then a seeded split is made)")
+    parts = by_split(split_records(records, tuple(fractions), seed=seed))
+    for name in ("train", "validation"):
+        if not parts[name]:
+            raise ValueError(f"the {name} split is empty ({len(records)} records); "
+                             "add records or change split_fractions")
+    return parts
+
+
+def numeric_table(records: Sequence[PreferenceRecord], split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        return option_vectors(records)
+    except TypeError:
+        raise TypeError(f"the {split} records have text options; reward models train on vectors: "
+                        "embed them first (pluralign.features.embed.embed_to_records) and save "
+                        "records with numeric options") from None
+
+
+def build_model(name: str, model_fields: dict[str, Any], option_dim: int) -> nn.Module:
+    """The reward model ``name`` with its config checked field by field; ``option_dim`` from
+    the data (a different value in the config is an error)."""
+    from ..rewards import build_reward_model, config_class
+
+    fields = dict(model_fields)
+    if fields.get("option_dim", option_dim) != option_dim:
+        raise ConfigError(f"model.option_dim = {fields['option_dim']} but the data's options have "
+                          f"{option_dim} features")
+    fields["option_dim"] = option_dim
+    cfg = config_from_dict(config_class(name), fields, f"model ({name})")
+    return build_reward_model(name, cfg)
+
+
+def make_batch_fn(records: Sequence[PreferenceRecord], tasks: TaskConfig):
+    """``batch_fn(step, stream)`` over the training records (context ⊂ target)."""
+    chosen, rejected = numeric_table(records, "train")
+    sampler = TaskSampler(user_ids(records), context_range=(tasks.context_min, tasks.context_max),
+                          n_target=tasks.n_target, context_in_target=True,
+                          user_types=user_types(records), seed=tasks.seed)
+
+    def batch_fn(step: int, stream: int):
+        return collate(sampler.sample(tasks.n_tasks, step=step, stream=stream), chosen, rejected)
+
+    return batch_fn
+
+
+def make_val_fn(records: Sequence[PreferenceRecord], tasks: TaskConfig, batch_size: int = 256):
+    """``val_fn(model) -> {"accuracy", "loss"}`` on fixed disjoint-context validation tasks."""
+    chosen, rejected = numeric_table(records, "validation")
+    data = EvalData(chosen, rejected, user_ids(records), user_types(records))
+    sampler = TaskSampler(data.users, context_range=(tasks.context_min, tasks.context_max),
+                          n_target=tasks.n_target, context_in_target=False, user_types=data.types,
+                          seed=tasks.seed + 1)
+    items = sampler.sample(tasks.val_tasks, step=0, stream=0)
+    fixed = [collate(items[i: i + batch_size], chosen, rejected)
+             for i in range(0, len(items), batch_size)]
+
+    @torch.no_grad()
+    def val_fn(model: nn.Module) -> dict[str, float]:
+        device = next(model.parameters()).device
+        acc, loss, n = [], 0.0, 0
+        for batch in fixed:
+            batch = batch.to(device)
+            ok = correctness(predict(model, batch)) * batch.target_unseen
+            acc.append((ok.sum(1) / batch.target_unseen.sum(1)).cpu())
+            loss += float(model(batch)[0]) * len(batch.user_type)
+            n += len(batch.user_type)
+        return {"accuracy": float(torch.cat(acc).mean()), "loss": loss / n}
+
+    return val_fn
+
+
+def train_reward_model(records: Sequence[PreferenceRecord], model_name: str, config: RewardTrainConfig,
+                       out_dir: str | os.PathLike, *, data_file: str | None = None,
+                       accelerator: Any = None) -> tuple[nn.Module, FitResult]:
+    """Split, build the model, train it with :func:`fit`, and write ``out_dir/run.json`` (model
+    name, config, data file, split sizes, result) for ``pluralign eval``. Returns the model
+    (with the best validation weights loaded when ``train.load_best_model_at_end``)."""
+    from ..rewards import reward_step
+
+    parts = split_for_training(records, config.split_fractions, config.split_seed)
+    train, val = parts["train"], parts["validation"]
+    dim = numeric_table(train, "train")[0].shape[1]
+    model = build_model(model_name, config.model, dim)
+    batch_fn = make_batch_fn(train, config.tasks)
+    val_fn = make_val_fn(val, config.tasks)
+    out = Path(out_dir)
+    result = fit(model, reward_step, batch_fn, config.train, out, val_fn=val_fn, accelerator=accelerator)
+    if result.best_step is not None and config.train.load_best_model_at_end:
+        model = type(model).from_pretrained(out / "best")
+    run = {"model": model_name, "data": data_file, "config": config.to_dict(),
+           "model_config": model.config.to_dict() if hasattr(model, "config") else None,
+           "split_sizes": {k: len(v) for k, v in parts.items()},
+           "result": {"step": result.step, "best_step": result.best_step,
+                      "best_metrics": result.best_metrics, "stopped_early": result.stopped_early,
+                      "resumed_from": result.resumed_from}}
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        tmp = out / f".{RUN_FILE}.tmp"
+        tmp.write_text(json.dumps(run, indent=2, default=_json_default) + "\n")
+        os.replace(tmp, out / RUN_FILE)
+    return model, result
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")

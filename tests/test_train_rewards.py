@@ -1,0 +1,60 @@
+"""Reward-training glue: splits, model building from typed config, batch and validation fns."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pluralign.data.synthetic import example41
+from pluralign.train.config import ConfigError
+from pluralign.train.rewards import (RewardTrainConfig, TaskConfig, build_model, make_batch_fn,
+                                     make_val_fn, split_for_training)
+
+
+@pytest.fixture(scope="module")
+def records():
+    return example41(n_pairs=300, seed=0)[0]
+
+
+def test_split_uses_records_or_seed(records):
+    parts = split_for_training(records, (0.5, 0.25, 0.25), seed=0)
+    assert sum(map(len, parts.values())) == len(records)
+    stripped = [r.replace(split=None) for r in records]
+    a = split_for_training(stripped, (0.6, 0.2, 0.2), seed=1)
+    b = split_for_training(stripped, (0.6, 0.2, 0.2), seed=1)
+    assert [r.pair_id for r in a["test"]] == [r.pair_id for r in b["test"]]
+    mixed = stripped[:10] + records[10:]
+    with pytest.raises(ValueError, match="give every record a split"):
+        split_for_training(mixed, (0.5, 0.25, 0.25), seed=0)
+
+
+def test_build_model_checks_fields():
+    m = build_model("np-btl", {"hidden_dim": 8, "z_dim": 4, "embed_dim": 4}, option_dim=3)
+    assert m.config.option_dim == 3
+    with pytest.raises(ConfigError, match="option_dim"):
+        build_model("btl", {"option_dim": 2}, option_dim=3)
+    with pytest.raises(ConfigError, match="hidden_dim"):
+        build_model("btl", {"hidden_dim": "8"}, option_dim=3)
+
+
+def test_batches_are_deterministic_and_validation_scores(records):
+    parts = split_for_training(records, (0.5, 0.25, 0.25), seed=0)
+    tasks = TaskConfig(n_tasks=4, val_tasks=8, context_max=5)
+    batch_fn = make_batch_fn(parts["train"], tasks)
+    a, b, c = batch_fn(3, 0), batch_fn(3, 0), batch_fn(3, 1)
+    assert torch.equal(a.target_index, b.target_index) and not torch.equal(a.target_index, c.target_index)
+    assert a.target_chosen.shape == (4, 20, 1)
+    model = build_model("btl", {"hidden_dim": 8}, option_dim=1)
+    out = make_val_fn(parts["validation"], tasks)(model)
+    assert set(out) == {"accuracy", "loss"} and 0 <= out["accuracy"] <= 1 and out["loss"] > 0
+
+
+def test_reward_train_config_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  max_steps: 7\ntasks:\n  n_tasks: 8\nsplit_fractions: [0.6, 0.2, 0.2]\n")
+    cfg = RewardTrainConfig.from_yaml(path)
+    assert cfg.train.max_steps == 7 and cfg.train.metric_for_best_model == "accuracy"
+    assert cfg.tasks.n_tasks == 8 and cfg.split_fractions == (0.6, 0.2, 0.2)
+    path.write_text("tasks:\n  context_max: 30\n")
+    with pytest.raises(ConfigError, match="context_max"):
+        RewardTrainConfig.from_yaml(path)
