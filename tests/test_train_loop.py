@@ -172,3 +172,14 @@ def test_learning_rate_is_logged_per_schedule(tmp_path):
                                         logging_steps=1), tmp_path)
     lrs = [r["learning_rate"] for r in read_log(tmp_path / "log.jsonl")]
     assert lrs == pytest.approx([1e-2, 7.5e-3, 5e-3, 2.5e-3])
+
+
+def test_bf16_mixed_precision_learns_and_settings_can_change(tmp_path):
+    model = Toy()
+    before = val_fn(model)["loss"]
+    fit(model, step_fn, batch_fn, quiet(learning_rate=1e-2, max_steps=40, mixed_precision="bf16"),
+        tmp_path / "bf16")
+    assert val_fn(model)["loss"] < 0.3 * before
+    # a later run in the same process with other precision settings works (state is reset)
+    res = fit(Toy(), step_fn, batch_fn, quiet(max_steps=2), tmp_path / "fp32")
+    assert res.step == 2

@@ -37,6 +37,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from torch import nn
 from tqdm.auto import tqdm
@@ -151,6 +152,19 @@ def _all_reduce_mean(tensors: list[torch.Tensor], world: int) -> None:
                 offset += b.numel()
 
 
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    """An ``Accelerator`` with the config's precision and device. Accelerate keeps one global
+    state per process; a later run in the same process with other settings (e.g. tests, or a
+    notebook) resets that state, but never the process group of a distributed launch."""
+    try:
+        return Accelerator(mixed_precision=config.mixed_precision, cpu=config.use_cpu)
+    except ValueError as err:
+        if "already been initialized" not in str(err):
+            raise
+        AcceleratorState._reset_state(reset_partial_state=False)
+        return Accelerator(mixed_precision=config.mixed_precision, cpu=config.use_cpu)
+
+
 def _better(value: float, best: float | None, config: TrainConfig) -> bool:
     if best is None:
         return True
@@ -172,7 +186,7 @@ def fit(model: nn.Module, step_fn: StepFn, batch_fn: BatchFn, config: TrainConfi
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     out = Path(out_dir)
-    acc = accelerator or Accelerator(mixed_precision=config.mixed_precision, cpu=config.use_cpu)
+    acc = accelerator or make_accelerator(config)
     main, rank, world = acc.is_main_process, acc.process_index, acc.num_processes
     device = acc.device
     if main:
