@@ -122,8 +122,9 @@ def test_select_conflict_rate_exact_and_errors():
     conflicting = np.array([True] * 30 + [False] * 10)
     idx = select_conflict_rate(conflicting, 0.75, n_pairs=40, rng=np.random.default_rng(0))
     assert len(idx) == 40 and conflicting[idx].sum() == 30
-    idx = select_conflict_rate(conflicting, 0.5, rng=np.random.default_rng(0))  # paper size 30 -> only 20 fit
-    assert len(idx) == 20 and conflicting[idx].sum() == 10
+    # paper size would be 30; with 10 agreeing pairs the largest that fits is 21 (11 conflicting, half up)
+    idx = select_conflict_rate(conflicting, 0.5, rng=np.random.default_rng(0))
+    assert len(idx) == 21 and conflicting[idx].sum() == 11
     with pytest.raises(ValueError, match="cannot draw 40 pairs"):
         select_conflict_rate(conflicting, 0.5, n_pairs=40)
     with pytest.raises(ValueError, match="conflict rate"):

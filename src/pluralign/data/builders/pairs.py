@@ -118,23 +118,26 @@ def select_conflict_rate(conflicting: np.ndarray, rate: float, n_pairs: int | No
 
     ``n_pairs`` is the subset size; None means the paper's choice, the number of conflicting
     pairs available (so every rate gives a dataset as large as the 100%-conflict one), shrunk
-    only when there are too few pairs of either kind. ``round(rate * n)`` pairs are conflicting.
+    only when there are too few pairs of either kind. ``floor(rate * n + 0.5)`` pairs conflict.
     """
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"conflict rate must be in [0, 1], got {rate}")
     rng = rng or np.random.default_rng(0)
     conf = np.flatnonzero(conflicting)
     agree = np.flatnonzero(~np.asarray(conflicting, dtype=bool))
+    def n_conflicting(size: int) -> int:  # round half up: round(rate * size)
+        return int(np.floor(rate * size + 0.5))
+
     n = len(conf) if n_pairs is None else int(n_pairs)
     if n_pairs is None and rate == 0.0:
         n = len(agree)
     # the largest n <= requested that both pools can fill
-    while n > 0 and (round(rate * n) > len(conf) or n - round(rate * n) > len(agree)):
+    while n > 0 and (n_conflicting(n) > len(conf) or n - n_conflicting(n) > len(agree)):
         n -= 1
     if n_pairs is not None and n < n_pairs:
         raise ValueError(f"cannot draw {n_pairs} pairs at conflict rate {rate}: only {len(conf)} conflicting "
                          f"and {len(agree)} agreeing pairs (at most {n} possible)")
-    k = round(rate * n)
+    k = n_conflicting(n)
     chosen = np.concatenate([rng.choice(conf, size=k, replace=False),
                              rng.choice(agree, size=n - k, replace=False)]).astype(np.int64)
     return np.sort(chosen)
