@@ -123,3 +123,12 @@ def test_to_record_keeps_lambda():
     rec = p.to_record(["h", "v"])
     assert rec.user_latent == [0.5, 0.5] and rec.user_id == "h+v" and rec.pair_id == "3"
     assert nonempty_subsets(["a", "b"]) == [("a",), ("b",), ("a", "b")]
+
+
+def test_margins_turn_small_gaps_into_ties():
+    rec = PreferenceRecord("u", "x", "a", "b", attributes={"h": [10, 4], "v": [1.0, 0.9]})
+    assert summarize(convert_pairs([rec], ["h", "v"])) == {"total": 3, "h": 1, "h+v": 1, "v": 1}
+    assert summarize(convert_pairs([rec], ["h", "v"], margins={"v": 0.5})) == {"total": 1, "h": 1}
+    assert len(attribute_pairs([rec], "v", margin=0.5)) == 0 and len(attribute_pairs([rec], "h", margin=5)) == 1
+    rated = [RatedResponse("q", "a", {"h": 10, "v": 1.0}), RatedResponse("q", "b", {"h": 4, "v": 0.9})]
+    assert summarize(convert_likert(rated, ["h", "v"], margins={"h": 7})) == {"total": 1, "v": 1}

@@ -184,3 +184,48 @@ def test_heads_only_mode_trains_no_trunk(batch):
     loss = -model.logprobs(batch, [0.5, 0.5, 0.0]).sum()
     loss.backward()
     assert model.heads.grad[2].abs().sum() == 0 and model.heads.grad[0].abs().sum() > 0
+
+
+def low_rank(seed=0):
+    model = PluralLM(tiny_causal_lm("llama", seed=seed), PluralConfig(attributes=ATTRS, lora=False, head_rank=4))
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        model.head_u.add_(0.3 * torch.randn(model.head_u.shape, generator=g))
+    return model
+
+
+def test_low_rank_heads_mix_the_effective_head_weights(batch, tmp_path):
+    model = low_rank()
+    hidden = trunk_hidden(model, batch).detach()
+    with torch.no_grad():
+        for j in range(3):
+            torch.testing.assert_close(model.mix_logits(hidden, model.one_hot(j)),
+                                       hidden @ model.head_weight(j).T, rtol=1e-5, atol=1e-5)
+        lam = torch.tensor([0.2, -0.4, 1.3])
+        torch.testing.assert_close(model.mix_logits(hidden, lam),
+                                   sum(w * hidden @ model.head_weight(j).T for j, w in enumerate(lam.tolist())),
+                                   rtol=1e-5, atol=1e-5)
+    rep = model.parameter_report()
+    vocab, width = model.head_u.shape[1], model.head_v.shape[2]
+    assert rep["per_head"] == 4 * (vocab + width) and rep["trainable"] == 3 * rep["per_head"]
+    model.save_pretrained(tmp_path / "lr")
+    loaded = PluralLM.from_pretrained(tmp_path / "lr", base=tiny_causal_lm("llama", seed=0))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.logprobs(batch, [0.5, 0.5, 0]), model.logprobs(batch, [0.5, 0.5, 0]))
+    with pytest.raises(KeyError, match="head_u"):
+        loaded_full_refuses(tmp_path)
+
+
+def loaded_full_refuses(tmp_path):
+    from pluralign.checkpoint import load_state
+    full = PluralLM(tiny_causal_lm("llama"), PluralConfig(attributes=ATTRS, lora=False))
+    low = PluralLM(tiny_causal_lm("llama"), PluralConfig(attributes=ATTRS, lora=False, head_rank=4))
+    full.save_pretrained(tmp_path / "full")
+    low.load_trainable_state_dict(load_state(tmp_path / "full")[1])
+
+
+def test_low_rank_heads_start_as_the_base_model(batch):
+    model = PluralLM(tiny_causal_lm("llama", seed=0), PluralConfig(attributes=ATTRS, lora=False, head_rank=4))
+    with torch.no_grad():
+        torch.testing.assert_close(model.logprobs(batch, [0.3, 0.3, 0.4]), model.reference_logprobs(batch),
+                                   rtol=1e-5, atol=1e-4)

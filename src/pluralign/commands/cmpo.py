@@ -1,7 +1,151 @@
-"""CLI commands (work in progress: filled in by the issue that owns this group)."""
+"""``pluralign cmpo train|eval``: CMPO plural-head policies and their baselines (thesis ch. 3, 5).
+
+    pluralign cmpo train --out runs/cmpo --data builtin --attributes concise,detailed,formal
+    pluralign cmpo eval --out runs/cmpo --interpolate concise:detailed
+
+Thin: parses options, loads the data, calls :mod:`pluralign.policies.cmpo_experiment` /
+:mod:`pluralign.policies.cmpo_report`.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, help="CMPO: plural LM heads mixed by attribute weights, cDPO.")
+
+
+def _split_names(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise typer.BadParameter("give at least one name, comma-separated")
+    return names
+
+
+def load_rated(data: str, attributes: list[str], seed: int = 0):
+    """``({split: [RatedResponse]}, margins)`` from ``builtin`` or a records file with attributes."""
+    from ..data.cmpo_weights import builtin_rated, rated_responses
+
+    if data == "builtin":
+        return builtin_rated(attributes, seed=seed)
+    from ..data.io import read_records
+    from ..data.splits import by_split, split_records
+
+    records = read_records(data)
+    if any(r.split is None for r in records):
+        records = split_records(records, seed=seed, group_by="prompt")
+    parts = by_split(records)
+    return {s: rated_responses(parts.get(s, []), attributes) for s in ("train", "validation", "test")}, {}
+
+
+def scorers_for(data: str, attributes: list[str]) -> dict[str, Callable[[str], float]]:
+    """Attribute scorers for generations: the built-in corpus' deterministic scorers."""
+    if data != "builtin":
+        return {}
+    from ..data.builtin.corpus import parse_user_type
+    from ..data.builtin.scorers import SCORERS
+
+    return {attr: SCORERS[attr] for attr in dict.fromkeys(parse_user_type(a)[0] for a in attributes)}
+
+
+def tokenizer_for(base_model: str) -> Any:
+    from transformers import AutoTokenizer
+
+    path = base_model
+    if base_model.lower() in ("smollm2", "smollm2-135m", "smollm2-135m-instruct"):
+        from ..features.offline import smollm2_dir
+
+        path = str(smollm2_dir())
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+@app.command("train")
+def train(
+    out: Path = typer.Option(..., help="Run folder (stages already trained there are skipped)."),
+    data: str = typer.Option("builtin", help="'builtin' (the shipped SmolLM2 corpus) or a records file "
+                                             "(JSONL/Parquet) whose pairs carry attribute scores."),
+    attributes: str = typer.Option("concise,detailed,formal", help="Steering attributes = heads, comma-separated."),
+    base_model: str = typer.Option("smollm2", help="Base causal LM: 'smollm2' (offline) or a local folder."),
+    rule: str = typer.Option("power_set", help="Weight rule: power_set (eq. 3.2), negative (A.1), ratio (A.2)."),
+    pair_mode: str = typer.Option("likert", help="likert (§5.1.1 greatest net margin) or all_pairs."),
+    lora: bool = typer.Option(True, help="LoRA on attention (thesis); --no-lora trains the heads on a frozen, cached trunk."),
+    head_rank: int = typer.Option(0, help="0: full heads (thesis); r > 0: rank-r head deltas."),
+    steps: int = typer.Option(100, help="CMPO optimiser steps."),
+    baseline_steps: int = typer.Option(50, help="Steps of each baseline."),
+    baselines: str = typer.Option("sft,dpo,steerlm", help="Baselines to train ('' for none)."),
+    batch_size: int = typer.Option(4),
+    max_length: int = typer.Option(96, help="Tokens per prompt+response."),
+    learning_rate: float = typer.Option(5e-5),
+    beta: float = typer.Option(0.5, help="cDPO beta (thesis 0.5)."),
+    label_smoothing: float = typer.Option(0.1, help="cDPO epsilon (thesis 0.1)."),
+    max_train_pairs: int = typer.Option(0, help="Cap on training pairs (0: all)."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Convert the data to weight-conditioned pairs, train CMPO and the baselines."""
+    from ..policies.cmpo_experiment import CMPOExperimentConfig, run_training
+
+    attrs = _split_names(attributes)
+    splits, margins = load_rated(data, attrs, seed)
+    config = CMPOExperimentConfig(
+        attributes=attrs, base_model=base_model, rule=rule, pair_mode=pair_mode, margins=margins, lora=lora,
+        head_rank=head_rank or None, learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
+        cmpo_steps=steps, baseline_steps=baseline_steps, beta=beta, label_smoothing=label_smoothing,
+        baselines=[b for b in baselines.split(",") if b.strip()], max_train_pairs=max_train_pairs or None,
+        seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "data.json").write_text(json.dumps({"data": data, "seed": seed}) + "\n")
+    run_training(config, splits["train"], splits["validation"], out, tokenizer_for(base_model))
+    typer.echo(f"trained: {out}")
+
+
+@app.command("eval")
+def evaluate(
+    out: Path = typer.Option(..., help="Run folder written by `pluralign cmpo train`."),
+    interpolate: str = typer.Option("", help="Attribute pairs 'a:b,c:d' to interpolate lambda between."),
+    n_pairs: int = typer.Option(40, help="Test pairs per attribute."),
+    n_prompts: int = typer.Option(8, help="Test prompts for generation."),
+    max_new_tokens: int = typer.Option(48),
+    fewshot: bool = typer.Option(True, help="Train/evaluate few-shot lambda inference."),
+    fewshot_steps: int = typer.Option(300),
+    fewshot_users: int = typer.Option(60, help="Test users (train users: 4x)."),
+) -> None:
+    """Attribute-conditioned accuracy vs baselines, behaviour under lambda, few-shot lambda."""
+    from ..policies.cmpo_experiment import CMPOExperimentConfig
+    from ..policies.cmpo_report import run_evaluation, run_fewshot
+
+    if not (out / "experiment.json").is_file():
+        raise typer.BadParameter(f"{out} has no experiment.json; run `pluralign cmpo train` first")
+    config = CMPOExperimentConfig(**json.loads((out / "experiment.json").read_text()))
+    source = json.loads((out / "data.json").read_text())
+    splits, _ = load_rated(source["data"], config.attributes, source["seed"])
+    pairs = []
+    for item in (t for t in interpolate.split(",") if t.strip()):
+        a, _, b = item.partition(":")
+        if a not in config.attributes or b not in config.attributes:
+            raise typer.BadParameter(f"--interpolate {item!r}: both must be among {config.attributes}")
+        pairs.append((a, b))
+    tok = tokenizer_for(config.base_model)
+    res = run_evaluation(out, config, splits["test"], tok, scorers_for(source["data"], config.attributes),
+                         interpolate=pairs, n_pairs=n_pairs, n_prompts=n_prompts, max_new_tokens=max_new_tokens)
+    typer.echo(f"{'attribute':<12}{'model':<10}{'eq5.1 acc':>10}{'reward acc':>12}{'n':>5}")
+    for a, models in res["accuracy"].items():
+        for m, v in models.items():
+            typer.echo(f"{a:<12}{m:<10}{v['preference_accuracy']:>10.3f}{v['reward_accuracy']:>12.3f}{v['n']:>5}")
+    for key, item in res["interpolation"].items():
+        for name, s in item["summary"].items():
+            typer.echo(f"lambda {key}: {name} = {[round(v, 2) for v in s['values']]} "
+                       f"(spearman {s['spearman']:.2f})")
+    if fewshot:
+        fs = run_fewshot(out, config, splits["train"], splits["validation"], splits["test"], tok,
+                         steps=fewshot_steps, users=fewshot_users)
+        for row in fs["rows"]:
+            typer.echo(f"few-shot lambda, {row['n_context']} choices: attribute recovered for "
+                       f"{row['recovered']:.1%} of {row['users']} test users (head vote {row['head_vote_recovered']:.1%})")
+    typer.echo(f"results: {out / 'eval.json'}, {out / 'accuracy.csv'}, {out / 'fewshot.json'}")

@@ -113,17 +113,26 @@ def weight_vector(subset: Sequence[str], attributes: Sequence[str], *, rule: str
     return tuple(lam[a] for a in attributes)
 
 
-def _better(first: Mapping[str, float], second: Mapping[str, float],
-            attributes: Sequence[str]) -> list[str]:
-    return [a for a in attributes if float(first[a]) > float(second[a])]
+def beats(first: float, second: float, margin: float = 0.0) -> bool:
+    """first ≻ second: strictly greater, by at least ``margin`` (smaller gaps are ties)."""
+    diff = float(first) - float(second)
+    return diff > 0 and diff >= margin
+
+
+def _better(first: Mapping[str, float], second: Mapping[str, float], attributes: Sequence[str],
+            margins: Mapping[str, float] | None = None) -> list[str]:
+    m = margins or {}
+    return [a for a in attributes if beats(first[a], second[a], m.get(a, 0.0))]
 
 
 def pair_conditions(chosen_scores: Mapping[str, float], rejected_scores: Mapping[str, float],
                     attributes: Sequence[str], *, rule: str = "power_set", ratio_offset: float = 0.0,
-                    max_subset: int | None = None) -> list[tuple[tuple[str, ...], tuple[float, ...]]]:
-    """[(S, lambda)] for y_c ≻ y_r: every non-empty S ⊆ A_> (empty when y_c wins nowhere)."""
-    wins = _better(chosen_scores, rejected_scores, attributes)
-    losses = _better(rejected_scores, chosen_scores, attributes)
+                    max_subset: int | None = None, margins: Mapping[str, float] | None = None,
+                    ) -> list[tuple[tuple[str, ...], tuple[float, ...]]]:
+    """[(S, lambda)] for y_c ≻ y_r: every non-empty S ⊆ A_> (empty when y_c wins nowhere).
+    ``margins``: per-attribute score gaps below which the pair ties on that attribute."""
+    wins = _better(chosen_scores, rejected_scores, attributes, margins)
+    losses = _better(rejected_scores, chosen_scores, attributes, margins)
     return [(s, weight_vector(s, attributes, rule=rule, opposite=losses, chosen_scores=chosen_scores,
                               rejected_scores=rejected_scores, ratio_offset=ratio_offset))
             for s in nonempty_subsets(wins, max_subset)]
@@ -143,7 +152,8 @@ def _scores(record: PreferenceRecord, attributes: Sequence[str], index: int) -> 
 
 def convert_pairs(records: Iterable[PreferenceRecord], attributes: Sequence[str], *,
                   rule: str = "power_set", both_directions: bool = True, ratio_offset: float = 0.0,
-                  max_subset: int | None = None) -> list[ConditionedPair]:
+                  max_subset: int | None = None, margins: Mapping[str, float] | None = None,
+                  ) -> list[ConditionedPair]:
     """Pairwise multi-label data -> weight-conditioned pairs (§3.2.2, §5.1.2).
 
     Each record's ``attributes`` gives [score_chosen, score_rejected] per attribute (binary
@@ -158,8 +168,8 @@ def convert_pairs(records: Iterable[PreferenceRecord], attributes: Sequence[str]
         if both_directions:
             directions.append((rec.rejected, rec.chosen, r, c))
         for y, y_prime, fy, fy_prime in directions:
-            for subset, lam in pair_conditions(fy, fy_prime, attributes, rule=rule,
-                                               ratio_offset=ratio_offset, max_subset=max_subset):
+            for subset, lam in pair_conditions(fy, fy_prime, attributes, rule=rule, ratio_offset=ratio_offset,
+                                               max_subset=max_subset, margins=margins):
                 out.append(ConditionedPair(rec.prompt, y, y_prime, lam, subset, i))
     return out
 
@@ -183,8 +193,8 @@ def rated_responses(records: Iterable[PreferenceRecord], attributes: Sequence[st
 
 
 def convert_likert(responses: Iterable[RatedResponse], attributes: Sequence[str], *,
-                   rule: str = "power_set", ratio_offset: float = 0.0,
-                   max_subset: int | None = None) -> list[ConditionedPair]:
+                   rule: str = "power_set", ratio_offset: float = 0.0, max_subset: int | None = None,
+                   margins: Mapping[str, float] | None = None) -> list[ConditionedPair]:
     """Likert-rated responses -> weight-conditioned pairs with §5.1.1's selection.
 
     For every prompt and every non-empty condition S ⊆ attributes, among the ordered pairs
@@ -202,13 +212,15 @@ def convert_likert(responses: Iterable[RatedResponse], attributes: Sequence[str]
         order.setdefault(key, len(order))
         groups[key].append(rr)
     out: list[ConditionedPair] = []
+    m = margins or {}
     conditions = nonempty_subsets(list(attributes), max_subset)
     for key, group in groups.items():
         for subset in conditions:
             best, best_margin = None, None
             for y in group:
                 for y_prime in group:
-                    if y is y_prime or not all(y.ratings[a] > y_prime.ratings[a] for a in subset):
+                    if y is y_prime or not all(beats(y.ratings[a], y_prime.ratings[a], m.get(a, 0.0))
+                                               for a in subset):
                         continue
                     margin = sum(float(y.ratings[a]) - float(y_prime.ratings[a]) for a in subset)
                     if best_margin is None or margin > best_margin:
@@ -216,7 +228,7 @@ def convert_likert(responses: Iterable[RatedResponse], attributes: Sequence[str]
             if best is None:
                 continue
             y, y_prime = best
-            opposite = _better(y_prime.ratings, y.ratings, attributes)
+            opposite = _better(y_prime.ratings, y.ratings, attributes, margins)
             lam = weight_vector(subset, attributes, rule=rule, opposite=opposite,
                                 chosen_scores=y.ratings, rejected_scores=y_prime.ratings,
                                 ratio_offset=ratio_offset)
@@ -224,15 +236,17 @@ def convert_likert(responses: Iterable[RatedResponse], attributes: Sequence[str]
     return out
 
 
-def attribute_pairs(records: Iterable[PreferenceRecord], attribute: str) -> list[PreferenceRecord]:
-    """All pairs oriented by one attribute: y_c ≻_a y_r (ties dropped) — the per-attribute DPO
-    training set (§5.3.1) and the attribute-conditioned evaluation set (eq. 5.1)."""
+def attribute_pairs(records: Iterable[PreferenceRecord], attribute: str,
+                    margin: float = 0.0) -> list[PreferenceRecord]:
+    """All pairs oriented by one attribute: y_c ≻_a y_r (ties, gaps below ``margin``, dropped) —
+    the per-attribute DPO training set (§5.3.1) and the attribute-conditioned evaluation set
+    (eq. 5.1)."""
     out = []
     for i, rec in enumerate(records):
         if not rec.attributes or attribute not in rec.attributes:
             raise ValueError(f"pair {i} (user {rec.user_id!r}) has no score for {attribute!r}")
         sc, sr = (float(v) for v in rec.attributes[attribute])
-        if sc == sr:
+        if not (beats(sc, sr, margin) or beats(sr, sc, margin)):
             continue
         out.append(rec if sc > sr else rec.replace(chosen=rec.rejected, rejected=rec.chosen,
                                                    attributes={a: [v[1], v[0]] for a, v in rec.attributes.items()}))
@@ -245,3 +259,28 @@ def summarize(pairs: Sequence[ConditionedPair]) -> dict[str, int]:
     for p in pairs:
         counts["+".join(p.subset)] += 1
     return {"total": len(pairs), **dict(sorted(counts.items()))}
+
+
+def builtin_rated(types: Sequence[str] = ("concise", "detailed", "formal"), *,
+                  fractions: Sequence[float] = (0.5, 0.25, 0.25), seed: int = 0,
+                  path: str | None = None) -> tuple[dict[str, list[RatedResponse]], dict[str, float]]:
+    """The built-in SmolLM2 corpus as rated responses per split, one steering attribute per user
+    type (``concise`` = -length, ``formal`` = +formality, ... see
+    :data:`pluralign.data.builtin.corpus.PREFERENCES`), and each attribute's tie margin.
+
+    Splits are by prompt (the corpus' own split). Returns ``({split: responses}, margins)``.
+    """
+    from .builtin.corpus import DEFAULT_MARGINS, corpus_pool, parse_user_type
+
+    parsed = {t: parse_user_type(t) for t in types}
+    out: dict[str, list[RatedResponse]] = {"train": [], "validation": [], "test": []}
+    seen: set[tuple[str, str]] = set()
+    for pair in corpus_pool(fractions, seed, path):
+        for text, scores in ((pair.a, pair.scores_a), (pair.b, pair.scores_b)):
+            if (pair.prompt, text) in seen:
+                continue
+            seen.add((pair.prompt, text))
+            ratings = {t: direction * float(scores[attr]) for t, (attr, direction) in parsed.items()}
+            out[pair.split].append(RatedResponse(pair.prompt, text, ratings))
+    margins = {t: float(DEFAULT_MARGINS.get(attr, 0.0)) for t, (attr, _) in parsed.items()}
+    return out, margins

@@ -53,6 +53,7 @@ class PluralConfig:
     lora_dropout: float = 0.0
     lora_target_modules: list[str] | None = None  # None: the attention projections
     train_heads: bool = True
+    head_rank: int | None = None  # None: full heads (thesis); r: head_j = W + U_j V_j, rank r
 
     def __post_init__(self) -> None:
         if not self.attributes:
@@ -63,6 +64,8 @@ class PluralConfig:
             raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.head_rank is not None and self.head_rank < 1:
+            raise ValueError(f"head_rank must be >= 1 or None, got {self.head_rank}")
 
     @property
     def k(self) -> int:
@@ -95,12 +98,28 @@ class PluralLM(nn.Module):
         for p in base.parameters():
             p.requires_grad_(False)
         k = config.k
-        # (k, V, H): every head a copy of the base head (a copy, so tied embeddings stay put)
-        self.heads = nn.Parameter(head.weight.detach().clone().unsqueeze(0).repeat(k, 1, 1),
-                                  requires_grad=config.train_heads)
-        bias = getattr(head, "bias", None)
-        self.head_bias = (nn.Parameter(bias.detach().clone().unsqueeze(0).repeat(k, 1),
-                                       requires_grad=config.train_heads) if bias is not None else None)
+        weight = head.weight
+        self.head_bias = None
+        if config.head_rank is None:
+            # (k, V, H): every head a copy of the base head (a copy, so tied embeddings stay put)
+            self.heads = nn.Parameter(weight.detach().clone().unsqueeze(0).repeat(k, 1, 1),
+                                      requires_grad=config.train_heads)
+            bias = getattr(head, "bias", None)
+            if bias is not None:
+                self.head_bias = nn.Parameter(bias.detach().clone().unsqueeze(0).repeat(k, 1),
+                                              requires_grad=config.train_heads)
+        else:
+            # low-rank heads (beyond the thesis): head_j = W + U_j V_j with W the frozen base head
+            # (shared, not copied); U = 0 at the start, so every head starts as the base head
+            if getattr(head, "bias", None) is not None:
+                raise ValueError("head_rank is not supported for LM heads with a bias")
+            r, (v, h) = config.head_rank, weight.shape
+            self.heads = None
+            g = torch.Generator().manual_seed(0)
+            self.head_u = nn.Parameter(torch.zeros(k, v, r, dtype=weight.dtype), requires_grad=config.train_heads)
+            self.head_v = nn.Parameter((torch.randn(k, r, h, generator=g) / h ** 0.5).to(weight.dtype),
+                                       requires_grad=config.train_heads)
+        self.__dict__["_base_head"] = head
         if config.lora:
             from peft import LoraConfig, get_peft_model
 
@@ -123,6 +142,20 @@ class PluralLM(nn.Module):
         return self.config.k
 
     @property
+    def _ref_param(self) -> torch.Tensor:
+        return self.heads if self.heads is not None else self.head_v
+
+    @property
+    def device(self) -> torch.device:
+        return self._ref_param.device
+
+    def head_weight(self, j: int) -> torch.Tensor:
+        """The effective (V, H) weight of head j."""
+        if self.heads is not None:
+            return self.heads[j]
+        return self._base_head.weight + self.head_u[j] @ self.head_v[j]
+
+    @property
     def attributes(self) -> list[str]:
         return list(self.config.attributes)
 
@@ -134,7 +167,7 @@ class PluralLM(nn.Module):
             if unknown:
                 raise ValueError(f"unknown attribute(s) {unknown}; this model has {self.attributes}")
             weights = [float(weights.get(a, 0.0)) for a in self.attributes]
-        lam = torch.as_tensor(weights, dtype=self.heads.dtype, device=self.heads.device)
+        lam = torch.as_tensor(weights, dtype=self._ref_param.dtype, device=self.device)
         if lam.dim() not in (1, 2) or lam.shape[-1] != self.k:
             raise ValueError(f"weights must be (k,) or (N, k) with k = {self.k}, got {tuple(lam.shape)}")
         if not torch.isfinite(lam).all():
@@ -144,7 +177,7 @@ class PluralLM(nn.Module):
     def one_hot(self, attribute: str | int) -> torch.Tensor:
         """lambda = e_a for one attribute (name or index): (k,)."""
         j = self.attributes.index(attribute) if isinstance(attribute, str) else int(attribute)
-        lam = torch.zeros(self.k, dtype=self.heads.dtype, device=self.heads.device)
+        lam = torch.zeros(self.k, dtype=self._ref_param.dtype, device=self.device)
         lam[j] = 1.0
         return lam
 
@@ -174,12 +207,23 @@ class PluralLM(nn.Module):
                 # generate() with num_return_sequences / beams repeats each row
                 lam = lam.repeat_interleave(hidden.shape[0] // lam.shape[0], dim=0)
             lam = lam.reshape(lam.shape[0], *([1] * (hidden.dim() - 2)), self.k)
+        def scaled(j: int, x: torch.Tensor) -> torch.Tensor:
+            return lam[..., j] * x if lam.dim() == 1 else lam[..., j:j + 1] * x
+
         out = None
+        if self.heads is None:
+            # sum_j lambda_j (h W^T + (h V_j^T) U_j^T): the base logits once, k rank-r corrections
+            base = hidden @ self._base_head.weight.to(hidden.dtype).T
+            total = lam.sum(-1) if lam.dim() == 1 else lam.sum(-1, keepdim=True)
+            out = total * base
+            for j in range(self.k):
+                out = out + scaled(j, (hidden @ self.head_v[j].to(hidden.dtype).T) @ self.head_u[j].to(hidden.dtype).T)
+            return out
         for j in range(self.k):
             logits_j = hidden @ self.heads[j].to(hidden.dtype).T
             if self.head_bias is not None:
                 logits_j = logits_j + self.head_bias[j].to(hidden.dtype)
-            term = lam[..., j] * logits_j if lam.dim() == 1 else lam[..., j:j + 1] * logits_j
+            term = scaled(j, logits_j)
             out = term if out is None else out + term
         return out
 
@@ -209,15 +253,22 @@ class PluralLM(nn.Module):
 
         The trunk does not depend on lambda, so callers scoring many lambdas run it once.
         """
-        n = batch.input_ids.shape[0]
         mask = batch.response_mask[:, 1:]  # position t predicts token t+1
         labels = batch.input_ids[:, 1:][mask]
         rows = torch.nonzero(mask, as_tuple=True)[0]
-        h = hidden[:, :-1][mask]  # (M, H)
+        return self.logprobs_from_rows(hidden[:, :-1][mask], labels, rows, batch.input_ids.shape[0], weights)
+
+    def logprobs_from_rows(self, hidden_rows: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor,
+                           n: int, weights: torch.Tensor) -> torch.Tensor:
+        """Summed log-probs (n,) from the trunk states that predict response tokens.
+
+        Args: ``hidden_rows`` (M, H), ``labels`` (M,) the predicted tokens, ``rows`` (M,) the
+        sequence of each row, ``weights`` (k,) or (n, k). Lets a frozen trunk be cached.
+        """
         lam = weights if weights.dim() == 1 else weights[rows]
-        logits = self.mix_logits(h, lam).float()  # (M, V)
+        logits = self.mix_logits(hidden_rows, lam).float()  # (M, V)
         token_logps = torch.log_softmax(logits, dim=-1).gather(1, labels.unsqueeze(1)).squeeze(1)
-        return torch.zeros(n, dtype=token_logps.dtype, device=h.device).index_add(0, rows, token_logps)
+        return torch.zeros(n, dtype=token_logps.dtype, device=hidden_rows.device).index_add(0, rows, token_logps)
 
     def head_logprobs(self, batch: TokenizedResponses) -> torch.Tensor:
         """Log-probs under each one-hot lambda: (N, k), one trunk pass."""
@@ -258,7 +309,10 @@ class PluralLM(nn.Module):
         """Parameter counts: the plural model vs k separately fine-tuned models (thesis §3.2.1)."""
         base_params = sum(p.numel() for n, p in self._causal.named_parameters() if "lora_" not in n)
         lora_params = sum(p.numel() for n, p in self._causal.named_parameters() if "lora_" in n)
-        head_params = self.heads[0].numel() + (self.head_bias[0].numel() if self.head_bias is not None else 0)
+        if self.heads is not None:
+            head_params = self.heads[0].numel() + (self.head_bias[0].numel() if self.head_bias is not None else 0)
+        else:
+            head_params = self.head_u[0].numel() + self.head_v[0].numel()
         plural = base_params + lora_params + self.k * head_params
         separate = self.k * (base_params + lora_params)
         return {"k": self.k, "base": base_params, "lora": lora_params, "per_head": head_params,
@@ -268,9 +322,12 @@ class PluralLM(nn.Module):
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """LoRA (``lora.*``) and heads (``heads``, ``head_bias``) only."""
-        state = {"heads": self.heads}
-        if self.head_bias is not None:
-            state["head_bias"] = self.head_bias
+        if self.heads is not None:
+            state = {"heads": self.heads}
+            if self.head_bias is not None:
+                state["head_bias"] = self.head_bias
+        else:
+            state = {"head_u": self.head_u, "head_v": self.head_v}
         if self.config.lora:
             from peft import get_peft_model_state_dict
 
@@ -278,17 +335,18 @@ class PluralLM(nn.Module):
         return state
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        if "heads" not in state:
-            raise KeyError("checkpoint has no 'heads' entry")
-        if tuple(state["heads"].shape) != tuple(self.heads.shape):
-            raise ValueError(f"checkpoint heads {tuple(state['heads'].shape)} do not fit this model "
-                             f"{tuple(self.heads.shape)} (different base model or attributes?)")
+        own = self.trainable_state_dict()
+        for key in (k for k in own if not k.startswith("lora.")):
+            if key not in state:
+                raise KeyError(f"checkpoint has no {key!r} entry (full vs low-rank heads?)")
+            if tuple(state[key].shape) != tuple(own[key].shape):
+                raise ValueError(f"checkpoint {key} {tuple(state[key].shape)} do not fit this model "
+                                 f"{tuple(own[key].shape)} (different base model or attributes?)")
         with torch.no_grad():
-            self.heads.copy_(state["heads"])
-            if self.head_bias is not None:
-                self.head_bias.copy_(state["head_bias"])
+            for key in (k for k in own if not k.startswith("lora.")):
+                own[key].copy_(state[key])
         lora = {k[5:]: v for k, v in state.items() if k.startswith("lora.")}
-        unknown = [k for k in state if k not in ("heads", "head_bias") and not k.startswith("lora.")]
+        unknown = [k for k in state if k not in own and not k.startswith("lora.")]
         if unknown:
             raise KeyError(f"unexpected checkpoint entries {unknown[:5]}")
         if lora and not self.config.lora:

@@ -1,0 +1,145 @@
+"""CMPO training/evaluation pieces on a tiny random LM: cDPO steps, trunk caching, the CLI end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pluralign.data.cmpo_weights import ConditionedPair
+from pluralign.data.io import write_records
+from pluralign.data.records import PreferenceRecord
+from pluralign.policies.cmpo_fewshot import (FewShotConfig, FewShotWeights, fewshot_step, head_vote, recovery,
+                                             simulate_users)
+from pluralign.policies.cmpo_train import (CMPOObjective, TrunkCache, build_pair_table, make_pair_steps,
+                                           make_sft_steps, rows_logprobs, steerlm_prompt, table_metrics)
+from pluralign.policies.logprobs import tokenize_pair
+from pluralign.policies.plural_heads import PluralConfig, PluralLM
+from pluralign.policies.tiny import tiny_causal_lm, tiny_tokenizer
+
+ATTRS = ["short", "loud"]
+
+
+def pairs():
+    out = []
+    for i in range(6):
+        out.append(ConditionedPair(f"q{i}", "ok", "okay then, fine", (1.0, 0.0), ("short",), i))
+        out.append(ConditionedPair(f"q{i}", "YES!", "yes", (0.0, 1.0), ("loud",), i))
+    return out
+
+
+@pytest.mark.parametrize("lora,head_rank", [(True, None), (False, 4)])
+def test_cdpo_steps_fit_the_pairs_and_move_only_trainable_parts(lora, head_rank):
+    tok = tiny_tokenizer()
+    model = PluralLM(tiny_causal_lm(), PluralConfig(attributes=ATTRS, lora=lora, head_rank=head_rank))
+    objective = CMPOObjective(batch_size=6, max_length=40)
+    table = build_pair_table(model, tok, pairs(), max_length=40, progress=False)
+    assert (table.cache is None) == lora
+    before = table_metrics(model, table, objective)
+    assert before["loss"] == pytest.approx(-0.9 * np.log(0.5) - 0.1 * np.log(0.5), rel=1e-4)  # r = 0 at init
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    step_fn, batch_fn = make_pair_steps(table, objective)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for step in range(25):
+        loss, _ = step_fn(model, batch_fn(step, 0))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = table_metrics(model, table, objective)
+    assert after["loss"] < before["loss"] - 0.05
+    assert after["reward_accuracy"] > 0.8
+    for n, p in model.named_parameters():
+        if n in frozen:
+            assert torch.equal(p, frozen[n]), n
+    # the batch drawn for (step, stream) is reproducible
+    assert torch.equal(batch_fn(3, 1)["weights"], batch_fn(3, 1)["weights"])
+
+
+def test_cached_rows_give_the_same_logprobs_as_the_trunk():
+    tok = tiny_tokenizer()
+    model = PluralLM(tiny_causal_lm(), PluralConfig(attributes=ATTRS, lora=False, head_rank=2))
+    with torch.no_grad():
+        model.head_u.normal_()
+    seqs = [tokenize_pair(tok, p.prompt, p.chosen, max_length=40) for p in pairs()]
+    cache = TrunkCache()
+    rows = cache.rows(model, seqs, tok.pad_token_id, progress=False)
+    assert len(cache.entries) == 12
+    from pluralign.policies.logprobs import collate_tokenized
+    batch = collate_tokenized(seqs, pad_token_id=tok.pad_token_id)
+    with torch.no_grad():
+        torch.testing.assert_close(rows_logprobs(model, rows, [0.3, 0.7]), model.logprobs(batch, [0.3, 0.7]),
+                                   rtol=1e-5, atol=1e-4)
+
+
+def test_sft_step_is_mean_token_nll():
+    tok = tiny_tokenizer()
+    model = PluralLM(tiny_causal_lm(), PluralConfig(attributes=["all"], train_heads=False))
+    seqs = [tokenize_pair(tok, "q", "abc", max_length=20)] * 2
+    step_fn, batch_fn = make_sft_steps(seqs, tok.pad_token_id, batch_size=2)
+    loss, _ = step_fn(model, batch_fn(0, 0))
+    lp = model.reference_logprobs(batch_fn(0, 0))
+    assert float(loss) == pytest.approx(float(-lp.sum() / (2 * 4)), rel=1e-5)  # 3 bytes + EOS each
+    assert steerlm_prompt("hi", {"a": 4, "b": 0}) == "hi\n\nAttributes: a:4,b:0"
+
+
+def test_fewshot_encoder_learns_to_recover_the_attribute():
+    rng = np.random.default_rng(0)
+    p, k = 300, 3
+    scores_a, scores_b = rng.normal(size=(p, k)), rng.normal(size=(p, k))
+    # per-head rewards that track the attributes (a well-trained CMPO model)
+    fa = torch.tensor(scores_a + 0.3 * rng.normal(size=(p, k)), dtype=torch.float32)
+    fb = torch.tensor(scores_b + 0.3 * rng.normal(size=(p, k)), dtype=torch.float32)
+    train = simulate_users(fa, fb, scores_a, scores_b, n_users=90, pairs_per_user=15, seed=1)
+    test = simulate_users(fa, fb, scores_a, scores_b, n_users=30, pairs_per_user=15, seed=2)
+    enc = FewShotWeights(FewShotConfig(k=k, hidden=32))
+    enc.fit_scale(torch.cat([train.chosen, train.rejected]))
+    sampler = train.sampler(context_range=(0, 5), n_target=10, seed=0)
+    from pluralign.data.tasks import collate
+    opt = torch.optim.Adam(enc.parameters(), lr=3e-3)
+    before = recovery(enc, test, n_context=5)["recovered"]
+    for step in range(150):
+        loss, _ = fewshot_step(enc, collate(sampler.sample(32, step), train.chosen, train.rejected))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    res = recovery(enc, test, n_context=5)
+    assert res["recovered"] >= 0.8 and res["recovered"] > before
+    assert res["head_vote_recovered"] >= 0.8
+    lam = enc.weights(test.chosen[:4][None], test.rejected[:4][None], torch.ones(1, 4, dtype=torch.bool))
+    assert torch.allclose(lam.sum(-1), torch.ones(1)) and (lam >= 0).all()
+    assert int(head_vote(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]))) == 0
+
+
+@pytest.mark.slow
+def test_cli_train_and_eval_end_to_end(tmp_path):
+    from typer.testing import CliRunner
+
+    from pluralign.cli import app
+
+    base = tmp_path / "tiny"
+    tiny_causal_lm().save_pretrained(base)
+    tiny_tokenizer().save_pretrained(base)
+    recs = []
+    for i in range(16):
+        for j, (a, b, sa, sb) in enumerate([("ok", "okay then fine", [1, 0], [0, 1]),
+                                            ("YES", "yes", [0.5, 1], [0.4, 0]),
+                                            ("NO WAY THEN", "no", [0, 1], [1, 0.2])]):
+            recs.append(PreferenceRecord(f"u{i}", f"question {i}", a, b,
+                                         attributes={"short": [sa[0], sb[0]], "loud": [sa[1], sb[1]]}))
+    write_records(recs, tmp_path / "data.jsonl")
+    run = tmp_path / "run"
+    runner = CliRunner()
+    res = runner.invoke(app, ["cmpo", "train", "--out", str(run), "--data", str(tmp_path / "data.jsonl"),
+                              "--attributes", "short,loud", "--base-model", str(base), "--no-lora",
+                              "--head-rank", "2", "--steps", "4", "--baseline-steps", "2", "--max-length", "40",
+                              "--learning-rate", "1e-2"])
+    assert res.exit_code == 0, res.output
+    for stage in ("cmpo", "sft", "dpo_short", "dpo_loud", "steerlm"):
+        assert (run / stage / "model" / "model.safetensors").is_file(), stage
+    res = runner.invoke(app, ["cmpo", "eval", "--out", str(run), "--interpolate", "short:loud", "--n-prompts", "2",
+                              "--max-new-tokens", "4", "--fewshot-steps", "3", "--fewshot-users", "4"])
+    assert res.exit_code == 0, res.output
+    result = json.loads((run / "eval.json").read_text())
+    assert set(result["accuracy"]["short"]) == {"cmpo", "base", "sft", "dpo", "steerlm"}
+    assert len(result["interpolation"]["short->loud"]["rows"]) == 5
+    assert json.loads((run / "fewshot.json").read_text())["rows"][0]["n_context"] == 1
