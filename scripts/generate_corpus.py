@@ -245,6 +245,13 @@ def trim_truncated(text: str) -> str:
 
 
 # ---------------------------------------------------------------- generation
+def _read_lines(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [line for line in f if line.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -261,6 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="smollm2", help="'smollm2' (offline default) or any HF id/path")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--resume", action="store_true", help="keep rows already in --out and add the rest")
+    ap.add_argument("--merge", type=Path, action="append", default=[],
+                    help="(with --resume) also keep the rows of this file, e.g. another worker's output")
+    ap.add_argument("--reverse", action="store_true",
+                    help="work through the chunks last-first (a second worker beside a forward one)")
+    ap.add_argument("--skip-done-in", type=Path, default=None,
+                    help="before each chunk, skip responses already in this file (the other worker's "
+                         "output); stop when nothing is left")
     args = ap.parse_args(argv)
 
     import torch
@@ -278,9 +292,14 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append((p, j, style, instruction_for(style, rng)))
 
     done: list[str] = []
-    if args.resume and args.out.exists():
-        with gzip.open(args.out, "rt", encoding="utf-8") as f:
-            done = [line for line in f if line.strip()]
+    if args.resume:
+        seen: set[str] = set()
+        for src in [args.out, *args.merge]:
+            for line in _read_lines(src):
+                rid = json.loads(line)["response_id"]
+                if rid not in seen:
+                    seen.add(rid)
+                    done.append(line)
     done_ids = {json.loads(line)["response_id"] for line in done}
     todo = [j for j in jobs if f"{j[0]['prompt_id']}-r{j[1]}" not in done_ids]
     print(f"{len(prompts)} prompts, {len(jobs)} responses, {len(todo)} to generate", flush=True)
@@ -298,10 +317,18 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     rows_out = list(done)
     chunk = args.chunk_prompts * args.responses_per_prompt
-    bar = tqdm(total=len(todo), desc="generating", unit="resp", file=sys.stdout, mininterval=10)
-    for c0 in range(0, len(todo), chunk):
+    bar = tqdm(total=len(todo), desc="generating", unit="resp", file=sys.stdout, mininterval=5)
+    starts = list(range(0, len(todo), chunk))
+    for c0 in reversed(starts) if args.reverse else starts:
+        part = todo[c0:c0 + chunk]
+        if args.skip_done_in is not None:
+            other = {json.loads(line)["response_id"] for line in _read_lines(args.skip_done_in)}
+            part = [j for j in part if f"{j[0]['prompt_id']}-r{j[1]}" not in other]
+            if not part:
+                print(f"chunk at {c0} already done in {args.skip_done_in}; stopping", flush=True)
+                break
         # Within a chunk, short-style jobs are batched together so their batches stop early.
-        part = sorted(todo[c0:c0 + chunk], key=lambda j: (j[2][0], j[0]["prompt_id"], j[1]))
+        part = sorted(part, key=lambda j: (j[2][0], j[0]["prompt_id"], j[1]))
         new_rows = []
         for b0 in range(0, len(part), args.batch_size):
             batch = part[b0:b0 + args.batch_size]
@@ -334,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
             f.writelines(rows_out)
         tmp.replace(args.out)  # each chunk lands atomically: a crash keeps whole prompts
     bar.close()
+    rows_out.sort(key=lambda r: json.loads(r)["response_id"])
+    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as f:
+        f.writelines(rows_out)
+    tmp.replace(args.out)
     print(f"wrote {len(rows_out)} responses to {args.out} in {time.time() - start:.0f} s", flush=True)
     return 0
 

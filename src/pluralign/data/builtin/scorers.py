@@ -31,6 +31,7 @@ CASUAL_WORDS = frozenset("""
 hey hi hiya yeah yep yup nope ok okay gonna wanna gotta kinda sorta lol haha omg awesome cool
 super totally stuff guys dude buddy pal folks chill wow oops yay nah ya y'know btw tbh literally
 basically pretty crazy fun stoked vibe vibes hang grab huge tons bunch kiddo mate cheers
+just really lots love yummy fancy gotcha yo sweet
 """.split())
 FORMAL_WORDS = frozenset("""
 therefore furthermore moreover consequently additionally however thus hence regarding
@@ -38,6 +39,8 @@ accordingly nevertheless subsequently ensure utilize utilise facilitate individu
 essential crucial significant significantly appropriate appropriately approximately
 demonstrate comprehensive respectively whereas wherein herein pursuant commence obtain
 numerous sufficient assistance inquire require requires regarded optimal enhance
+various provide provides specifically typically primarily particularly overall considerable
+considerably maintain ensuring therein aforementioned objective objectives
 """.split())
 FORMAL_PHRASES = ("it is important", "it is essential", "it is recommended", "in conclusion",
                   "in addition", "with regard to", "in order to", "one should", "please note")
