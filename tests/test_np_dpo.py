@@ -252,3 +252,43 @@ def test_train_and_evaluate_tiny_end_to_end(tok, tmp_path):
     models = {r["model"] for r in beh["table"]}
     assert {"base (reference)", "btl-dpo", "np-dpo N^C=0", "np-dpo N^C=2"} <= models
     assert {r["user_type"] for r in beh["table"] if r["model"] == "np-dpo N^C=2"} == {0, 1}
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_prefix_cache_gives_the_full_model_log_probs(tok, arch):
+    from pluralign.policies.data import PolicyData
+
+    base = tiny_causal_lm(arch, n_layers=3)
+    policy = NPDPOPolicy(base, NPDPOConfig(option_dim=D, z_dim=8, encoder_hidden=16, lora_rank=4,
+                                           trainable_layers=1))
+    assert policy.frozen_blocks == 2
+    recs = _text_records(n_users=2, n_pairs=10)
+    emb = torch.randn(len(recs), D)
+    data = PolicyData(recs, tok, chosen_emb=emb, rejected_emb=-emb, max_length=48)
+    data.enable_prefix_cache(policy.frozen_blocks)
+    _train(policy, tok, steps=2)  # LoRA and FiLM away from zero
+    from pluralign.data.tasks import TaskSampler
+    items = TaskSampler(data.users, context_range=(2, 2), n_target=4).sample(2)
+    batch = data.batch(items, lm=policy.lm)
+    assert batch.prefix is not None and batch.prefix.shape[:2] == batch.sequences.input_ids.shape
+    z = policy.encode(batch.tasks.context_chosen, batch.tasks.context_rejected,
+                      batch.tasks.context_mask)[batch.pair_task].repeat(2, 1)
+    with torch.no_grad():
+        full = policy.logprobs(batch.sequences, z)
+        cut = policy.logprobs(batch.sequences, z, prefix=batch.prefix)
+    torch.testing.assert_close(cut, full, atol=1e-4, rtol=1e-5)
+    assert (full - batch.reference).abs().max() > 1e-4  # the trained policy is not the reference
+    # gradients flow to all trainable parts through the cut model
+    policy.zero_grad()
+    z = policy.encode(batch.tasks.context_chosen, batch.tasks.context_rejected,
+                      batch.tasks.context_mask)[batch.pair_task].repeat(2, 1)
+    policy.logprobs(batch.sequences, z, prefix=batch.prefix).sum().backward()
+    for part in (policy.encoder, policy.film):
+        assert all(p.grad is not None for p in part.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for n, p in policy.lm.named_parameters() if "lora_B" in n)
+
+
+def test_gpt2_has_no_prefix_cache():
+    policy = _policy("gpt2", trainable_layers=1)
+    assert policy.frozen_blocks == 0

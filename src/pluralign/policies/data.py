@@ -38,6 +38,7 @@ class PolicyBatch:
     pair_unseen: torch.Tensor  # (N,) bool: target not in its task's context
     sequences: TokenizedResponses  # (2N, L)
     reference: torch.Tensor | None  # (2N,)
+    prefix: torch.Tensor | None = None  # (2N, L, H) state entering the first trained block
 
     @property
     def n_pairs(self) -> int:
@@ -46,7 +47,8 @@ class PolicyBatch:
     def to(self, device: torch.device | str) -> "PolicyBatch":
         return PolicyBatch(self.tasks.to(device), self.pairs.to(device), self.pair_task.to(device),
                            self.pair_unseen.to(device), self.sequences.to(device),
-                           None if self.reference is None else self.reference.to(device))
+                           None if self.reference is None else self.reference.to(device),
+                           None if self.prefix is None else self.prefix.to(device))
 
 
 class PolicyData:
@@ -98,6 +100,8 @@ class PolicyData:
         self.users = user_ids(self.records)
         self.types = user_types(self.records)
         self._reference = torch.full((len(self.unique_seqs),), float("nan"))
+        self.prefix_block = 0  # > 0: also cache the state entering this block (prefix.py)
+        self._prefix: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -124,16 +128,34 @@ class PolicyData:
         """Cached reference log-probs of unique sequences; missing ones are computed with ``lm``
         (adapters off) when given, else None is returned."""
         idx = torch.as_tensor(list(seq_ids), dtype=torch.long)
-        missing = sorted({int(i) for i in idx if torch.isnan(self._reference[i])})
+        missing = sorted({int(i) for i in idx if torch.isnan(self._reference[i])
+                          or (self.prefix_block and int(i) not in self._prefix)})
         if missing:
             if lm is None:
                 return None
             device = next(lm.parameters()).device
-            logps = precompute_reference(lm, [self.unique_seqs[i] for i in missing], pad_token_id=self.pad_token_id,
-                                         batch_size=batch_size, device=device,
-                                         progress=len(missing) > 4 * batch_size)
+            out = precompute_reference(lm, [self.unique_seqs[i] for i in missing], pad_token_id=self.pad_token_id,
+                                       batch_size=batch_size, device=device,
+                                       progress=len(missing) > 4 * batch_size, capture_block=self.prefix_block)
+            logps = out[0] if self.prefix_block else out
+            if self.prefix_block:
+                self._prefix.update(zip(missing, out[1]))
             self._reference[torch.as_tensor(missing)] = logps
         return self._reference[idx].clone()
+
+    def enable_prefix_cache(self, block: int) -> None:
+        """Cache the hidden state entering ``block`` with every reference pass (0: off)."""
+        if block != self.prefix_block:
+            self._prefix.clear()
+        self.prefix_block = block
+
+    def prefix_of(self, seq_ids: Sequence[int], batch: TokenizedResponses) -> torch.Tensor | None:
+        """(len, L, H) cached prefix states laid out like ``batch``, or None when not cached."""
+        from .prefix import pad_hidden
+
+        if not self.prefix_block or any(int(i) not in self._prefix for i in seq_ids):
+            return None
+        return pad_hidden([self._prefix[int(i)] for i in seq_ids], batch)
 
     def reference(self, pairs: Sequence[int], lm: torch.nn.Module | None = None,
                   batch_size: int = 16) -> torch.Tensor | None:
@@ -147,10 +169,12 @@ class PolicyData:
         keep = tasks.target_unseen if unseen_only else tasks.target_mask
         task_of, slot = torch.nonzero(keep, as_tuple=True)
         pairs = tasks.target_index[task_of, slot]
+        seq_ids = self.sequence_ids(pairs.tolist()).tolist()
+        sequences = self.collate_sequences(seq_ids)
+        reference = self.reference_of(seq_ids, lm)
         return PolicyBatch(tasks=tasks, pairs=pairs, pair_task=task_of,
-                           pair_unseen=tasks.target_unseen[task_of, slot],
-                           sequences=self.sequences(pairs.tolist()),
-                           reference=self.reference(pairs.tolist(), lm))
+                           pair_unseen=tasks.target_unseen[task_of, slot], sequences=sequences,
+                           reference=reference, prefix=self.prefix_of(seq_ids, sequences))
 
     def subset(self, keep: np.ndarray | Sequence[int]) -> "PolicyData":
         """A PolicyData over the records ``keep`` (token ids and references carried over)."""
@@ -161,6 +185,7 @@ class PolicyData:
         out.tokenizer, out.pad_token_id = self.tokenizer, self.pad_token_id
         # the unique-sequence table (and its reference cache) is shared with the parent
         out.unique_seqs, out._reference = self.unique_seqs, self._reference
+        out.prefix_block, out._prefix = self.prefix_block, self._prefix
         out.seq_id = self.seq_id[keep]
         out.users = [self.users[i] for i in keep]
         out.types = [self.types[i] for i in keep]

@@ -93,11 +93,14 @@ def pair_correctness(policy: NPDPOPolicy, data: PolicyData, pairs: Sequence[int]
     pairs = sorted(set(int(p) for p in pairs))
     seq_ids = sorted(set(data.sequence_ids(pairs).tolist()))  # each distinct response once
     logp: dict[int, float] = {}
+    ids = data.sequence_ids(pairs)
+    ref = data.reference_of(ids.tolist(), lm=policy.lm)  # also fills the prefix cache, if on
     for s in range(0, len(seq_ids), 2 * batch_size):
         chunk = seq_ids[s:s + 2 * batch_size]
-        logp.update(zip(chunk, policy.logprobs(data.collate_sequences(chunk)).tolist()))
-    ids = data.sequence_ids(pairs)
-    ok = _correct(torch.tensor([logp[int(i)] for i in ids]), data.reference_of(ids.tolist(), lm=policy.lm))
+        seqs = data.collate_sequences(chunk)
+        prefix = data.prefix_of(chunk, seqs) if policy.frozen_blocks == data.prefix_block else None
+        logp.update(zip(chunk, policy.logprobs(seqs, prefix=prefix).tolist()))
+    ok = _correct(torch.tensor([logp[int(i)] for i in ids]), ref)
     return dict(zip(pairs, ok.tolist()))
 
 
@@ -118,6 +121,7 @@ def accuracy_vs_context(policies: Mapping[str, NPDPOPolicy | Mapping[int, NPDPOP
         for t, items in tasks.items():
             policy = model[t] if isinstance(model, Mapping) else model
             policy.eval()
+            data.enable_prefix_cache(policy.frozen_blocks)  # cached states must match the policy
             if policy.film is None:
                 ok = pair_correctness(policy, data, np.concatenate([it.target for it in items]))
                 accs = np.asarray([np.mean([ok[int(p)] for p in it.target]) for it in items])

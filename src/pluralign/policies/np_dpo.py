@@ -29,6 +29,7 @@ from ..checkpoint import load_state, save_state
 from ..nn import AttentionSetEncoder, DeepSetEncoder
 from .film import FiLM, decoder_layers_name, top_layers
 from .logprobs import TokenizedResponses, sequence_logprobs
+from .prefix import frozen_blocks, logprobs_from_block, supports_prefix_cache
 from .reference import reference_logprobs
 
 ENCODERS = ("deepset", "attention")
@@ -44,6 +45,7 @@ class NPDPOConfig:
 
     base_model: str = ""  # HF id or local folder of the base LM, recorded for from_pretrained
     option_dim: int = 384  # D: size of one cached context-option embedding
+    context_embedder: str = "minilm"  # which embedder made those vectors (recorded for generate)
     film: bool = True  # False: plain LoRA policy (BTL-DPO / per-type DPO baselines)
     z_dim: int = 64
     encoder: str = "deepset"
@@ -149,9 +151,23 @@ class NPDPOPolicy(nn.Module):
         return self.film.conditioned(z)
 
     # --- log-probs -------------------------------------------------------------------------
-    def logprobs(self, batch: TokenizedResponses, z: torch.Tensor | None = None) -> torch.Tensor:
-        """Summed response log-probs under pi(. | x, z): (N,). ``z`` is (N, z_dim), (1, z_dim) or None."""
+    @property
+    def frozen_blocks(self) -> int:
+        """Bottom blocks with neither LoRA nor FiLM whose outputs may be cached (prefix.py);
+        0 when every block trains or the layout does not allow it."""
+        base = self.lm.get_base_model()
+        return frozen_blocks(base, self.config.trainable_layers) if supports_prefix_cache(base) else 0
+
+    def logprobs(self, batch: TokenizedResponses, z: torch.Tensor | None = None,
+                 prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """Summed response log-probs under pi(. | x, z): (N,). ``z`` is (N, z_dim), (1, z_dim) or
+        None. ``prefix`` (N, L, H): cached states entering block :attr:`frozen_blocks`, so
+        only the top blocks run."""
         with self.conditioned(z):
+            if prefix is not None:
+                if not self.frozen_blocks:
+                    raise RuntimeError("this policy has no frozen prefix blocks to skip")
+                return logprobs_from_block(self.lm, self.frozen_blocks, prefix, batch)
             return sequence_logprobs(self.lm, batch)
 
     def reference_logprobs(self, batch: TokenizedResponses) -> torch.Tensor:

@@ -44,17 +44,31 @@ def reference_logprobs(lm: nn.Module, batch: TokenizedResponses) -> torch.Tensor
 
 def precompute_reference(lm: nn.Module, sequences: Sequence[tuple[list[int], list[int]]], *,
                          pad_token_id: int, batch_size: int = 16, device: torch.device | str = "cpu",
-                         progress: bool = True) -> torch.Tensor:
+                         progress: bool = True, capture_block: int = 0,
+                         ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """log pi_ref of every (prompt_ids, response_ids) sequence, batched: (len(sequences),).
 
-    Sequences are sorted by length before batching so little compute goes to padding.
+    Sequences are sorted by length before batching so little compute goes to padding. With
+    ``capture_block`` > 0 also returns, per sequence, the hidden state entering that block
+    ((len_i, H), real tokens only; :mod:`pluralign.policies.prefix`) from the same pass.
     """
+    from .prefix import capture_block_input
+
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i][0]) + len(sequences[i][1]))
     out = torch.empty(len(sequences), dtype=torch.float32)
+    states: list[torch.Tensor | None] = [None] * len(sequences)
     starts = range(0, len(order), batch_size)
     for s in tqdm(starts, desc="reference log-probs", disable=not progress, leave=False):
         idx = order[s:s + batch_size]
         batch = collate_tokenized([sequences[i] for i in idx], pad_token_id=pad_token_id,
                                   padding_side="left").to(device)
-        out[torch.tensor(idx)] = reference_logprobs(lm, batch).float().cpu()
-    return out
+        if capture_block:
+            with capture_block_input(lm, capture_block) as seen:
+                logps = reference_logprobs(lm, batch)
+            real = batch.attention_mask.bool()
+            for row, i in enumerate(idx):
+                states[i] = seen[0][row][real[row]].cpu()
+        else:
+            logps = reference_logprobs(lm, batch)
+        out[torch.tensor(idx)] = logps.float().cpu()
+    return (out, states) if capture_block else out

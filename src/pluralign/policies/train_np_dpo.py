@@ -44,6 +44,8 @@ class PolicyTaskConfig:
     tasks_per_step: int = 1
     max_length: int = 128
     val_tasks: int = 8
+    # with trainable_layers set: cache the frozen bottom blocks' output per sequence (prefix.py)
+    prefix_cache: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -71,7 +73,7 @@ def policy_logprobs(policy: NPDPOPolicy, batch: PolicyBatch) -> torch.Tensor:
         t = batch.tasks
         z_task = policy.encode(t.context_chosen, t.context_rejected, t.context_mask)  # (B, Z)
         z = z_task[batch.pair_task].repeat(2, 1)  # chosen rows then rejected rows
-    return policy.logprobs(batch.sequences, z)
+    return policy.logprobs(batch.sequences, z, prefix=batch.prefix)
 
 
 def dpo_step(policy: NPDPOPolicy, batch: PolicyBatch, *, beta: float,
@@ -153,6 +155,9 @@ def train_policy(policy: NPDPOPolicy, train: PolicyData, task: PolicyTaskConfig,
     if task.conditioned and train.option_dim != policy.config.option_dim:
         raise ValueError(f"context embeddings have {train.option_dim} features, the policy's encoder "
                          f"expects {policy.config.option_dim}")
+    for d in (train, val):
+        if d is not None:
+            d.enable_prefix_cache(policy.frozen_blocks if task.prefix_cache else 0)
     data = training_data(train, task)
     val_fn = make_val_fn(policy, training_data(val, task), task) if val is not None else None
     beta, eps = task.beta, task.label_smoothing

@@ -1,0 +1,290 @@
+"""The NP-DPO experiment end to end: data -> embeddings -> NP-DPO + BTL-DPO + per-type DPO ->
+accuracy vs N^C per user type -> steered generations. Used by ``pluralign policy ...``.
+
+Config YAML sections (all optional): ``data`` (:class:`PolicyDataConfig`), ``task``
+(:class:`~.train_np_dpo.PolicyTaskConfig`), ``policy`` (:class:`~.np_dpo.NPDPOConfig`), ``train``
+(:class:`pluralign.train.config.TrainConfig`, used for NP-DPO), ``baselines``
+(:class:`BaselineConfig`), ``eval`` (:class:`~.evaluate.PolicyEvalConfig` + behaviour knobs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import load_state
+from ..train.config import TrainConfig, check_types, config_from_dict, read_yaml
+from .data import PolicyData
+from .evaluate import PolicyEvalConfig, accuracy_vs_context, plot_accuracy_per_type, steered_behaviour
+from .np_dpo import NPDPOConfig, NPDPOPolicy, load_base_model
+from .train_np_dpo import PolicyTaskConfig, train_policy
+
+
+@dataclass
+class PolicyDataConfig:
+    """source: a built-in data set name (``pluralign.data.builtin``) or a records file.
+    builtin_overrides: arguments for the built-in builder (e.g. users_per_type).
+    embedder: the frozen text encoder of context options (``pluralign.features.embed``).
+    max_train_users / max_test_users: keep only that many users per type (CPU budgets)."""
+
+    source: str = "corpus-2mode"
+    builtin_overrides: dict[str, Any] = field(default_factory=dict)
+    embedder: str = "minilm"
+    split_seed: int = 0
+    max_train_users: int | None = None
+    max_test_users: int | None = None
+
+    def __post_init__(self) -> None:
+        check_types(self)
+
+
+@dataclass
+class BaselineConfig:
+    """Steps of the unconditioned baselines (same learning rate and batch shape as NP-DPO)."""
+
+    btl_dpo_steps: int = 100
+    type_dpo_steps: int = 100
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        if self.btl_dpo_steps < 0 or self.type_dpo_steps < 0:
+            raise ValueError("baseline steps must be >= 0 (0 skips the baseline)")
+
+
+@dataclass
+class BehaviourConfig:
+    """Steered generations: k context pairs per new user, users_per_type users, n_prompts
+    held-out prompts, max_new_tokens, scored by ``attribute``."""
+
+    k: int = 4
+    users_per_type: int = 2
+    n_prompts: int = 6
+    max_new_tokens: int = 96
+    attribute: str = "length"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_types(self)
+
+
+@dataclass
+class ExperimentConfig:
+    data: PolicyDataConfig = field(default_factory=PolicyDataConfig)
+    task: PolicyTaskConfig = field(default_factory=PolicyTaskConfig)
+    policy: NPDPOConfig = field(default_factory=lambda: NPDPOConfig(base_model="smollm2"))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        metric_for_best_model="reward_accuracy", greater_is_better=True))
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    eval: PolicyEvalConfig = field(default_factory=PolicyEvalConfig)
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path | None) -> "ExperimentConfig":
+        raw = read_yaml(path) if path else {}
+        return config_from_dict(cls, raw, str(path or "defaults"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_records(config: PolicyDataConfig) -> dict[str, list]:
+    """Records per split (``train``, ``validation``, ``test``), optionally fewer users per type."""
+    from ..data.splits import by_split, split_records
+
+    path = Path(config.source)
+    if path.suffix in (".jsonl", ".parquet", ".gz") or path.exists():
+        from ..data.io import read_records
+
+        records = read_records(path)
+    else:
+        from ..data import builtin
+
+        records = builtin.load(config.source, **config.builtin_overrides)
+    if any(r.split is None for r in records):
+        records = split_records(records, seed=config.split_seed)
+    splits = by_split(records)
+
+    def limit(recs, n):
+        if n is None:
+            return recs
+        keep: dict[int, list[str]] = {}
+        for r in recs:
+            users = keep.setdefault(r.user_latent if isinstance(r.user_latent, int) else -1, [])
+            if r.user_id not in users and len(users) < n:
+                users.append(r.user_id)
+        allowed = {u for us in keep.values() for u in us}
+        return [r for r in recs if r.user_id in allowed]
+
+    return {"train": limit(splits.get("train", []), config.max_train_users),
+            "validation": limit(splits.get("validation", []), config.max_test_users),
+            "test": limit(splits.get("test", []), config.max_test_users)}
+
+
+def policy_data(records, tokenizer, embedder, max_length: int) -> PolicyData:
+    from ..features.embed import embed_records
+
+    chosen, rejected = embed_records(records, embedder)
+    return PolicyData(records, tokenizer, chosen_emb=chosen, rejected_emb=rejected, max_length=max_length)
+
+
+def type_names(records) -> list[str] | None:
+    names = {}
+    for r in records:
+        if isinstance(r.user_latent, int) and "user_type" in r.meta:
+            names[r.user_latent] = str(r.meta["user_type"])
+    return [names[t] for t in sorted(names)] if names else None
+
+
+@dataclass
+class Prepared:
+    """Everything the runs share: records per split, tokenizer, PolicyData per split."""
+
+    splits: dict[str, list]
+    tokenizer: Any
+    train: PolicyData
+    val: PolicyData | None
+    test: PolicyData
+
+
+def prepare(config: ExperimentConfig, splits: tuple[str, ...] = ("train", "validation", "test")) -> Prepared:
+    """Load records, the policy tokenizer and the context embeddings of the needed splits."""
+    from transformers import AutoTokenizer
+
+    from ..features.embed import load_embedder
+    from ..features.offline import resolve_model
+
+    records = load_records(config.data)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.policy.base_model))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    embedder = load_embedder(model=config.data.embedder)
+    n = config.task.max_length
+    data = {s: policy_data(records[s], tokenizer, embedder, n) if s in splits and records[s] else None
+            for s in ("train", "validation", "test")}
+    val = data["validation"] if config.task.val_tasks else None
+    return Prepared(records, tokenizer, data["train"], val, data["test"])
+
+
+def new_policy(config: ExperimentConfig, option_dim: int, film: bool) -> NPDPOPolicy:
+    cfg = dataclasses.replace(config.policy, option_dim=option_dim, film=film,
+                              context_embedder=config.data.embedder)
+    return NPDPOPolicy(load_base_model(cfg.base_model), cfg)
+
+
+def train_method(config: ExperimentConfig, prep: Prepared, method: str, out_dir: str | Path,
+                 user_type: int | None = None, max_steps: int | None = None, log=print) -> NPDPOPolicy:
+    """Train one policy (``np-dpo``, ``btl-dpo`` or ``type-dpo`` for ``user_type``) into
+    ``out_dir`` (resuming from ``out_dir/last``); returns it with its final weights."""
+    film = method == "np-dpo"
+    policy = new_policy(config, prep.train.option_dim, film)
+    task = dataclasses.replace(config.task, method=method, user_type=user_type,
+                               val_tasks=config.task.val_tasks if film else 0)
+    train_cfg = config.train
+    if not film:  # baselines: no validation, one checkpoint at the end
+        steps = max_steps or (config.baselines.btl_dpo_steps if method == "btl-dpo" else config.baselines.type_dpo_steps)
+        train_cfg = dataclasses.replace(train_cfg, max_steps=steps, eval_steps=10 ** 6, save_steps=10 ** 6)
+    elif max_steps:
+        train_cfg = dataclasses.replace(train_cfg, max_steps=max_steps)
+    result = train_policy(policy, prep.train, task, train_cfg, out_dir, val=prep.val if film else None)
+    log(f"{method}{'' if user_type is None else f' (type {user_type})'}: {result.step} steps, "
+        f"train {({k: round(v, 4) for k, v in result.train_metrics.items()})}, best val {result.best_metrics}")
+    return policy
+
+
+def load_run_policies(run_dir: str | Path) -> dict[str, Any]:
+    """The policies of an experiment folder: ``np-dpo/best``, ``btl-dpo/best``, ``type-dpo-*/best``."""
+    run = Path(run_dir)
+    models: dict[str, Any] = {}
+    if (run / "np-dpo" / "best").exists():
+        models["np-dpo"] = NPDPOPolicy.from_pretrained(run / "np-dpo" / "best")
+    if (run / "btl-dpo" / "best").exists():
+        models["btl-dpo"] = NPDPOPolicy.from_pretrained(run / "btl-dpo" / "best")
+    oracle = {int(d.name.rsplit("-", 1)[1]): NPDPOPolicy.from_pretrained(d / "best")
+              for d in sorted(run.glob("type-dpo-*")) if (d / "best").exists()}
+    if oracle:
+        models["type-dpo (oracle)"] = oracle
+    if "np-dpo" not in models:
+        raise FileNotFoundError(f"{run} has no np-dpo/best policy")
+    return models
+
+
+def evaluate_policies(config: ExperimentConfig, prep: Prepared, models: dict[str, Any], out_dir: str | Path,
+                      log=print, timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """Accuracy vs N^C per type + steered generations; writes results.json, results.csv and
+    accuracy_per_type.png into ``out_dir``."""
+    from ..eval.results import format_table, write_csv, write_json
+
+    out = Path(out_dir)
+    t0 = time.time()
+    doc = accuracy_vs_context(models, prep.test, config.eval)
+    names = type_names(prep.splits["test"])
+    if names:
+        doc["type_names"] = names
+    t_acc = time.time() - t0
+    log(format_table({**doc, "per_type": {}}))
+    for name, per in doc["per_type"].items():
+        for t, curve in per.items():
+            label = names[int(t)] if names else t
+            log(f"  {name:<18} type {t} ({label}): " + ", ".join(
+                f"N^C={n}: {100 * s['accuracy']:.1f}±{100 * s['stderr']:.1f}" for n, s in curve.items()))
+    b = config.behaviour
+    prompts = list(dict.fromkeys(str(r.prompt) for r in prep.splits["test"]))[: b.n_prompts]
+    baselines = {k: v for k, v in models.items() if k != "np-dpo" and not isinstance(v, dict)}
+    behaviour = steered_behaviour(models["np-dpo"], prep.tokenizer, prep.test, prompts, k=b.k,
+                                  users_per_type=b.users_per_type, baselines=baselines,
+                                  attribute=b.attribute, seed=b.seed, max_new_tokens=b.max_new_tokens)
+    for row in behaviour["table"]:
+        label = "-" if row["user_type"] is None else (names[row["user_type"]] if names else row["user_type"])
+        log(f"  {row['model']:<18} user type {label:<9}: mean {b.attribute} {row['mean']:.1f} "
+            f"± {row['stderr']:.1f} (n={row['n']})")
+    doc["behaviour"] = behaviour
+    doc["timing_s"] = {**(timings or {}), "accuracy_vs_context": round(t_acc, 1),
+                       "steered_generations": round(time.time() - t0 - t_acc, 1)}
+    write_json(doc, out / "results.json")
+    write_csv(doc, out / "results.csv")
+    plot_accuracy_per_type(doc, out / "accuracy_per_type.png")
+    return doc
+
+
+def run_experiment(config: ExperimentConfig, out_dir: str | Path, log=print) -> dict[str, Any]:
+    """Train NP-DPO and the baselines, evaluate, write results into ``out_dir``; returns the
+    results document. Each run resumes from its ``last/`` when present."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+    t0 = time.time()
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        timings[name] = round(time.time() - t0 - sum(timings.values()), 1)
+        log(f"[{time.time() - t0:7.1f}s] {name} done")
+
+    prep = prepare(config)
+    log(f"pairs: train {len(prep.train)}, test {len(prep.test)}, "
+        f"validation {len(prep.val) if prep.val is not None else 0}")
+    lap("data + embeddings")
+    models: dict[str, Any] = {"np-dpo": train_method(config, prep, "np-dpo", out / "np-dpo", log=log)}
+    best = out / "np-dpo" / "best"
+    if prep.val is not None and (best / "model.safetensors").exists():
+        models["np-dpo"].load_trainable_state_dict(load_state(best)[1])  # the best validation step
+    lap("train np-dpo")
+    if config.baselines.btl_dpo_steps:
+        models["btl-dpo"] = train_method(config, prep, "btl-dpo", out / "btl-dpo", log=log)
+        lap("train btl-dpo")
+    if config.baselines.type_dpo_steps:
+        models["type-dpo (oracle)"] = {t: train_method(config, prep, "type-dpo", out / f"type-dpo-{t}", user_type=t, log=log)
+                                       for t in sorted(set(prep.train.types) - {-1})}
+        lap("train per-type dpo")
+    doc = evaluate_policies(config, prep, models, out, log=log, timings=timings)
+    doc["wall_s"] = round(time.time() - t0, 1)
+    from ..eval.results import write_json
+
+    write_json(doc, out / "results.json")
+    log(f"[{doc['wall_s']:7.1f}s] finished; results in {out}")
+    return doc
