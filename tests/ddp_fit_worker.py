@@ -17,7 +17,7 @@ def main() -> None:
     out = Path(sys.argv[1])
     cfg = TrainConfig(learning_rate=1e-2, max_steps=int(sys.argv[2]) if len(sys.argv) > 2 else 6,
                       eval_steps=3, save_steps=3, logging_steps=1, max_grad_norm=1.0,
-                      disable_tqdm=True, use_cpu=True)
+                      disable_tqdm=True)  # no use_cpu: fit must find the process group itself
     # different initial weights per rank: fit must broadcast rank 0's
     import torch.distributed as dist
     rank = int(__import__("os").environ["RANK"])

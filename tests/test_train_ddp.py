@@ -3,6 +3,7 @@ weights, and those match one process that accumulates the same two micro-batches
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -34,6 +35,8 @@ def test_two_processes_end_with_equal_weights(tmp_path):
            str(HERE / "ddp_fit_worker.py"), str(tmp_path), "6"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for r in (0, 1):  # really one process group of two, not two lone processes
+        assert json.loads((tmp_path / f"rank{r}.json").read_text()) == {"step": 6, "world": 2}
     w0 = load_file(str(tmp_path / "rank0.safetensors"))
     w1 = load_file(str(tmp_path / "rank1.safetensors"))
     for k in w0:

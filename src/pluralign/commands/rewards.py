@@ -77,6 +77,10 @@ def train(
         _, result = train_reward_model(records, model, cfg, out, data_file=str(data))
     except (ConfigError, ValueError, TypeError) as err:
         _fail(str(err))
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # one report per distributed run
+        return
     best = ", ".join(f"{k}={v:.4f}" for k, v in result.best_metrics.items())
     typer.echo(f"trained {model} for {result.step} steps"
                + (f" (resumed from step {result.resumed_from})" if result.resumed_from else "")

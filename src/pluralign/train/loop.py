@@ -28,6 +28,7 @@ The same code runs on one CPU, one GPU, or under ``accelerate launch`` / ``torch
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -152,17 +153,43 @@ def _all_reduce_mean(tensors: list[torch.Tensor], world: int) -> None:
                 offset += b.numel()
 
 
-def make_accelerator(config: TrainConfig) -> Accelerator:
-    """An ``Accelerator`` with the config's precision and device. Accelerate keeps one global
-    state per process; a later run in the same process with other settings (e.g. tests, or a
-    notebook) resets that state, but never the process group of a distributed launch."""
+def _launched_world_size() -> int:
+    for key in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 1
+
+
+def _new_accelerator(config: TrainConfig, cpu: bool) -> Accelerator:
     try:
-        return Accelerator(mixed_precision=config.mixed_precision, cpu=config.use_cpu)
+        return Accelerator(mixed_precision=config.mixed_precision, cpu=cpu)
     except ValueError as err:
         if "already been initialized" not in str(err):
             raise
-        AcceleratorState._reset_state(reset_partial_state=False)
-        return Accelerator(mixed_precision=config.mixed_precision, cpu=config.use_cpu)
+        # Accelerate keeps one global state per process; a later run in the same process with
+        # other settings (tests, notebooks) resets it, but never a live process group.
+        AcceleratorState._reset_state(reset_partial_state=not dist.is_initialized())
+        return Accelerator(mixed_precision=config.mixed_precision, cpu=cpu)
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    """An ``Accelerator`` with the config's precision and device.
+
+    Under ``torchrun`` / ``accelerate launch`` on a machine without a GPU, Accelerate only joins
+    the process group when told to use the CPU; without that every process would silently train
+    alone. So when the launcher says there are several processes and Accelerate sees one, it is
+    asked again with ``cpu=True`` (gloo backend), and an error is raised if that fails too.
+    """
+    acc = _new_accelerator(config, config.use_cpu)
+    launched = _launched_world_size()
+    if launched > 1 and acc.num_processes == 1 and not config.use_cpu:
+        # (Accelerate may already have opened the process group; re-deriving its state keeps it)
+        AcceleratorState._reset_state(reset_partial_state=True)
+        acc = _new_accelerator(config, True)
+    if launched > 1 and acc.num_processes != launched:
+        raise RuntimeError(f"launched with {launched} processes but Accelerate joined "
+                           f"{acc.num_processes}; check the launcher's environment")
+    return acc
 
 
 def _better(value: float, best: float | None, config: TrainConfig) -> bool:
