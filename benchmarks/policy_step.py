@@ -57,13 +57,22 @@ def run_variant(args) -> dict:
     vocab = policy.lm.get_base_model().config.vocab_size
     batch, ctx = _inputs(args, vocab)
     ref = policy.reference_logprobs(batch)
+    prefix = None
+    if args.prefix_cache:
+        from pluralign.policies.prefix import capture_block_input
+
+        if not policy.frozen_blocks:
+            raise SystemExit("--prefix-cache needs --trainable-layers on a Llama/Qwen2-style model")
+        with capture_block_input(policy.lm, policy.frozen_blocks) as seen:
+            policy.reference_logprobs(batch)
+        prefix = seen[0]
     n = args.targets
     opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=1e-4)
     times = []
     for i in range(args.warmup + args.steps):
         t0 = time.perf_counter()
         z = policy.encode(*ctx) if film else None
-        logps = policy.logprobs(batch, z)
+        logps = policy.logprobs(batch, z, prefix=prefix)
         loss, _, _ = dpo_loss(logps[:n], logps[n:], ref[:n], ref[n:], beta=0.1)
         opt.zero_grad(set_to_none=True)
         loss.mean().backward()
@@ -83,7 +92,7 @@ def run_variant(args) -> dict:
                 ts = []
                 for _ in range(args.steps + 1):
                     t0 = time.perf_counter()
-                    policy.logprobs(batch, zz)
+                    policy.logprobs(batch, zz, prefix=prefix)
                     ts.append(time.perf_counter() - t0)
                 fwd[name] = sum(ts[1:]) / len(ts[1:])
         out.update(forward_sec_film_off=fwd["film_off"], forward_sec_film_on=fwd["film_on"],
@@ -102,6 +111,8 @@ def main() -> None:
     ap.add_argument("--lora-rank", type=int, default=8)
     ap.add_argument("--trainable-layers", type=int, default=None,
                     help="LoRA + FiLM on the top k blocks only (default: all, the paper)")
+    ap.add_argument("--prefix-cache", action="store_true",
+                    help="run only the trainable top blocks from cached frozen-block states (prefix.py)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1,
@@ -122,7 +133,8 @@ def main() -> None:
     d, f = results["dpo"], results["np-dpo"]
     print(f"model={args.model} seq_len={args.seq_len} sequences/step={2 * args.targets} "
           f"N^C={args.context} lora_rank={args.lora_rank} z_dim={args.z_dim} "
-          f"trainable_layers={args.trainable_layers or 'all'} threads={args.threads}")
+          f"trainable_layers={args.trainable_layers or 'all'} prefix_cache={args.prefix_cache} "
+          f"threads={args.threads}")
     print(f"{'variant':<8} {'s/step':>8} {'peak RSS MB':>12} {'trainable':>12}")
     for name, r in (("DPO", d), ("NP-DPO", f)):
         print(f"{name:<8} {r['sec_per_step']:>8.3f} {r['peak_rss_mb']:>12.0f} {r['trainable_params']:>12,}")

@@ -31,10 +31,13 @@ class PolicyDataConfig:
     """source: a built-in data set name (``pluralign.data.builtin``) or a records file.
     builtin_overrides: arguments for the built-in builder (e.g. users_per_type).
     embedder: the frozen text encoder of context options (``pluralign.features.embed``).
-    max_train_users / max_test_users: keep only that many users per type (CPU budgets)."""
+    max_train_users / max_test_users: keep only that many users per type (CPU budgets).
+    max_prompts: build a ``corpus-*`` data set from this many of the corpus's prompts only
+    (drawn with ``split_seed``): the distinct responses, hence the reference passes, scale with it."""
 
     source: str = "corpus-2mode"
     builtin_overrides: dict[str, Any] = field(default_factory=dict)
+    max_prompts: int | None = None
     embedder: str = "minilm"
     split_seed: int = 0
     max_train_users: int | None = None
@@ -105,7 +108,10 @@ def load_records(config: PolicyDataConfig) -> dict[str, list]:
     else:
         from ..data import builtin
 
-        records = builtin.load(config.source, **config.builtin_overrides)
+        overrides = dict(config.builtin_overrides)
+        if config.max_prompts is not None and config.source.startswith("corpus"):
+            overrides["path"] = str(corpus_subset(config.max_prompts, config.split_seed, overrides.get("path")))
+        records = builtin.load(config.source, **overrides)
     if any(r.split is None for r in records):
         records = split_records(records, seed=config.split_seed)
     splits = by_split(records)
@@ -124,6 +130,38 @@ def load_records(config: PolicyDataConfig) -> dict[str, list]:
     return {"train": limit(splits.get("train", []), config.max_train_users),
             "validation": limit(splits.get("validation", []), config.max_test_users),
             "test": limit(splits.get("test", []), config.max_test_users)}
+
+
+def corpus_subset(n_prompts: int, seed: int, path: str | None = None) -> Path:
+    """A gzip JSONL copy of the corpus with ``n_prompts`` of its prompts (random, seeded),
+    cached under the pluralign cache folder by (source file, n, seed)."""
+    import gzip
+    import hashlib
+
+    import numpy as np
+
+    from ..data.builtin.corpus import corpus_path, load_corpus
+    from ..features.offline import cache_root
+
+    src = Path(path) if path else corpus_path()
+    stat = src.stat()
+    key = hashlib.sha1(f"{src.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{n_prompts}|{seed}".encode()).hexdigest()[:12]
+    out = cache_root() / "corpus-subsets" / f"corpus-{n_prompts}-{key}.jsonl.gz"
+    if out.exists():
+        return out
+    rows = load_corpus(src)
+    ids = sorted({r["prompt_id"] for r in rows})
+    if n_prompts >= len(ids):
+        return src
+    keep = set(np.asarray(ids)[np.random.default_rng(seed).permutation(len(ids))[:n_prompts]].tolist())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8") as f:
+        for r in rows:
+            if r["prompt_id"] in keep:
+                f.write(json.dumps({k: v for k, v in r.items() if k != "scores"}) + "\n")
+    tmp.replace(out)
+    return out
 
 
 def policy_data(records, tokenizer, embedder, max_length: int) -> PolicyData:
