@@ -18,6 +18,7 @@ def synthetic(
     steps: int = typer.Option(None, "--steps", help="Training steps per model (default: the preset's)."),
     lr: float = typer.Option(None, "--lr", help="Learning rate (default: the preset's)."),
     task: list[str] = typer.Option(None, "--task", help="example-4.1, example-4.3, vpl-didactic (repeatable; default all)."),
+    model: list[str] = typer.Option(None, "--model", help="Train only these models (btl, dpl, np-btl, vpl; repeatable; default: each task's own list)."),
     rho: list[float] = typer.Option(None, "--rho", help="Example 4.3 correlations (repeatable; default -1 -0.7 0 0.7)."),
     n_pairs: int = typer.Option(20000, "--n-pairs", help="Pairs per synthetic data set (split 50/25/25)."),
     eval_tasks: int = typer.Option(1000, "--eval-tasks", help="Test tasks per context size."),
@@ -30,6 +31,8 @@ def synthetic(
                   n_eval_tasks=eval_tasks, seed=seed)
     if task:
         fields["tasks"] = tuple(task)
+    if model:
+        fields["models"] = tuple(model)
     if rho:
         fields["rhos"] = tuple(rho)
     try:

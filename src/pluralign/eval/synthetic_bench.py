@@ -61,7 +61,8 @@ class SyntheticBenchConfig:
     tasks and fewer models (a few minutes on 2 CPU cores). max_steps / learning_rate: override
     the preset. n_pairs: pairs per data set (paper: 20k, split 10k/5k/5k). n_eval_tasks: test
     tasks per N^C. tasks: which experiments (``example-4.1``, ``example-4.3``,
-    ``vpl-didactic``). rhos: Example 4.3 correlations. models_41: models of Example 4.1.
+    ``vpl-didactic``). rhos: Example 4.3 correlations. models: restrict every task to these
+    models (default: each task's own list; ``--quick`` trains fewer).
     """
 
     preset: str = "tuned"
@@ -75,7 +76,7 @@ class SyntheticBenchConfig:
     context_sizes: tuple[int, ...] = (0, 1, 3, 5, 10)
     rhos: tuple[float, ...] = (-1.0, -0.7, 0.0, 0.7)
     tasks: tuple[str, ...] = ("example-4.1", "example-4.3", "vpl-didactic")
-    models_41: tuple[str, ...] = MODELS_41
+    models: tuple[str, ...] | None = None
     vpl_latent_dim: int = 8
     seed: int = 0
     progress: bool = True
@@ -87,7 +88,7 @@ class SyntheticBenchConfig:
         if unknown:
             raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from example-4.1, "
                              "example-4.3, vpl-didactic")
-        bad = set(self.models_41) - set(MODELS_41)
+        bad = set(self.models or ()) - set(MODELS_41)
         if bad:
             raise ValueError(f"unknown model(s) {sorted(bad)}; choose from {MODELS_41}")
         if any(not -1.0 <= r <= 1.0 for r in self.rhos):
@@ -97,6 +98,14 @@ class SyntheticBenchConfig:
         if self.quick:
             self.n_eval_tasks = min(self.n_eval_tasks, 300)
             self.n_pairs = min(self.n_pairs, 8000)
+
+    def pick(self, full: tuple[str, ...], quick: tuple[str, ...]) -> tuple[str, ...]:
+        """The models a task trains: those of its list named in ``models`` when given (the
+        whole list if none is), else its list (``quick``: a shorter one)."""
+        default = quick if self.quick else full
+        if self.models is None:
+            return default
+        return tuple(n for n in full if n in self.models) or default
 
     @property
     def steps(self) -> int:
@@ -160,7 +169,7 @@ def _finish(doc: dict, out: Path, stem: str, log: Callable[[str], None]) -> dict
 def run_example41(cfg: SyntheticBenchConfig, out: Path, log: Callable[[str], None] = print) -> dict:
     """Example 4.1 table (NP paper Fig. 1b) -> ``out/example-4.1.json`` (+ CSV, PNG)."""
     records, data_info = example41(n_pairs=cfg.n_pairs, seed=cfg.seed)
-    names = ("btl", "np-btl") if cfg.quick else cfg.models_41
+    names = cfg.pick(MODELS_41, ("btl", "np-btl"))
     log(f"Example 4.1: training {', '.join(names)} for {cfg.steps} steps each")
     models, runs = train_models(names, records, cfg, out / "example-4.1", log)
     test = EvalData.from_records(by_split(records)["test"])
@@ -188,7 +197,7 @@ def run_example43(rho: float, cfg: SyntheticBenchConfig, out: Path,
                   log: Callable[[str], None] = print) -> dict:
     """One correlation of Example 4.3 -> ``out/example-4.3-rho-<rho>.json`` (+ CSV, PNG)."""
     records, data_info = example43(n_pairs=cfg.n_pairs, rho=rho, seed=cfg.seed)
-    names = ("np-btl",) if cfg.quick else ("btl", "np-btl", "vpl")
+    names = cfg.pick(("btl", "np-btl", "vpl"), ("np-btl",))
     stem = f"example-4.3-rho-{rho:g}"
     log(f"Example 4.3, rho = {rho:g}: training {', '.join(names)} for {cfg.steps} steps each")
     models, runs = train_models(names, records, cfg, out / stem, log)
@@ -239,7 +248,7 @@ def run_vpl_didactic(cfg: SyntheticBenchConfig, out: Path, log: Callable[[str], 
     """VPL's didactic mixture: accuracy table + reward curves per annotator -> ``out/vpl-didactic.*``."""
     sigma = 0.1
     records, data_info = vpl_didactic(n_pairs=cfg.n_pairs, m=m, sigma=sigma, seed=cfg.seed)
-    names = ("vpl",) if cfg.quick else ("btl", "dpl", "vpl")
+    names = cfg.pick(("btl", "dpl", "vpl"), ("vpl",))
     log(f"VPL didactic mixture ({m} annotators): training {', '.join(names)} for {cfg.steps} steps each")
     models, runs = train_models(names, records, cfg, out / "vpl-didactic", log)
     test = EvalData.from_records(by_split(records)["test"])
