@@ -276,11 +276,11 @@ def fit(model: nn.Module, step_fn: StepFn, batch_fn: BatchFn, config: TrainConfi
             with torch.no_grad(), acc.autocast():
                 metrics = {k: float(v) for k, v in val_fn(model).items()}
             model.train(was_training)
-            if config.metric_for_best_model not in metrics:
-                raise KeyError(f"val_fn returned {sorted(metrics)}, which lacks "
-                               f"metric_for_best_model={config.metric_for_best_model!r}")
         if world > 1:
             metrics = broadcast_object_list([metrics])[0]
+        if config.metric_for_best_model not in metrics:  # every process raises, none hangs
+            raise KeyError(f"val_fn returned {sorted(metrics)}, which lacks "
+                           f"metric_for_best_model={config.metric_for_best_model!r}")
         value = metrics[config.metric_for_best_model]
         improved = _better(value, best["metric"], config)
         if improved:
