@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +32,7 @@ import torch
 
 from ..data.splits import by_split
 from ..data.synthetic import example41, example43, vpl_didactic
+from ..data.tasks import TaskItem, TaskSampler, collate
 from ..data.users import gaussian_bump_users
 from ..train.config import TrainConfig
 from ..train.rewards import RewardTrainConfig, TaskConfig, train_reward_model
@@ -266,7 +267,6 @@ def reward_curves(models, data: EvalData, users, n_context: int, seed: int,
     """Per annotator: the true reward and each model's SPO-scaled reward on a grid of [0, 1],
     given ``n_context`` of that annotator's test pairs. Both are min-max scaled to [0, 1] so
     shapes can be compared (rewards are identified only up to a monotone map)."""
-    from ..data.tasks import TaskSampler, collate
     from ..rewards import spo_scaled_reward
 
     grid = torch.linspace(0, 1, n_grid).unsqueeze(-1)
@@ -281,8 +281,6 @@ def reward_curves(models, data: EvalData, users, n_context: int, seed: int,
         rng = np.random.default_rng(seed + user.latent)
         pool = sampler.pools[idx[0]]
         ctx = pool[rng.choice(len(pool), n_context, replace=False)]
-        from ..data.tasks import TaskItem
-
         item = TaskItem(sampler.users[idx[0]], user.latent, ctx, ctx[:1], np.zeros(1, dtype=bool))
         batch = collate([item], data.chosen, data.rejected)
         entry = {"true": scale(torch.as_tensor(user.reward(grid.numpy())))}
