@@ -292,3 +292,30 @@ def test_prefix_cache_gives_the_full_model_log_probs(tok, arch):
 def test_gpt2_has_no_prefix_cache():
     policy = _policy("gpt2", trainable_layers=1)
     assert policy.frozen_blocks == 0
+
+
+@pytest.mark.slow
+def test_generate_cli_with_choices(tok, tmp_path):
+    from typer.testing import CliRunner
+
+    from pluralign.cli import app
+    from pluralign.data.io import write_records
+
+    base_dir = tmp_path / "base"
+    tiny_causal_lm("llama").save_pretrained(base_dir)
+    tok.save_pretrained(base_dir)
+    policy = NPDPOPolicy(tiny_causal_lm("llama"), NPDPOConfig(base_model=str(base_dir), option_dim=384, z_dim=8,
+                                                              encoder_hidden=16, lora_rank=4,
+                                                              context_embedder="minilm"))
+    policy.save_pretrained(tmp_path / "policy")
+    write_records(_text_records(n_users=1, n_pairs=3), tmp_path / "choices.jsonl")
+    args = ["generate", "--policy", str(tmp_path / "policy"), "--choices", str(tmp_path / "choices.jsonl"),
+            "--prompt", "hi?", "--max-new-tokens", "5"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    # at initialisation FiLM and LoRA are the identity: the answer is the base model's greedy answer
+    ids = tok(["<|im_start|>user\nhi?<|im_end|>\n<|im_start|>assistant\n"], return_tensors="pt")
+    want = tiny_causal_lm("llama").generate(**ids, max_new_tokens=5, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert result.stdout.strip() == tok.decode(want[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    bad = CliRunner().invoke(app, ["generate", "--policy", str(tmp_path / "policy"), "--prompt", "x"])
+    assert bad.exit_code != 0 and "--choices" in bad.output
