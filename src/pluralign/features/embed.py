@@ -203,9 +203,13 @@ class Embedder:
 
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         # the chat template already holds the special tokens it wants; plain text gets the usual ones
+        side = self.tokenizer.truncation_side
         self.tokenizer.truncation_side = "left"
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
-                             add_special_tokens=self.template != "chat")["input_ids"]
+        try:
+            ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                                 add_special_tokens=self.template != "chat")["input_ids"]
+        finally:
+            self.tokenizer.truncation_side = side  # the tokenizer may be shared (e.g. with a policy)
         return [list(x) for x in ids]
 
     # -- model -----------------------------------------------------------------------------------
@@ -217,12 +221,12 @@ class Embedder:
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = torch.empty(len(ids), self.dim)
         device = next(self.model.parameters()).device
-        self.tokenizer.padding_side = self.padding_side
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         with torch.inference_mode():
             for batch in tqdm(batches, desc=f"embed {Path(self.model_id).name}", unit="batch",
                               disable=not self.progress or len(batches) < 2):
-                padded = self.tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
+                padded = self.tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt",
+                                            padding_side=self.padding_side)
                 input_ids = padded["input_ids"].to(device)
                 mask = padded["attention_mask"].to(device)
                 kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
