@@ -75,7 +75,7 @@ def test_train_resume_and_eval(files):
                  "--config", files / "btl.yaml", "--steps", "20", "--seed", "3")
     assert res.exit_code == 0, res.output
 
-    out = files / "eval" / "results.json"
+    out = files / "eval" / "example-4.3.json"  # a dot in the stem
     res = invoke("eval", run, files / "btl", "--data", files / "data.jsonl", "--context-sizes", "0,1,5",
                  "--n-tasks", "40", "--out", out)
     assert res.exit_code == 0, res.output
@@ -88,7 +88,7 @@ def test_train_resume_and_eval(files):
             assert s["n"] == 40 and 0.0 <= s["accuracy"] <= 1.0
     assert doc["bayes"]["5"] > doc["bayes"]["0"]  # simulated types: the Bayes line is there
     assert doc["flip_test"]["btl"]["5"]["unchanged"] == 1.0  # BTL ignores its context
-    assert (files / "eval" / "results.csv").is_file() and (files / "eval" / "results.png").is_file()
+    assert (files / "eval" / "example-4.3.csv").is_file() and (files / "eval" / "example-4.3.png").is_file()
     assert "bayes-optimal" in res.output
 
 

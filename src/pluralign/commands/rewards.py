@@ -148,10 +148,10 @@ def evaluate(
     except (ValueError, TypeError) as err:
         _fail(str(err))
     write_json(doc, out)
-    stem = out.with_suffix("")
-    write_csv(doc, stem.with_suffix(".csv"))
-    plot_accuracy(doc, stem.with_suffix(".png"))
-    per_type = plot_per_type(doc, Path(f"{stem}-per-type.png"))
+    # beside the JSON, same stem ("example-4.1.json" -> "example-4.1.csv": not with_suffix)
+    csv_path, png_path = out.with_name(out.stem + ".csv"), out.with_name(out.stem + ".png")
+    write_csv(doc, csv_path)
+    plot_accuracy(doc, png_path)
+    per_type = plot_per_type(doc, out.with_name(out.stem + "-per-type.png"))
     typer.echo(format_table(doc))
-    typer.echo(f"wrote {out}, {stem.with_suffix('.csv')}, {stem.with_suffix('.png')}"
-               + (f", {per_type}" if per_type else ""))
+    typer.echo(f"wrote {out}, {csv_path}, {png_path}" + (f", {per_type}" if per_type else ""))
