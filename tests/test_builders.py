@@ -277,3 +277,17 @@ def test_bad_rows_name_file_line_and_field(tmp_path):
         build_saferlhf(tmp_path / "pku.jsonl")
     with pytest.raises(ValueError, match="attributes"):
         UltraFeedbackConfig(attributes=("helpfulness", "kindness"))
+
+
+def test_rows_in_memory_and_max_pairs():
+    rows = raw_rows(UF_SYNTH)
+    from_rows = build_ultrafeedback(rows, UltraFeedbackConfig(conflict_rate=0.5))
+    assert from_rows.counts == build_ultrafeedback(UF_SYNTH, UltraFeedbackConfig(conflict_rate=0.5)).counts
+    capped = build_ultrafeedback(rows, UltraFeedbackConfig(conflict_rate=0.5, max_pairs=20, fractions=(0.5, 0.25, 0.25)))
+    sizes = [capped.counts[f"pairs_{s}"] for s in ("train", "validation", "test")]
+    assert sizes == [10, 5, 5]
+    for split, value in conflict_summary(capped.records).items():
+        assert abs(value - 0.5) <= 0.5 / capped.counts[f"pairs_{split}"]
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_list(raw_rows(FIX / "helpsteer_tiny.jsonl"))
+    assert build_helpsteer(ds).counts == build_helpsteer(FIX / "helpsteer_tiny.jsonl").counts

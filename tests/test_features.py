@@ -186,3 +186,20 @@ def test_load_embedder_from_a_local_folder(llama, tok, tmp_path):
     assert torch.allclose(emb.embed(PROMPTS[:2], RESPONSES[:2]), direct, atol=1e-5)
     with pytest.raises(ValueError, match="pooling"):
         EmbedderConfig(pooling="max")
+
+
+@pytest.mark.slow
+def test_offline_minilm_embeds_by_meaning(tmp_path):
+    """The bundled all-MiniLM-L6-v2 loads offline and ranks paraphrases above unrelated text."""
+    offline = pytest.importorskip("pluralign.features.offline")
+    try:
+        offline.minilm_dir()
+    except offline.OfflineModelMissing as err:  # the package is a declared dependency; say why if absent
+        pytest.fail(str(err))
+    emb = load_embedder(EmbedderConfig(model="minilm", normalize=True, cache_dir=str(tmp_path)))
+    emb.progress = False
+    v = emb.embed(["", "", ""], ["A cat is sitting on the mat.", "There is a cat on the rug.",
+                                 "Stock markets fell sharply on Monday."])
+    assert v.shape == (3, 384)
+    sims = v @ v.T
+    assert sims[0, 1] > sims[0, 2] + 0.2

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -321,10 +322,21 @@ def embed_records(records: Sequence[PreferenceRecord], embedder: Embedder) -> tu
     if any(r.is_numeric for r in records):
         raise TypeError("embed_records needs text records; these already carry vectors "
                         "(use pluralign.data.tables.option_vectors)")
-    p = len(records)
-    vectors = embedder.embed([r.prompt for r in records] * 2,
-                             [r.chosen for r in records] + [r.rejected for r in records])
-    return vectors[:p], vectors[p:]
+    # format each distinct (prompt, option) once: records of many users repeat the same pairs
+    index: dict[tuple[str, str], int] = {}
+    prompts: list[Text] = []
+    options: list[Text] = []
+    rows: list[int] = []
+    for rec in records:
+        for option in (rec.chosen, rec.rejected):
+            key = (json.dumps(rec.prompt), json.dumps(option))
+            if key not in index:
+                index[key] = len(prompts)
+                prompts.append(rec.prompt)
+                options.append(option)
+            rows.append(index[key])
+    vectors = embedder.embed(prompts, options)[torch.tensor(rows)]
+    return vectors[0::2], vectors[1::2]
 
 
 def attach_vectors(records: Sequence[PreferenceRecord], chosen: torch.Tensor, rejected: torch.Tensor,
