@@ -150,8 +150,12 @@ def test_cache_rejects_bad_vectors(tmp_path):
     cache.put(["a", "b"], torch.ones(2, 3))
     with pytest.raises(ValueError, match="dim"):
         cache.put(["c"], torch.ones(1, 4))
-    found, missing = EmbeddingCache(tmp_path, {"k": 1}).get(["b", "z", "a"])
+    reader = EmbeddingCache(tmp_path, {"k": 1})
+    found, missing = reader.get(["b", "z", "a"])
     assert missing == [1] and set(found) == {0, 2}
+    EmbeddingCache(tmp_path, {"k": 1}).put(["z"], torch.zeros(1, 3))  # another writer adds a shard
+    found, missing = reader.get(["z"])
+    assert missing == [] and torch.equal(found[0], torch.zeros(3))
     assert text_hash("a") != text_hash("b")
 
 

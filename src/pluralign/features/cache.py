@@ -112,6 +112,8 @@ class EmbeddingCache:
 
     def get_hashes(self, hashes: Sequence[bytes]) -> tuple[dict[int, torch.Tensor], list[int]]:
         """({position: vector (D,)} for cached hashes, [positions not cached])."""
+        if any(h not in self._where for h in hashes):
+            self._scan()  # another process (or Embedder) may have added shards since we looked
         found: dict[int, torch.Tensor] = {}
         missing: list[int] = []
         for i, h in enumerate(hashes):
