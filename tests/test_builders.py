@@ -283,7 +283,8 @@ def test_rows_in_memory_and_max_pairs():
     rows = raw_rows(UF_SYNTH)
     from_rows = build_ultrafeedback(rows, UltraFeedbackConfig(conflict_rate=0.5))
     assert from_rows.counts == build_ultrafeedback(UF_SYNTH, UltraFeedbackConfig(conflict_rate=0.5)).counts
-    capped = build_ultrafeedback(rows, UltraFeedbackConfig(conflict_rate=0.5, max_pairs=20, fractions=(0.5, 0.25, 0.25)))
+    capped = build_ultrafeedback(rows, UltraFeedbackConfig(conflict_rate=0.5, max_pairs=20,
+                                                           fractions=(0.5, 0.25, 0.25)))
     sizes = [capped.counts[f"pairs_{s}"] for s in ("train", "validation", "test")]
     assert sizes == [10, 5, 5]
     for split, value in conflict_summary(capped.records).items():

@@ -104,7 +104,8 @@ def split_pairs(pairs: Sequence[ScoredPair], fractions: Sequence[float] = (0.8, 
 
 def decisions(pairs: Sequence[ScoredPair], attributes: Sequence[str]) -> np.ndarray:
     """(P, K) int8 matrix of signs: +1 a preferred, -1 b preferred, 0 tie/missing, per attribute user."""
-    return np.array([[p.sign(n) for n in attributes] for p in pairs], dtype=np.int8).reshape(len(pairs), len(attributes))
+    signs = np.array([[p.sign(n) for n in attributes] for p in pairs], dtype=np.int8)
+    return signs.reshape(len(pairs), len(attributes))
 
 
 def is_conflicting(signs: np.ndarray) -> np.ndarray:
