@@ -26,14 +26,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_processes_end_with_equal_weights(tmp_path):
+def torchrun(script: str, *args) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-           str(HERE / "ddp_fit_worker.py"), str(tmp_path), "6"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+           str(HERE / script), *map(str, args)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_two_processes_end_with_equal_weights(tmp_path):
+    proc = torchrun("ddp_fit_worker.py", tmp_path, 6)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for r in (0, 1):  # really one process group of two, not two lone processes
         assert json.loads((tmp_path / f"rank{r}.json").read_text()) == {"step": 6, "world": 2}
@@ -56,3 +60,19 @@ def test_two_processes_end_with_equal_weights(tmp_path):
     assert (tmp_path / "run" / "last" / "rng.pt").is_file()
     steps = [line for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"train"' in line]
     assert len(steps) == 6
+
+
+@pytest.mark.slow
+def test_two_process_resume_is_bit_identical(tmp_path):
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    proc = torchrun("ddp_resume_worker.py", full, -1)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert torchrun("ddp_resume_worker.py", resumed, 6).returncode != 0  # crashed at step 6
+    proc = torchrun("ddp_resume_worker.py", resumed, -1)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for rank in (0, 1):
+        assert (resumed / f"resumed{rank}.txt").read_text() == "4"  # from last/ at step 4
+        a = load_file(str(full / f"final{rank}.safetensors"))
+        b = load_file(str(resumed / f"final{rank}.safetensors"))
+        for k in a:
+            assert torch.equal(a[k], b[k]), (rank, k)
