@@ -1,0 +1,436 @@
+"""``pluralign bench text``: reward models on frozen-LM embeddings of text preferences
+(issue 4, item 5; NP paper §4.2 and Figure 3, App. C.2).
+
+Pipeline: built-in text data (:mod:`pluralign.data.builtin`) or a records file -> option
+vectors from a frozen encoder (prompt + response, :mod:`pluralign.features.embed`, cached on
+disk, so a second run computes nothing) -> per-feature standardisation fitted on the training
+split -> BTL / DPL / NP-BTL / VPL trained on the training split by the shared loop
+(:func:`pluralign.train.rewards.train_reward_model`) -> accuracy on unseen test pairs vs N^C per
+user type (:func:`pluralign.eval.results.evaluate_models`, the issue-3 results schema), with
+
+* the **per-user oracle** (NP paper Fig. 2, dashed lines): one BTL per user type trained on that
+  type's training pairs alone, scored on that type's test tasks, reported as model ``oracle``;
+* the context-flip diagnostic and VPL's active units (:mod:`pluralign.eval.diagnostics`);
+* the Bayes-optimal reference (exact on the same tasks: the data's simulated types are known);
+* a PCA plot of context latents coloured by the true user type at several N^C
+  (:mod:`pluralign.eval.latents`, NP paper Figure 3).
+
+The splits are the data's own (built-in sets are split by prompt; Pets by sentence). Users can
+be held out per type (``holdout_users``): their records are never trained or evaluated on, and
+the demo (:mod:`pluralign.eval.showcase`) personalises to them as new users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..data.records import PreferenceRecord
+from ..data.splits import by_split
+from ..train.config import TrainConfig
+from .metrics import EvalConfig, EvalData, sample_eval_tasks, summarize, task_accuracy
+from .plots import plot_accuracy, plot_per_type
+from .results import evaluate_models, format_table, write_csv, write_json
+
+MODELS = ("btl", "dpl", "np-btl", "vpl")
+ENCODERS = {"minilm": {"model": "minilm"}, "smollm2": {"model": "smollm2", "pooling": "last_token"}}
+
+#: Hyperparameters of the context models (measured on the 2-mode corpus/Pets data; see
+#: docs/text-bench.md). Fields of the model configs (pluralign.rewards).
+MODEL_FIELDS: dict[str, dict[str, Any]] = {
+    "btl": {},
+    "dpl": {},
+    "np-btl": {"encoder": "deepset", "pooling": "sum"},
+    "vpl": {"encoder": "deepset", "pooling": "sum", "latent_dim": 16},
+}
+
+
+@dataclass
+class TextBenchConfig:
+    """What ``pluralign bench text`` runs.
+
+    data: a built-in set name (``pluralign.data.builtin.available()``) or a JSONL/Parquet file
+    of records with text options (or vectors: then nothing is embedded). encoder: ``minilm``
+    (mean pooling, fast on a CPU), ``smollm2`` (last-token pooling, what the papers do), or any
+    local folder / hub id. models: which reward models. oracle: train the per-type BTL oracle.
+    quick: fewer steps and evaluation tasks. max_steps / learning_rate: optimisation.
+    pairs_per_user: pairs each simulated user labels (built-in sets only; enough that every user
+    has max(context_sizes) + n_target test pairs). holdout_users: users per type left out of
+    training and evaluation. latent_context_sizes: N^C of the PCA panels. cache_dir: embedding
+    cache root (None: ``$PLURALIGN_CACHE/embeddings``).
+    """
+
+    data: str = "corpus-2mode"
+    encoder: str = "minilm"
+    models: tuple[str, ...] = MODELS
+    oracle: bool = True
+    quick: bool = False
+    max_steps: int | None = None
+    learning_rate: float = 3e-4
+    n_tasks: int = 64
+    n_target: int = 20
+    eval_steps: int = 100
+    n_eval_tasks: int = 500
+    context_sizes: tuple[int, ...] = (0, 1, 3, 5, 10)
+    latent_context_sizes: tuple[int, ...] = (0, 1, 3, 10)
+    pairs_per_user: int = 128
+    users_per_type: int = 50
+    holdout_users: int = 0
+    standardize: bool = True
+    project_dim: int | None = None
+    hidden_dim: int = 256
+    max_length: int = 256
+    embed_batch_size: int = 32
+    cache_dir: str | None = None
+    model_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.models = tuple(self.models)
+        bad = sorted(set(self.models) - set(MODELS))
+        if bad:
+            raise ValueError(f"unknown model(s) {bad}; choose from {', '.join(MODELS)}")
+        if not self.models and not self.oracle:
+            raise ValueError("nothing to train: give at least one model or keep the oracle")
+        self.context_sizes = tuple(int(n) for n in self.context_sizes)
+        self.latent_context_sizes = tuple(int(n) for n in self.latent_context_sizes)
+        if not set(self.latent_context_sizes) <= set(self.context_sizes):
+            raise ValueError(f"latent_context_sizes {self.latent_context_sizes} must be among "
+                             f"context_sizes {self.context_sizes}")
+        for name in ("n_tasks", "n_target", "eval_steps", "n_eval_tasks", "pairs_per_user",
+                     "users_per_type", "max_length", "embed_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TextBenchConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.holdout_users < 0 or self.holdout_users >= self.users_per_type:
+            raise ValueError(f"holdout_users must be in [0, users_per_type), got {self.holdout_users}")
+        if self.project_dim is not None and self.project_dim < 1:
+            raise ValueError(f"project_dim must be >= 1 or None, got {self.project_dim}")
+        if self.hidden_dim < 1:
+            raise ValueError(f"hidden_dim must be >= 1, got {self.hidden_dim}")
+        if self.quick:
+            self.n_eval_tasks = min(self.n_eval_tasks, 200)
+
+    @property
+    def steps(self) -> int:
+        return self.max_steps or (600 if self.quick else 1500)
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+
+def load_text_records(cfg: TextBenchConfig) -> list[PreferenceRecord]:
+    """Records of ``cfg.data``: a built-in set (with this config's users and pairs per user) or a
+    file; every record must carry a ``split`` (built-in sets do; else a seeded split by prompt)."""
+    from ..data import builtin
+
+    if cfg.data in builtin.REGISTRY:
+        overrides: dict[str, Any] = {"pairs_per_user": cfg.pairs_per_user, "seed": cfg.seed}
+        key = "users_per_group" if cfg.data.startswith("pets") else "users_per_type"
+        overrides[key] = cfg.users_per_type
+        return builtin.load(cfg.data, **overrides)
+    path = Path(cfg.data)
+    if not path.exists():
+        raise FileNotFoundError(f"--data {cfg.data!r} is neither a built-in set "
+                                f"({', '.join(builtin.REGISTRY)}) nor an existing file")
+    from ..data.io import read_records
+    from ..data.splits import split_records
+
+    return split_records(read_records(path), seed=cfg.seed, group_by="auto")
+
+
+def type_names(records: list[PreferenceRecord]) -> dict[int, str]:
+    """``{user_latent: name}`` from ``meta["user_type"]`` (``"type t"`` where absent)."""
+    names: dict[int, str] = {}
+    for r in records:
+        if isinstance(r.user_latent, int):
+            names.setdefault(r.user_latent, str(r.meta.get("user_type", f"type {r.user_latent}")))
+    return dict(sorted(names.items()))
+
+
+def holdout(records: list[PreferenceRecord], per_type: int) -> tuple[list[PreferenceRecord], dict[int, str]]:
+    """Remove the first ``per_type`` users (sorted by id) of every type; returns the remaining
+    records and ``{type: held-out user}`` (the first one of each type)."""
+    if per_type == 0:
+        return records, {}
+    users: dict[int, list[str]] = {}
+    for r in records:
+        if isinstance(r.user_latent, int) and r.user_id not in users.setdefault(r.user_latent, []):
+            users[r.user_latent].append(r.user_id)
+    out = {t: sorted(u)[:per_type] for t, u in sorted(users.items())}
+    gone = {u for us in out.values() for u in us}
+    return [r for r in records if r.user_id not in gone], {t: us[0] for t, us in out.items()}
+
+
+@dataclass
+class Features:
+    """Option vectors of the records (row i = record i) and how they were made.
+
+    ``mean``/``std`` standardise raw encoder vectors and ``axes`` (D, k), when set, project
+    them onto the top-k principal axes (all fitted on the training split); :meth:`transform`
+    applies the same map to new options (e.g. the demo's candidates).
+    """
+
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    axes: torch.Tensor | None = None
+    embedder: Any = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def transform(self, raw: torch.Tensor) -> torch.Tensor:
+        x = (raw - self.mean) / self.std
+        return x @ self.axes if self.axes is not None else x
+
+
+def make_embedder(cfg: TextBenchConfig):
+    """The frozen encoder ``cfg.encoder`` with the disk cache (nothing is downloaded for the
+    offline aliases)."""
+    from ..features.embed import EmbedderConfig, load_embedder
+
+    fields = dict(ENCODERS.get(cfg.encoder, {"model": cfg.encoder}))
+    return load_embedder(EmbedderConfig(**fields, max_length=cfg.max_length,
+                                        batch_size=cfg.embed_batch_size, cache_dir=cfg.cache_dir))
+
+
+def embed_distinct(records: list[PreferenceRecord], embedder: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like :func:`pluralign.features.embed.embed_records`, but every distinct (prompt, option)
+    is formatted and looked up once (many users label the same pairs). (P, D) x2."""
+    index: dict[str, int] = {}
+    prompts, options, rows = [], [], []
+    for r in records:
+        for opt in (r.chosen, r.rejected):
+            key = repr((r.prompt, opt))
+            if key not in index:
+                index[key] = len(prompts)
+                prompts.append(r.prompt)
+                options.append(opt)
+            rows.append(index[key])
+    vectors = embedder.embed(prompts, options)[torch.tensor(rows)]
+    return vectors[0::2], vectors[1::2]
+
+
+def featurize(records: list[PreferenceRecord], cfg: TextBenchConfig, embedder: Any = None,
+              log: Callable[[str], None] = print) -> Features:
+    """Embed text records (or take numeric ones as they are) and standardise on the training split."""
+    t0 = time.perf_counter()
+    stats: dict[str, Any] = {}
+    if all(r.is_numeric for r in records):
+        from ..data.tables import option_vectors
+
+        chosen, rejected = option_vectors(records)
+        stats["encoder"] = None
+    else:
+        embedder = embedder if embedder is not None else make_embedder(cfg)
+        calls0, texts0 = embedder.n_forward, embedder.n_computed
+        chosen, rejected = embed_distinct(records, embedder)
+        stats = {"encoder": embedder.model_id, "pooling": embedder.pooling, "template": embedder.template,
+                 "dim": int(chosen.shape[1]), "texts_computed": embedder.n_computed - texts0,
+                 "model_calls": embedder.n_forward - calls0,
+                 "cache": str(embedder.cache.dir) if getattr(embedder, "cache", None) is not None else None}
+    stats["seconds"] = round(time.perf_counter() - t0, 1)
+    train = torch.tensor([r.split == "train" for r in records])
+    if not bool(train.any()):
+        raise ValueError("no training records (split 'train') to fit the feature standardisation on")
+    both = torch.cat([chosen[train], rejected[train]])
+    mean, std = torch.zeros(chosen.shape[1]), torch.ones(chosen.shape[1])
+    if cfg.standardize:
+        mean, std = both.mean(0), both.std(0).clamp(min=1e-6)
+    axes = None
+    if cfg.project_dim is not None and cfg.project_dim < chosen.shape[1]:
+        # principal axes of the (distinct) standardised training options: a cheaper input for
+        # the reward MLPs that keeps most of the variance (stats record how much)
+        x = torch.unique((both - mean) / std, dim=0).double()
+        _, s, vt = torch.linalg.svd(x - x.mean(0), full_matrices=False)
+        axes = vt[: cfg.project_dim].T.float()
+        stats["projected_dim"] = cfg.project_dim
+        stats["variance_kept"] = round(float((s[: cfg.project_dim] ** 2).sum() / (s ** 2).sum()), 4)
+    feats = Features(chosen, rejected, mean, std, axes, embedder, stats)
+    feats.chosen, feats.rejected = feats.transform(chosen), feats.transform(rejected)
+    if stats.get("encoder"):
+        log(f"embedded {len(records)} pairs with {stats['encoder']} ({stats['pooling']} pooling): "
+            f"{stats['texts_computed']} texts computed, {stats['model_calls']} model calls, {stats['seconds']}s")
+    return feats
+
+
+def vector_records(records: list[PreferenceRecord], feats: Features) -> list[PreferenceRecord]:
+    from ..features.embed import attach_vectors
+
+    return attach_vectors(records, feats.chosen, feats.rejected)
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
+
+def _train_config(cfg: TextBenchConfig, name: str) -> Any:
+    from ..train.rewards import RewardTrainConfig, TaskConfig
+
+    steps = cfg.steps
+    eval_steps = min(cfg.eval_steps, steps)
+    train = TrainConfig(learning_rate=cfg.learning_rate, max_steps=steps, eval_steps=eval_steps,
+                        save_steps=steps, logging_steps=max(1, eval_steps // 2),
+                        metric_for_best_model="accuracy", greater_is_better=True,
+                        load_best_model_at_end=True, resume_from_checkpoint=False,
+                        seed=cfg.seed, disable_tqdm=not cfg.progress)
+    model = {"hidden_dim": cfg.hidden_dim, **MODEL_FIELDS.get(name, {})}
+    if name in ("np-btl", "vpl"):  # widths of z^C and MLP1(y) follow the hidden width (paper: 256)
+        model["embed_dim"] = cfg.hidden_dim
+        if name == "np-btl":
+            model["z_dim"] = cfg.hidden_dim
+    if name == "vpl":
+        model["anneal_steps"] = steps
+    model.update(cfg.model_fields.get(name, {}))
+    tasks = TaskConfig(n_tasks=cfg.n_tasks, n_target=cfg.n_target,
+                       context_max=min(max(cfg.context_sizes), cfg.n_target), val_tasks=256, seed=cfg.seed)
+    return RewardTrainConfig(model=model, tasks=tasks, train=train)
+
+
+def train_one(records: list[PreferenceRecord], name: str, cfg: TextBenchConfig, out: Path,
+              log: Callable[[str], None], label: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """Train reward model ``name`` on ``records`` (train/validation splits); returns (model, info)."""
+    from ..train.rewards import train_reward_model
+
+    label = label or name
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    model, result = train_reward_model(records, name, _train_config(cfg, name), out)
+    seconds = time.perf_counter() - t0
+    info = {"model": name, "steps": result.step, "best_step": result.best_step,
+            "best_val": result.best_metrics, "train_seconds": round(seconds, 1),
+            "model_config": model.config.to_dict()}
+    log(f"  trained {label}: {result.step} steps in {seconds:.0f}s, best validation accuracy "
+        f"{100 * result.best_metrics.get('accuracy', float('nan')):.1f}% at step {result.best_step}")
+    return model.eval(), info
+
+
+def train_models(records: list[PreferenceRecord], cfg: TextBenchConfig, out: Path,
+                 log: Callable[[str], None] = print) -> tuple[dict[str, torch.nn.Module], dict[int, torch.nn.Module], dict]:
+    """All of ``cfg.models`` on all users, and one BTL oracle per user type on that type alone."""
+    models, runs = {}, {}
+    for name in cfg.models:
+        models[name], runs[name] = train_one(records, name, cfg, out / "runs" / name, log)
+    oracles: dict[int, torch.nn.Module] = {}
+    if cfg.oracle:
+        for t, tname in type_names(records).items():
+            own = [r for r in records if r.user_latent == t]
+            oracles[t], runs[f"oracle-{t}"] = train_one(own, "btl", cfg, out / "runs" / f"oracle-{t}", log,
+                                                        label=f"oracle for {tname} (BTL on its pairs only)")
+    return models, oracles, runs
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------------------------
+
+def oracle_curves(oracles: dict[int, torch.nn.Module], data: EvalData, ecfg: EvalConfig
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each type's oracle on that type's tasks (the same tasks the other models get):
+    ``(curve over all tasks, {"<type>": curve})``."""
+    tasks = sample_eval_tasks(data, ecfg)
+    curve, per_type = {}, {}
+    for n, items in tasks.items():
+        accs = []
+        for t, model in oracles.items():
+            own = [it for it in items if it.user_type == t]
+            if not own:
+                continue
+            acc = task_accuracy(model, own, data, ecfg.batch_size)
+            per_type.setdefault(str(t), {})[str(n)] = summarize(acc)
+            accs.append(acc)
+        curve[str(n)] = summarize(np.concatenate(accs) if accs else np.zeros(0))
+    return curve, per_type
+
+
+def format_per_type(doc: dict[str, Any], names: dict[int, str]) -> str:
+    """Accuracy (%) per model and user type at every N^C."""
+    sizes = [str(n) for n in doc["context_sizes"]]
+    lines = ["accuracy per user type (%)", "  " + "model".ljust(22) + "".join(f"N^C={n}".rjust(9) for n in sizes)]
+    for model, types in (doc.get("per_type") or {}).items():
+        for t, curve in sorted(types.items()):
+            label = f"{model} / {names.get(int(t), t)}"
+            lines.append("  " + label.ljust(22) + "".join(
+                (f"{100 * curve[n]['accuracy']:.1f}" if n in curve else "-").rjust(9) for n in sizes))
+    return "\n".join(lines)
+
+
+@dataclass
+class TextBench:
+    """Everything a text-bench run made: the results document and what the demo reuses."""
+
+    doc: dict[str, Any]
+    records: list[PreferenceRecord]  # text records used (held-out users removed)
+    heldout: list[PreferenceRecord]  # records of the held-out users
+    features: Features
+    models: dict[str, torch.nn.Module]
+    oracles: dict[int, torch.nn.Module]
+    type_names: dict[int, str]
+
+
+def run_text_bench(cfg: TextBenchConfig, out_dir: str | Path, *, embedder: Any = None,
+                   log: Callable[[str], None] = print) -> TextBench:
+    """Embed, train, evaluate and plot; writes ``results.json``, ``results.csv``,
+    ``accuracy.png``, ``per_type.png`` and ``latents.png`` to ``out_dir``."""
+    from .latents import latent_separation, plot_latents
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    # one thread: on a shared 2-core machine more threads made each step several times slower
+    torch.set_num_threads(1)
+    all_records = load_text_records(cfg)
+    names = type_names(all_records)
+    records, held_users = holdout(all_records, cfg.holdout_users)
+    heldout = [r for r in all_records if r.user_id in set(held_users.values())]
+    log(f"data {cfg.data}: {len(records)} pairs of {len({r.user_id for r in records})} users, types "
+        f"{', '.join(names.values()) or 'unknown'}" + (f"; held out {', '.join(held_users.values())}"
+                                                       if held_users else ""))
+    # embed everything at once (held-out users' pairs too: the demo needs them; the cache dedupes)
+    feats = featurize(records + heldout, cfg, embedder, log)
+    n = len(records)
+    vec = vector_records(records, dataclasses.replace(feats, chosen=feats.chosen[:n], rejected=feats.rejected[:n]))
+    splits = by_split(vec)
+    trainable = splits["train"] + splits["validation"]
+    log(f"training {', '.join(cfg.models)}" + (" + per-type oracles" if cfg.oracle else "")
+        + f" for {cfg.steps} steps each")
+    models, oracles, runs = train_models(trainable, cfg, out, log)
+    test = EvalData.from_records(splits["test"])
+    ecfg = EvalConfig(context_sizes=cfg.context_sizes, n_tasks=cfg.n_eval_tasks, n_target=cfg.n_target,
+                      seed=cfg.seed + 12345)
+    meta = {"bench_config": dataclasses.asdict(cfg), "train_steps": cfg.steps, "runs": runs,
+            "embedding": feats.stats, "user_types": {str(k): v for k, v in names.items()},
+            "split_sizes": {k: len(v) for k, v in splits.items()}}
+    doc = evaluate_models(models, test, ecfg, task=f"text:{Path(cfg.data).name}", **meta)
+    if oracles:
+        curve, per_type = oracle_curves(oracles, test, ecfg)
+        doc["models"]["oracle"] = curve
+        doc.setdefault("per_type", {})["oracle"] = per_type
+    latent_models = {k: m for k, m in models.items() if k in ("np-btl", "vpl")}
+    if latent_models:
+        points = plot_latents(latent_models, test, ecfg, cfg.latent_context_sizes, out / "latents.png", names)
+        doc["latent_separation"] = latent_separation(points)
+    doc["wall_seconds"] = round(time.perf_counter() - t_start, 1)
+    write_json(doc, out / "results.json")
+    write_csv(doc, out / "results.csv")
+    plot_accuracy(doc, out / "accuracy.png", title=f"{cfg.data} ({cfg.encoder} embeddings)")
+    plot_per_type(doc, out / "per_type.png")
+    log(format_table(doc))
+    log(format_per_type(doc, names))
+    for name, sep in (doc.get("latent_separation") or {}).items():
+        log(f"latent separation ({name}): nearest-centroid type accuracy " + ", ".join(
+            f"N^C={k}: {100 * v['centroid_accuracy']:.0f}%" for k, v in sep.items()))
+    log(f"wrote {out}/results.json, results.csv, accuracy.png, per_type.png"
+        + (", latents.png" if latent_models else "") + f" ({doc['wall_seconds']:.0f}s)")
+    return TextBench(doc, records, heldout, feats, models, oracles, names)
