@@ -160,6 +160,7 @@ def plot_accuracy_per_type(doc: Mapping[str, Any], path) -> Any:
         ax.set_title(f"user type {t}" + (f" ({doc['type_names'][int(t)]})" if doc.get("type_names") else ""))
         ax.set_xlabel("context pairs $N^C$")
         ax.set_xticks(sizes)
+        ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
         if i == 0:
             ax.set_ylabel("implicit-reward accuracy (%)")
