@@ -143,3 +143,18 @@ def test_cli_train_and_eval_end_to_end(tmp_path):
     assert set(result["accuracy"]["short"]) == {"cmpo", "base", "sft", "dpo", "steerlm"}
     assert len(result["interpolation"]["short->loud"]["rows"]) == 5
     assert json.loads((run / "fewshot.json").read_text())["rows"][0]["n_context"] == 1
+    res = runner.invoke(app, ["generate", "--policy", str(run / "cmpo" / "model"), "--weights", "short=0.7,loud=0.3",
+                              "--prompt", "hello", "--max-new-tokens", "4"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["generate", "--policy", str(run / "cmpo" / "model"), "--weights", "funny=1",
+                              "--prompt", "hello"])
+    assert res.exit_code == 1 and "unknown attribute" in res.output
+
+
+def test_parse_weights():
+    from pluralign.commands.generate import parse_weights
+
+    assert parse_weights("helpfulness=0.7, verbosity=0.3") == {"helpfulness": 0.7, "verbosity": 0.3}
+    for bad in ("helpfulness", "a=x", "=1", ""):
+        with pytest.raises(ValueError):
+            parse_weights(bad)

@@ -229,3 +229,14 @@ def test_low_rank_heads_start_as_the_base_model(batch):
     with torch.no_grad():
         torch.testing.assert_close(model.logprobs(batch, [0.3, 0.3, 0.4]), model.reference_logprobs(batch),
                                    rtol=1e-5, atol=1e-4)
+
+
+def test_state_dict_is_the_trainable_parts(batch):
+    model = perturbed()
+    state = model.state_dict()
+    assert set(state) == set(model.trainable_state_dict()) and "heads" in state
+    assert all(k == "heads" or k.startswith("lora.") for k in state)
+    fresh = PluralLM(tiny_causal_lm("llama", seed=0), PluralConfig(attributes=ATTRS))
+    fresh.load_state_dict(state)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.logprobs(batch, [0, 1, 0]), model.logprobs(batch, [0, 1, 0]))

@@ -26,25 +26,55 @@ def _split_names(text: str) -> list[str]:
     return names
 
 
-def load_rated(data: str, attributes: list[str], seed: int = 0):
-    """``({split: [RatedResponse]}, margins)`` from ``builtin`` or a records file with attributes."""
+def limit_prompts(rated: list, n: int | None, seed: int) -> list:
+    """The responses of at most ``n`` prompts of a split (a seeded choice of prompts)."""
+    prompts = list(dict.fromkeys(repr(r.prompt) for r in rated))
+    if n is None or n <= 0 or len(prompts) <= n:
+        return rated
+    import numpy as np
+
+    keep = {prompts[i] for i in np.random.default_rng(seed).choice(len(prompts), size=n, replace=False)}
+    return [r for r in rated if repr(r.prompt) in keep]
+
+
+def load_rated(data: str, attributes: list[str], seed: int = 0, prompts: list[int] | None = None):
+    """``({split: [RatedResponse]}, margins)`` from ``builtin`` (``builtin:PATH`` for another corpus
+    file) or a records file whose pairs carry attribute scores. ``prompts``: at most this many
+    prompts of train, validation, test."""
     from ..data.cmpo_weights import builtin_rated, rated_responses
 
-    if data == "builtin":
-        return builtin_rated(attributes, seed=seed)
-    from ..data.io import read_records
-    from ..data.splits import by_split, split_records
+    if data == "builtin" or data.startswith("builtin:"):
+        splits, margins = builtin_rated(attributes, seed=seed, path=data.partition(":")[2] or None)
+    else:
+        from ..data.io import read_records
+        from ..data.splits import by_split, split_records
 
-    records = read_records(data)
-    if any(r.split is None for r in records):
-        records = split_records(records, seed=seed, group_by="prompt")
-    parts = by_split(records)
-    return {s: rated_responses(parts.get(s, []), attributes) for s in ("train", "validation", "test")}, {}
+        records = read_records(data)
+        if any(r.split is None for r in records):
+            records = split_records(records, seed=seed, group_by="prompt")
+        parts = by_split(records)
+        splits, margins = {s: rated_responses(parts.get(s, []), attributes)
+                           for s in ("train", "validation", "test")}, {}
+    if prompts:
+        splits = {s: limit_prompts(v, n, seed) for (s, v), n in zip(splits.items(), prompts)}
+    return splits, margins
+
+
+def _prompt_caps(text: str) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        caps = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"--prompts wants three integers 'train,validation,test', got {text!r}")
+    if len(caps) != 3:
+        raise typer.BadParameter(f"--prompts wants three integers 'train,validation,test', got {text!r}")
+    return caps
 
 
 def scorers_for(data: str, attributes: list[str]) -> dict[str, Callable[[str], float]]:
     """Attribute scorers for generations: the built-in corpus' deterministic scorers."""
-    if data != "builtin":
+    if not data.startswith("builtin"):
         return {}
     from ..data.builtin.corpus import parse_user_type
     from ..data.builtin.scorers import SCORERS
@@ -86,13 +116,15 @@ def train(
     beta: float = typer.Option(0.5, help="cDPO beta (thesis 0.5)."),
     label_smoothing: float = typer.Option(0.1, help="cDPO epsilon (thesis 0.1)."),
     max_train_pairs: int = typer.Option(0, help="Cap on training pairs (0: all)."),
+    prompts: str = typer.Option("", help="At most this many prompts of 'train,validation,test' (CPU budget)."),
     seed: int = typer.Option(0),
 ) -> None:
     """Convert the data to weight-conditioned pairs, train CMPO and the baselines."""
     from ..policies.cmpo_experiment import CMPOExperimentConfig, run_training
 
     attrs = _split_names(attributes)
-    splits, margins = load_rated(data, attrs, seed)
+    caps = _prompt_caps(prompts)
+    splits, margins = load_rated(data, attrs, seed, caps)
     config = CMPOExperimentConfig(
         attributes=attrs, base_model=base_model, rule=rule, pair_mode=pair_mode, margins=margins, lora=lora,
         head_rank=head_rank or None, learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
@@ -100,7 +132,7 @@ def train(
         baselines=[b for b in baselines.split(",") if b.strip()], max_train_pairs=max_train_pairs or None,
         seed=seed)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "data.json").write_text(json.dumps({"data": data, "seed": seed}) + "\n")
+    (out / "data.json").write_text(json.dumps({"data": data, "seed": seed, "prompts": caps}) + "\n")
     run_training(config, splits["train"], splits["validation"], out, tokenizer_for(base_model))
     typer.echo(f"trained: {out}")
 
@@ -124,7 +156,7 @@ def evaluate(
         raise typer.BadParameter(f"{out} has no experiment.json; run `pluralign cmpo train` first")
     config = CMPOExperimentConfig(**json.loads((out / "experiment.json").read_text()))
     source = json.loads((out / "data.json").read_text())
-    splits, _ = load_rated(source["data"], config.attributes, source["seed"])
+    splits, _ = load_rated(source["data"], config.attributes, source["seed"], source.get("prompts"))
     pairs = []
     for item in (t for t in interpolate.split(",") if t.strip()):
         a, _, b = item.partition(":")
@@ -137,7 +169,8 @@ def evaluate(
     typer.echo(f"{'attribute':<12}{'model':<10}{'eq5.1 acc':>10}{'reward acc':>12}{'n':>5}")
     for a, models in res["accuracy"].items():
         for m, v in models.items():
-            typer.echo(f"{a:<12}{m:<10}{v['preference_accuracy']:>10.3f}{v['reward_accuracy']:>12.3f}{v['n']:>5}")
+            ra = "-" if v["reward_accuracy"] is None else f"{v['reward_accuracy']:.3f}"
+            typer.echo(f"{a:<12}{m:<10}{v['preference_accuracy']:>10.3f}{ra:>12}{v['n']:>5}")
     for key, item in res["interpolation"].items():
         for name, s in item["summary"].items():
             typer.echo(f"lambda {key}: {name} = {[round(v, 2) for v in s['values']]} "

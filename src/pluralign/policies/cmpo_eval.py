@@ -68,8 +68,9 @@ def conditioned_accuracy(model: PluralLM, tokenizer: Any, pairs: Sequence[Prefer
 @torch.no_grad()
 def generate_texts(model: PluralLM, tokenizer: Any, prompts: Sequence[Any], weights: Any | None, *,
                    max_new_tokens: int = 48, batch_size: int = 8,
-                   prompt_fn: Callable[[Any], Any] | None = None) -> list[str]:
-    """Greedy completions (App. A.1) of every prompt under lambda = ``weights``."""
+                   prompt_fn: Callable[[Any], Any] | None = None, do_sample: bool = False) -> list[str]:
+    """Completions of every prompt under lambda = ``weights``: greedy (App. A.1) unless
+    ``do_sample``."""
     model.eval()
     texts: list[str] = []
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -78,7 +79,7 @@ def generate_texts(model: PluralLM, tokenizer: Any, prompts: Sequence[Any], weig
         ids = [tokenizer(prompt_text(tokenizer, p), add_special_tokens=False)["input_ids"] for p in chunk]
         batch = collate_tokenized([(p, []) for p in ids], pad_token_id=pad, padding_side="left")
         out = model.generate(batch.input_ids.to(model.device), batch.attention_mask.to(model.device),
-                             weights=weights, max_new_tokens=max_new_tokens, do_sample=False,
+                             weights=weights, max_new_tokens=max_new_tokens, do_sample=do_sample,
                              pad_token_id=pad)
         for row in out[:, batch.input_ids.shape[1]:]:
             texts.append(tokenizer.decode(row, skip_special_tokens=True).strip())

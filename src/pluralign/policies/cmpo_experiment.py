@@ -93,11 +93,12 @@ def conditioned_pairs(rated: Sequence[RatedResponse], config: CMPOExperimentConf
 
 
 def train_config(config: CMPOExperimentConfig, steps: int) -> TrainConfig:
+    """Constant lr, AdamW, weight decay (§5.2); validation 4 times a run, the best kept."""
     return TrainConfig(learning_rate=config.learning_rate, max_steps=steps, optim="adamw",
-                       weight_decay=config.weight_decay, eval_steps=max(steps, 1),
+                       weight_decay=config.weight_decay, eval_steps=max(steps // 4, 1),
                        save_steps=max(steps, 1), logging_steps=max(1, min(10, steps)),
-                       seed=config.seed, use_cpu=not torch.cuda.is_available(),
-                       resume_from_checkpoint=False)
+                       load_best_model_at_end=True, seed=config.seed,
+                       use_cpu=not torch.cuda.is_available(), resume_from_checkpoint=False)
 
 
 def _subsample(items: list, n: int | None, seed: int) -> list:

@@ -59,7 +59,8 @@ def _eval_model(name: str, model: PluralLM, tokenizer: Any, sets: Mapping[str, l
         out.setdefault(a, {})[key] = {"preference_accuracy": pair_accuracy(lc, lr),
                                       "reward_accuracy": pair_accuracy(lc - rc, lr - rr), "n": len(pairs)}
         if name == "cmpo":
-            out[a]["base"] = {"preference_accuracy": pair_accuracy(rc, rr), "reward_accuracy": 0.0,
+            # the base model is the reference: its implicit reward is 0, no reward accuracy
+            out[a]["base"] = {"preference_accuracy": pair_accuracy(rc, rr), "reward_accuracy": None,
                               "n": len(pairs)}
 
 
@@ -103,7 +104,8 @@ def run_evaluation(out_dir: str | Path, config: CMPOExperimentConfig, test: Sequ
     lines = ["attribute,model,preference_accuracy,reward_accuracy,n"]
     for a, models in accuracy.items():
         for m, v in models.items():
-            lines.append(f"{a},{m},{v['preference_accuracy']:.4f},{v['reward_accuracy']:.4f},{v['n']}")
+            ra = "" if v["reward_accuracy"] is None else f"{v['reward_accuracy']:.4f}"
+            lines.append(f"{a},{m},{v['preference_accuracy']:.4f},{ra},{v['n']}")
     (out / "accuracy.csv").write_text("\n".join(lines) + "\n")
     return results
 

@@ -334,6 +334,17 @@ class PluralLM(nn.Module):
             state.update({f"lora.{k}": v for k, v in get_peft_model_state_dict(self.lm).items()})
         return state
 
+    # The frozen base is not this module's state (the checkpoint records its id), so the training
+    # loop's resumable checkpoints hold only LoRA + heads instead of the whole LM each time.
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        """The trainable parts only (see :meth:`trainable_state_dict`)."""
+        return {k: v.detach() for k, v in self.trainable_state_dict().items()}
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor], strict: bool = True,
+                        assign: bool = False) -> Any:  # type: ignore[override]
+        self.load_trainable_state_dict(dict(state_dict))
+        return nn.modules.module._IncompatibleKeys([], [])
+
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         own = self.trainable_state_dict()
         for key in (k for k in own if not k.startswith("lora.")):
