@@ -41,3 +41,35 @@ def synthetic(
         raise typer.BadParameter(str(err)) from None
     run_synthetic_bench(cfg, out)
     typer.echo(f"results written to {out}/")
+
+
+@app.command("text")
+def text(
+    data: str = typer.Option("corpus-2mode", "--data", help="Built-in set (pets, pets-divergent, corpus-2mode, ...) or a records file."),
+    encoder: str = typer.Option("minilm", "--encoder", help="minilm (mean pooling, fast), smollm2 (last token, as the papers) or a local model folder."),
+    quick: bool = typer.Option(False, "--quick", help="A few-minute run: fewer steps and tasks, 64-d PCA inputs, 128-wide MLPs."),
+    out: Path = typer.Option(Path("runs/bench-text"), "--out", help="Folder for results (JSON, CSV, PNG) and runs."),
+    steps: int = typer.Option(None, "--steps", help="Training steps per model (default 1500, quick 600)."),
+    model: list[str] = typer.Option(None, "--model", help="btl, dpl, np-btl, vpl (repeatable; default all)."),
+    no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the per-type BTL oracles."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="Embedding cache root (default $PLURALIGN_CACHE/embeddings)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of data, task sampling and training."),
+) -> None:
+    """Reward models on frozen-LM embeddings of text preferences: accuracy vs N^C per user type,
+    the per-type oracle, the context-flip test and a PCA plot of context latents."""
+    from ..eval.text_bench import TextBenchConfig, run_text_bench
+
+    fields = dict(data=data, encoder=encoder, quick=quick, max_steps=steps, oracle=not no_oracle, seed=seed,
+                  cache_dir=str(cache_dir) if cache_dir else None)
+    if quick:
+        fields.update(project_dim=64, hidden_dim=128)
+    if model:
+        fields["models"] = tuple(model)
+    try:
+        cfg = TextBenchConfig(**fields)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    try:
+        run_text_bench(cfg, out, log=typer.echo)
+    except FileNotFoundError as err:
+        raise typer.BadParameter(str(err), param_hint="--data") from None
