@@ -18,7 +18,7 @@ def test_config_validation():
     with pytest.raises(ValueError, match="rhos"):
         SyntheticBenchConfig(rhos=(1.5,))
     cfg = SyntheticBenchConfig(quick=True)
-    assert cfg.steps == 400 and cfg.n_eval_tasks <= 300
+    assert cfg.steps == 300 and cfg.n_eval_tasks <= 300
     assert cfg.pick(("btl", "np-btl", "vpl"), ("np-btl",)) == ("np-btl",)
     assert SyntheticBenchConfig(models=("vpl",)).pick(("btl", "vpl"), ("btl",)) == ("vpl",)
 

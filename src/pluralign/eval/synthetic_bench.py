@@ -47,9 +47,9 @@ MODELS_41 = ("btl", "dpl", "np-btl", "vpl")
 
 #: Optimisation and architecture per preset; ``model`` fields apply to the context models.
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"learning_rate": 1e-4, "max_steps": 3000, "quick_steps": 400,
+    "paper": {"learning_rate": 1e-4, "max_steps": 2000, "quick_steps": 300,
               "model": {"pooling": "mean"}},
-    "tuned": {"learning_rate": 3e-4, "max_steps": 3000, "quick_steps": 400,
+    "tuned": {"learning_rate": 3e-4, "max_steps": 2000, "quick_steps": 300,
               "model": {"pooling": "sum"}},
 }
 
