@@ -290,6 +290,30 @@ def evaluate_policies(config: ExperimentConfig, prep: Prepared, models: dict[str
     return doc
 
 
+def done_checks(doc: dict[str, Any]) -> dict[str, Any]:
+    """The issue's "done when" checks, computed from a results document (never asserted here):
+    per user type, NP-DPO accuracy at the largest N^C vs N^C = 0 and vs BTL-DPO, whether the
+    curve never drops by more than one standard error, and the steered attribute per type."""
+    out: dict[str, Any] = {"per_type": {}}
+    sizes = [str(n) for n in doc["context_sizes"]]
+    np_curves = doc["per_type"].get("np-dpo", {})
+    btl = doc["per_type"].get("btl-dpo", {})
+    for t, curve in np_curves.items():
+        acc = [curve[n]["accuracy"] for n in sizes]
+        se = [curve[n]["stderr"] for n in sizes]
+        row = {"np_dpo_first": acc[0], "np_dpo_last": acc[-1], "rises": acc[-1] > acc[0],
+               "no_drop_beyond_1se": all(acc[i + 1] >= acc[i] - max(se[i], se[i + 1]) for i in range(len(acc) - 1))}
+        if t in btl:
+            row["btl_dpo"] = btl[t][sizes[-1]]["accuracy"]
+            row["above_btl_dpo"] = acc[-1] > row["btl_dpo"]
+        out["per_type"][t] = row
+    beh = doc.get("behaviour")
+    if beh:
+        steered = {r["user_type"]: r["mean"] for r in beh["table"] if r["user_type"] is not None}
+        out["behaviour_mean_by_type"] = steered
+    return out
+
+
 def run_experiment(config: ExperimentConfig, out_dir: str | Path, log=print) -> dict[str, Any]:
     """Train NP-DPO and the baselines, evaluate, write results into ``out_dir``; returns the
     results document. Each run resumes from its ``last/`` when present."""
@@ -321,6 +345,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, log=print) -> 
         lap("train per-type dpo")
     doc = evaluate_policies(config, prep, models, out, log=log, timings=timings)
     doc["wall_s"] = round(time.time() - t0, 1)
+    doc["checks"] = done_checks(doc)
+    log(f"checks: {json.dumps(doc['checks'])}")
     from ..eval.results import write_json
 
     write_json(doc, out / "results.json")
