@@ -158,11 +158,13 @@ class UserTable:
 
 def simulate_users(features_a: torch.Tensor, features_b: torch.Tensor, scores_a: np.ndarray,
                    scores_b: np.ndarray, *, n_users: int, pairs_per_user: int, seed: int = 0,
-                   prefix: str = "user") -> UserTable:
-    """Users of random attribute type t choose, on ``pairs_per_user`` pool pairs without a tie
-    on t, the option with the higher score on t (deterministic, DESIGN.md §2).
+                   prefix: str = "user", min_pairs: int = 8) -> UserTable:
+    """Users of attribute type t (types in turn) choose, on ``pairs_per_user`` pool pairs without
+    a tie on t, the option with the higher score on t (deterministic, DESIGN.md §2).
 
     ``features_*``: (P, k) option features; ``scores_*``: (P, n_attributes) attribute scores.
+    A small pool gives every user all its untied pairs when fewer than ``pairs_per_user``
+    exist (at least ``min_pairs``, else an error).
     """
     rng = np.random.default_rng(seed)
     n_attr = scores_a.shape[1]
@@ -170,10 +172,10 @@ def simulate_users(features_a: torch.Tensor, features_b: torch.Tensor, scores_a:
     for u in range(n_users):
         t = int(u % n_attr)  # balanced types
         valid = np.nonzero(scores_a[:, t] != scores_b[:, t])[0]
-        if len(valid) < pairs_per_user:
-            raise ValueError(f"attribute {t} has only {len(valid)} untied pairs; "
-                             f"{pairs_per_user} needed per user")
-        picks = rng.choice(valid, size=pairs_per_user, replace=False)
+        if len(valid) < min_pairs:
+            raise ValueError(f"attribute {t} has only {len(valid)} untied pairs in the pool; "
+                             f"a user needs at least {min_pairs}")
+        picks = rng.choice(valid, size=min(pairs_per_user, len(valid)), replace=False)
         a_wins = scores_a[picks, t] > scores_b[picks, t]
         for i, win in zip(picks, a_wins):
             chosen.append(features_a[i] if win else features_b[i])
