@@ -95,3 +95,21 @@ def test_errors():
     assert len(decoder_layers(model)) == 2
     with pytest.raises(ValueError):
         FiLMHypernetwork(0, 2, 8)
+
+
+def test_gain_scales_the_modulation_and_keeps_identity_at_init():
+    torch.manual_seed(0)
+    z = torch.randn(3, 4)
+    one, ten = FiLMHypernetwork(4, 2, 8), FiLMHypernetwork(4, 2, 8, gain=10.0)
+    g, b = ten(z)
+    assert torch.equal(g, torch.ones_like(g)) and torch.equal(b, torch.zeros_like(b))
+    ten.load_state_dict(one.state_dict())
+    with torch.no_grad():
+        for p in list(one.parameters()):
+            p.normal_()
+        ten.load_state_dict(one.state_dict())
+    (g1, b1), (g10, b10) = one(z), ten(z)
+    torch.testing.assert_close(g10 - 1, 10 * (g1 - 1))
+    torch.testing.assert_close(b10, 10 * b1)
+    with pytest.raises(ValueError, match="gain"):
+        FiLMHypernetwork(4, 2, 8, gain=0.0)

@@ -32,12 +32,15 @@ class PolicyDataConfig:
     builtin_overrides: arguments for the built-in builder (e.g. users_per_type).
     embedder: the frozen text encoder of context options (``pluralign.features.embed``).
     max_train_users / max_test_users: keep only that many users per type (CPU budgets).
-    max_prompts: build a ``corpus-*`` data set from this many of the corpus's prompts only
-    (drawn with ``split_seed``): the distinct responses, hence the reference passes, scale with it."""
+    max_prompts: build a ``corpus-*`` data set from this many of the corpus's prompts only:
+    the distinct responses, hence the reference passes, scale with it. prompt_selection:
+    ``first`` (lowest prompt ids; the same prompts whatever else the corpus file holds) or
+    ``random`` (drawn with ``split_seed``)."""
 
     source: str = "corpus-2mode"
     builtin_overrides: dict[str, Any] = field(default_factory=dict)
     max_prompts: int | None = None
+    prompt_selection: str = "first"
     embedder: str = "minilm"
     split_seed: int = 0
     max_train_users: int | None = None
@@ -45,6 +48,8 @@ class PolicyDataConfig:
 
     def __post_init__(self) -> None:
         check_types(self)
+        if self.prompt_selection not in ("first", "random"):
+            raise ValueError(f"prompt_selection must be 'first' or 'random', got {self.prompt_selection!r}")
 
 
 @dataclass
@@ -110,7 +115,8 @@ def load_records(config: PolicyDataConfig) -> dict[str, list]:
 
         overrides = dict(config.builtin_overrides)
         if config.max_prompts is not None and config.source.startswith("corpus"):
-            overrides["path"] = str(corpus_subset(config.max_prompts, config.split_seed, overrides.get("path")))
+            seed = None if config.prompt_selection == "first" else config.split_seed
+            overrides["path"] = str(corpus_subset(config.max_prompts, seed, overrides.get("path")))
         records = builtin.load(config.source, **overrides)
     if any(r.split is None for r in records):
         records = split_records(records, seed=config.split_seed)
@@ -132,9 +138,9 @@ def load_records(config: PolicyDataConfig) -> dict[str, list]:
             "test": limit(splits.get("test", []), config.max_test_users)}
 
 
-def corpus_subset(n_prompts: int, seed: int, path: str | None = None) -> Path:
-    """A gzip JSONL copy of the corpus with ``n_prompts`` of its prompts (random, seeded),
-    cached under the pluralign cache folder by (source file, n, seed)."""
+def corpus_subset(n_prompts: int, seed: int | None, path: str | None = None) -> Path:
+    """A gzip JSONL copy of the corpus with ``n_prompts`` of its prompts: the lowest prompt
+    ids for ``seed=None``, else a seeded random draw; cached by (source file, n, seed)."""
     import gzip
     import hashlib
 
@@ -153,7 +159,10 @@ def corpus_subset(n_prompts: int, seed: int, path: str | None = None) -> Path:
     ids = sorted({r["prompt_id"] for r in rows})
     if n_prompts >= len(ids):
         return src
-    keep = set(np.asarray(ids)[np.random.default_rng(seed).permutation(len(ids))[:n_prompts]].tolist())
+    if seed is None:
+        keep = set(ids[:n_prompts])
+    else:
+        keep = set(np.asarray(ids)[np.random.default_rng(seed).permutation(len(ids))[:n_prompts]].tolist())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8") as f:

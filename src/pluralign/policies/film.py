@@ -68,13 +68,21 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
 
 
 class FiLMHypernetwork(nn.Module):
-    """z (B, z_dim) -> gamma, beta (B, n_layers, hidden_size), identity at initialisation."""
+    """z (B, z_dim) -> gamma, beta (B, n_layers, hidden_size), identity at initialisation.
 
-    def __init__(self, z_dim: int, n_layers: int, hidden_size: int):
+    ``gain`` multiplies both maps' outputs (1 = the paper's plain linear maps). The maps start
+    at zero, so under Adam a gain g trains them as if with g times the learning rate: a way to
+    give FiLM a larger step than LoRA inside one optimiser (useful when only a few dozen steps
+    fit the budget).
+    """
+
+    def __init__(self, z_dim: int, n_layers: int, hidden_size: int, gain: float = 1.0):
         super().__init__()
         if min(z_dim, n_layers, hidden_size) < 1:
             raise ValueError(f"z_dim, n_layers, hidden_size must be >= 1, got {z_dim}, {n_layers}, {hidden_size}")
-        self.z_dim, self.n_layers, self.hidden_size = z_dim, n_layers, hidden_size
+        if not gain > 0:
+            raise ValueError(f"gain must be > 0, got {gain}")
+        self.z_dim, self.n_layers, self.hidden_size, self.gain = z_dim, n_layers, hidden_size, gain
         self.gamma = nn.Linear(z_dim, n_layers * hidden_size)  # predicts gamma - 1
         self.beta = nn.Linear(z_dim, n_layers * hidden_size)
         for lin in (self.gamma, self.beta):
@@ -85,7 +93,7 @@ class FiLMHypernetwork(nn.Module):
         if z.dim() != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be (B, {self.z_dim}), got {tuple(z.shape)}")
         shape = (z.shape[0], self.n_layers, self.hidden_size)
-        return 1.0 + self.gamma(z).view(shape), self.beta(z).view(shape)
+        return 1.0 + self.gain * self.gamma(z).view(shape), self.gain * self.beta(z).view(shape)
 
 
 def top_layers(model: nn.Module, n: int | None) -> list[int]:
@@ -111,13 +119,13 @@ class FiLM(nn.Module):
     not registered as a submodule, so ``film.state_dict()`` holds FiLM weights only.
     """
 
-    def __init__(self, model: nn.Module, z_dim: int, layers: list[int] | None = None):
+    def __init__(self, model: nn.Module, z_dim: int, layers: list[int] | None = None, gain: float = 1.0):
         super().__init__()
         blocks = decoder_layers(model)
         self.layers = list(range(len(blocks))) if layers is None else sorted(set(layers))
         if not self.layers or not all(0 <= m < len(blocks) for m in self.layers):
             raise ValueError(f"FiLM layers must be a non-empty subset of 0..{len(blocks) - 1}, got {layers}")
-        self.hypernetwork = FiLMHypernetwork(z_dim, len(self.layers), hidden_size(model))
+        self.hypernetwork = FiLMHypernetwork(z_dim, len(self.layers), hidden_size(model), gain)
         self._active: tuple[torch.Tensor, torch.Tensor] | None = None
         self._handles = [blocks[m].register_forward_hook(self._hook(j)) for j, m in enumerate(self.layers)]
 

@@ -57,6 +57,8 @@ class NPDPOConfig:
     # LoRA and FiLM on the top k decoder blocks only (None: all blocks, the paper). Blocks below
     # the lowest trainable one need no backward pass: on a CPU this is most of a step's cost.
     trainable_layers: int | None = None
+    # FiLM output gain (1 = paper); under Adam, g x the FiLM learning rate (film.FiLMHypernetwork)
+    film_gain: float = 1.0
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -127,7 +129,7 @@ class NPDPOPolicy(nn.Module):
                           lora_dropout=config.lora_dropout, target_modules=targets,
                           task_type="CAUSAL_LM")
         self.lm = get_peft_model(base, lora)
-        self.film = FiLM(self.lm, config.z_dim, layers) if config.film else None
+        self.film = FiLM(self.lm, config.z_dim, layers, gain=config.film_gain) if config.film else None
         self.encoder = build_encoder(config) if config.film else None
 
     # --- conditioning ----------------------------------------------------------------------
