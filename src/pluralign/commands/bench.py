@@ -49,7 +49,7 @@ def text(
     encoder: str = typer.Option("minilm", "--encoder", help="minilm (mean pooling, fast), smollm2 (last token, as the papers) or a local model folder."),
     quick: bool = typer.Option(False, "--quick", help="A few-minute run: fewer steps and tasks, 64-d PCA inputs, 128-wide MLPs."),
     out: Path = typer.Option(Path("runs/bench-text"), "--out", help="Folder for results (JSON, CSV, PNG) and runs."),
-    steps: int = typer.Option(None, "--steps", help="Training steps per model (default 1500, quick 600)."),
+    steps: int = typer.Option(None, "--steps", help="Training steps per model (default 600, quick 400)."),
     model: list[str] = typer.Option(None, "--model", help="btl, dpl, np-btl, vpl (repeatable; default all)."),
     no_oracle: bool = typer.Option(False, "--no-oracle", help="Skip the per-type BTL oracles."),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Embedding cache root (default $PLURALIGN_CACHE/embeddings)."),
