@@ -266,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk-prompts", type=int, default=32, help="prompts written per chunk (resume unit)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="smollm2", help="'smollm2' (offline default) or any HF id/path")
+    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"],
+                    help="compute dtype for generation: the fp32 copy is cast on load; bf16 is ~3-4x "
+                         "faster on CPUs with AVX512-BF16 and far below the Q4_1 source's own rounding")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--resume", action="store_true", help="keep rows already in --out and add the rest")
     ap.add_argument("--merge", type=Path, action="append", default=[],
@@ -304,13 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     todo = [j for j in jobs if f"{j[0]['prompt_id']}-r{j[1]}" not in done_ids]
     print(f"{len(prompts)} prompts, {len(jobs)} responses, {len(todo)} to generate", flush=True)
 
-    model, tok = load_causal_lm(args.model)
+    model, tok = load_causal_lm(args.model, dtype=getattr(torch, args.dtype))
     model.eval()
     tok.padding_side = "left"  # decoder-only batched generation pads on the left
     model_id = SMOLLM2_MODEL_ID if args.model.lower() in SMOLLM2_ALIASES else args.model
     settings = {"do_sample": args.temperature > 0, "temperature": args.temperature, "top_p": args.top_p,
                 "max_new_tokens": args.max_new_tokens,
-                "repetition_penalty": args.repetition_penalty, "seed": args.seed, "batch_size": args.batch_size}
+                "repetition_penalty": args.repetition_penalty, "dtype": args.dtype, "seed": args.seed, "batch_size": args.batch_size}
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".partial.gz")
