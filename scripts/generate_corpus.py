@@ -1,24 +1,28 @@
 #!/usr/bin/env python
 """Generate the shipped corpus of real LM responses (issue 4, item 4).
 
-Prompts come from a small topic grammar (how-to, explanations, advice, comparisons, pros and
-cons, recommendations, planning, definitions); each prompt gets several responses from the
-offline SmolLM2-135M-Instruct (fp32 copy from ``pluralign.features.offline.smollm2_dir``), each
-under an instruction that sets three style factors:
+Prompts come from a small topic grammar (how-to, explanations, concepts, advice, comparisons,
+pros and cons, recommendations, planning, idioms, writing tasks, ideas: 335 distinct prompts, the
+first 320 of a seeded shuffle are used); each prompt gets four responses from the offline
+SmolLM2-135M-Instruct (the fp32 copy from ``pluralign.features.offline.smollm2_dir``, computed
+in bf16), each under an instruction that sets three style factors:
 
 - length: ``short`` ("one or two sentences") or ``long`` ("in detail"),
 - format: ``list`` (bulleted list) or ``prose`` (paragraphs),
 - tone: ``formal`` or ``casual``.
 
-Per prompt, four responses follow one half of the 2x2x2 design (an orthogonal array, so the
-three factors are balanced and uncorrelated within the prompt) and the remaining ones are drawn
-from the other half. What the model actually wrote is what the attribute scorers
-(``pluralign.data.builtin.scorers``) measure; the instruction is recorded only as metadata.
+The four responses of a prompt follow one half of the 2x2x2 design (an orthogonal array, so the
+three factors are balanced and uncorrelated within the prompt; the halves alternate between
+prompts); ``--responses-per-prompt`` above 4 adds draws from the other half. What the model
+actually wrote is what the attribute scorers (``pluralign.data.builtin.scorers``) measure; the
+instruction is recorded as metadata.
 
 The output is gzip JSONL, one row per response, written in chunks of whole prompts, so an
-interrupted run resumes (``--resume``) and a run cut short still holds complete prompts.
+interrupted run resumes (``--resume``) and a run cut short still holds complete prompts. Two
+workers can share the job: one forward, one ``--reverse``, each skipping what the other has
+written, then a ``--resume --merge`` joins them (docs/builtin-data.md has the exact commands).
 
-    .venv/bin/python scripts/generate_corpus.py            # the shipped file (about 20-30 min, 2 CPU cores)
+    .venv/bin/python scripts/generate_corpus.py --threads 1    # one worker (4-5 s a response on the shared 2-core machine)
     .venv/bin/python scripts/generate_corpus.py --n-prompts 8 --out /tmp/c.jsonl.gz   # a quick look
 """
 
@@ -262,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top-p", type=float, default=0.9)
     ap.add_argument("--repetition-penalty", type=float, default=1.1,
                     help="discourages the 135M model's loops ('I'm here to help!' x 20)")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--chunk-prompts", type=int, default=32, help="prompts written per chunk (resume unit)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--chunk-prompts", type=int, default=16, help="prompts written per chunk (resume unit)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default="smollm2", help="'smollm2' (offline default) or any HF id/path")
     ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"],
