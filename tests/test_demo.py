@@ -36,6 +36,8 @@ def test_true_order_agreement():
     assert _true_order_agreement(np.array([3.0, 2.0, 1.0]), attrs, "length", +1) == 0.0
     assert _true_order_agreement(np.array([1.0, 3.0, 2.0]), attrs, "length", +1) == pytest.approx(2 / 3)
     assert _true_order_agreement(np.array([1.0, 2.0]), [{"x": 1}, {}], "x", 1) is None
+    # pairs within the tie margin are not counted: only 10 vs 90 remains (ordered right)
+    assert _true_order_agreement(np.array([1.0, 3.0, 2.0]), attrs, "length", +1, margin=40) == 1.0
 
 
 def test_showcase_needs_heldout_users(tmp_path, encoder, cache):
@@ -66,7 +68,7 @@ def test_demo_command_ranks_candidates_per_user(tmp_path, encoder, cache, monkey
         # the ranking is the rewards sorted, best first
         assert [u["rewards"][i - 1] for i in u["ranking"]] == sorted(u["rewards"], reverse=True)
     for u in show["users"]:
-        assert u["rule"] == [u["true_type"], 1]
+        assert u["rule"] == [u["true_type"], 1, 0.0]
         assert 0.0 <= u["agreement_with_true_preference"] <= 1.0
     text = (out / "demo.txt").read_text()
     assert "User A (dog-group-000" in text and "User B (cat-group-000" in text and "Ranking by np-btl" in text

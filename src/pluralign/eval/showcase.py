@@ -98,28 +98,31 @@ def pick_candidates(records: list[PreferenceRecord], avoid: set[str], n: int, rn
     return prompts[key], chosen, {t: responses[key][t] for t in chosen}
 
 
-def _true_order_agreement(rewards: np.ndarray, attrs: list[dict], attribute: str, direction: int) -> float | None:
-    """Fraction of candidate pairs (with different attribute values) ordered as the user would."""
+def _true_order_agreement(rewards: np.ndarray, attrs: list[dict], attribute: str, direction: int,
+                          margin: float = 0.0) -> float | None:
+    """Fraction of the candidate pairs the user has a preference on (attribute values differ by
+    more than ``margin``; the data's tie rule) that the rewards order as the user would."""
     vals = [a.get(attribute) for a in attrs]
     if any(v is None for v in vals):
         return None
     right = total = 0
     for i, j in combinations(range(len(vals)), 2):
-        if vals[i] == vals[j]:
+        if abs(vals[i] - vals[j]) <= margin or vals[i] == vals[j]:
             continue
         total += 1
         right += int(np.sign(rewards[i] - rewards[j]) == np.sign(direction * (vals[i] - vals[j])))
     return right / total if total else None
 
 
-def _type_rule(type_name: str, attrs: dict) -> tuple[str, int] | None:
-    """The attribute (and direction) a simulated type ranks by, when the data say so."""
-    from ..data.builtin.corpus import PREFERENCES
+def _type_rule(type_name: str, attrs: dict) -> tuple[str, int, float] | None:
+    """The attribute, direction and tie margin a simulated type ranks by, when the data say so."""
+    from ..data.builtin.corpus import DEFAULT_MARGINS, PREFERENCES
 
     if type_name in PREFERENCES:
-        return PREFERENCES[type_name]
+        attr, sign = PREFERENCES[type_name]
+        return attr, sign, DEFAULT_MARGINS.get(attr, 0.0)
     if type_name in attrs:  # Pets: attributes are each group's rank of the pet
-        return type_name, 1
+        return type_name, 1, 0.0
     return None
 
 
@@ -210,9 +213,10 @@ def format_showcase(show: dict[str, Any], width: int = 100) -> str:
     for i, u in enumerate(show["users"]):
         a = u["agreement_with_true_preference"]
         if a is not None:
-            attr, sign = u["rule"]
-            lines.append(f"  user {'AB'[i]}'s ranking orders {100 * a:.0f}% of candidate pairs as a "
-                         f"{u['true_type']} user would ({'higher' if sign > 0 else 'lower'} {attr} first)")
+            attr, sign, margin = u["rule"]
+            tie = f"; differences <= {margin:g} are ties" if margin else ""
+            lines.append(f"  user {'AB'[i]}'s ranking orders {100 * a:.0f}% of the candidate pairs as a "
+                         f"{u['true_type']} user would ({'higher' if sign > 0 else 'lower'} {attr} first{tie})")
     return "\n".join(lines)
 
 
