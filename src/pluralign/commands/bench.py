@@ -20,6 +20,7 @@ def synthetic(
     task: list[str] = typer.Option(None, "--task", help="example-4.1, example-4.3, vpl-didactic (repeatable; default all)."),
     model: list[str] = typer.Option(None, "--model", help="Train only these models (btl, dpl, np-btl, vpl; repeatable; default: each task's own list)."),
     rho: list[float] = typer.Option(None, "--rho", help="Example 4.3 correlations (repeatable; default -1 -0.7 0 0.7)."),
+    vpl_beta_max: float = typer.Option(1.0, "--vpl-beta-max", help="VPL's KL weight after annealing (VPL Table 2: 1)."),
     n_pairs: int = typer.Option(20000, "--n-pairs", help="Pairs per synthetic data set (split 50/25/25)."),
     eval_tasks: int = typer.Option(1000, "--eval-tasks", help="Test tasks per context size."),
     seed: int = typer.Option(0, "--seed", help="Seed of data, task sampling and training."),
@@ -28,7 +29,7 @@ def synthetic(
     from ..eval.synthetic_bench import SyntheticBenchConfig, run_synthetic_bench
 
     fields = dict(preset=preset, quick=quick, max_steps=steps, learning_rate=lr, n_pairs=n_pairs,
-                  n_eval_tasks=eval_tasks, seed=seed)
+                  n_eval_tasks=eval_tasks, seed=seed, vpl_beta_max=vpl_beta_max)
     if task:
         fields["tasks"] = tuple(task)
     if model:

@@ -62,7 +62,8 @@ class SyntheticBenchConfig:
     tasks and fewer models (a few minutes on 2 CPU cores). max_steps / learning_rate: override
     the preset. n_pairs: pairs per data set (paper: 20k, split 10k/5k/5k). n_eval_tasks: test
     tasks per N^C. tasks: which experiments (``example-4.1``, ``example-4.3``,
-    ``vpl-didactic``). rhos: Example 4.3 correlations. models: restrict every task to these
+    ``vpl-didactic``). rhos: Example 4.3 correlations. vpl_latent_dim / vpl_beta_max: VPL's
+    latent size and the KL weight β reaches (VPL Table 2: 1; Table 4: 1e-4 or 0). models: restrict every task to these
     models (default: each task's own list; ``--quick`` trains fewer).
     """
 
@@ -79,6 +80,7 @@ class SyntheticBenchConfig:
     tasks: tuple[str, ...] = ("example-4.1", "example-4.3", "vpl-didactic")
     models: tuple[str, ...] | None = None
     vpl_latent_dim: int = 8
+    vpl_beta_max: float = 1.0
     seed: int = 0
     progress: bool = True
 
@@ -92,6 +94,8 @@ class SyntheticBenchConfig:
         bad = set(self.models or ()) - set(MODELS_41)
         if bad:
             raise ValueError(f"unknown model(s) {sorted(bad)}; choose from {MODELS_41}")
+        if self.vpl_beta_max < 0 or self.vpl_latent_dim < 1:
+            raise ValueError("vpl_beta_max must be >= 0 and vpl_latent_dim >= 1")
         if any(not -1.0 <= r <= 1.0 for r in self.rhos):
             raise ValueError(f"rhos must lie in [-1, 1], got {self.rhos}")
         if self.n_pairs < 200 or self.n_tasks < 1 or self.n_eval_tasks < 1 or self.eval_steps < 1:
@@ -123,7 +127,8 @@ def model_fields(name: str, cfg: SyntheticBenchConfig) -> dict[str, Any]:
     if name in ("np-btl", "vpl"):
         fields = dict(PRESETS[cfg.preset]["model"])
         if name == "vpl":
-            fields.update(latent_dim=cfg.vpl_latent_dim, anneal_steps=cfg.steps)
+            fields.update(latent_dim=cfg.vpl_latent_dim, anneal_steps=cfg.steps,
+                          beta_max=cfg.vpl_beta_max)
         return fields
     return {}
 
