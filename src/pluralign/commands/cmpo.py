@@ -117,6 +117,7 @@ def train(
     label_smoothing: float = typer.Option(0.1, help="cDPO epsilon (thesis 0.1)."),
     max_train_pairs: int = typer.Option(0, help="Cap on training pairs (0: all)."),
     prompts: str = typer.Option("", help="At most this many prompts of 'train,validation,test' (CPU budget)."),
+    keep_best: bool = typer.Option(True, "--keep-best/--keep-last", help="Keep the best-validation checkpoint, or the final one."),
     seed: int = typer.Option(0),
 ) -> None:
     """Convert the data to weight-conditioned pairs, train CMPO and the baselines."""
@@ -130,7 +131,7 @@ def train(
         head_rank=head_rank or None, learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
         cmpo_steps=steps, baseline_steps=baseline_steps, beta=beta, label_smoothing=label_smoothing,
         baselines=[b for b in baselines.split(",") if b.strip()], max_train_pairs=max_train_pairs or None,
-        seed=seed)
+        keep_best=keep_best, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "data.json").write_text(json.dumps({"data": data, "seed": seed, "prompts": caps}) + "\n")
     run_training(config, splits["train"], splits["validation"], out, tokenizer_for(base_model))

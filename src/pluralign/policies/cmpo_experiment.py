@@ -57,6 +57,7 @@ class CMPOExperimentConfig:
     baseline_steps: int = 50
     baselines: list[str] = field(default_factory=lambda: ["sft", "dpo", "steerlm"])
     max_train_pairs: int | None = None
+    keep_best: bool = True  # keep the best-validation checkpoint (False: the last one)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -97,7 +98,7 @@ def train_config(config: CMPOExperimentConfig, steps: int) -> TrainConfig:
     return TrainConfig(learning_rate=config.learning_rate, max_steps=steps, optim="adamw",
                        weight_decay=config.weight_decay, eval_steps=max(steps // 4, 1),
                        save_steps=max(steps, 1), logging_steps=max(1, min(10, steps)),
-                       load_best_model_at_end=True, seed=config.seed,
+                       load_best_model_at_end=config.keep_best, seed=config.seed,
                        use_cpu=not torch.cuda.is_available(), resume_from_checkpoint=False)
 
 
