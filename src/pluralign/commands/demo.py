@@ -10,7 +10,7 @@ import typer
 app = typer.Typer(no_args_is_help=True)
 
 #: The quick form of ``bench text`` the demo runs (a few minutes on a shared 2-core CPU).
-#: Full 384-d inputs and 256-wide MLPs (the 64-d PCA of --quick cost NP-BTL ~7 points here).
+#: Full 384-d inputs and 256-wide MLPs (a 64-d PCA with 128-wide MLPs cost NP-BTL ~8 points).
 DEMO_SETTINGS = dict(models=("btl", "np-btl"), oracle=True, quick=True, max_steps=400,
                      n_eval_tasks=200, project_dim=None, hidden_dim=256, holdout_users=1)
 

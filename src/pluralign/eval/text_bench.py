@@ -64,8 +64,12 @@ class TextBenchConfig:
     quick: fewer steps and evaluation tasks. max_steps / learning_rate: optimisation.
     pairs_per_user: pairs each simulated user labels (built-in sets only; enough that every user
     has max(context_sizes) + n_target test pairs). holdout_users: users per type left out of
-    training and evaluation. latent_context_sizes: N^C of the PCA panels. cache_dir: embedding
-    cache root (None: ``$PLURALIGN_CACHE/embeddings``).
+    training and evaluation. latent_context_sizes: N^C of the PCA panels. standardize: per-feature
+    standardisation fitted on the training split. project_dim: optional PCA projection of the
+    standardised options (cheaper, but cost NP-BTL ~8 points on the corpus). hidden_dim: width of
+    every MLP, z and MLP1(y) (paper: 256). model_fields: per-model config overrides, e.g.
+    ``{"vpl": {"beta_max": 1.0}}``. cache_dir: embedding cache root (None:
+    ``$PLURALIGN_CACHE/embeddings``).
     """
 
     data: str = "corpus-2mode"
