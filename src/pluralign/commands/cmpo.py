@@ -10,7 +10,6 @@ Thin: parses options, loads the data, calls :mod:`pluralign.policies.cmpo_experi
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 

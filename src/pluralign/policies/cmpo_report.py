@@ -23,7 +23,7 @@ from ..train.loop import fit
 from ..data.tasks import collate
 from .cmpo_eval import interpolation, monotone, pair_accuracy, score_sequences, spearman
 from .cmpo_experiment import (CMPOExperimentConfig, _subsample, all_pairs, load_stage, stage_names,
-                              steerlm_condition, train_config, trunk_cache_for)
+                              steerlm_condition, trunk_cache_for)
 from .cmpo_fewshot import FewShotConfig, FewShotWeights, fewshot_step, recovery, simulate_users
 from .cmpo_train import TrunkCache, pad_id, reference_from_rows, rows_logprobs
 from .logprobs import tokenize_pair

@@ -24,7 +24,7 @@ import torch
 
 from ..data.cmpo_weights import ConditionedPair
 from ..losses import cdpo_loss
-from .logprobs import TokenizedResponses, collate_tokenized, tokenize_pair
+from .logprobs import collate_tokenized, tokenize_pair
 from .plural_heads import PluralLM
 from .reference import precompute_reference
 
