@@ -212,23 +212,6 @@ def make_embedder(cfg: TextBenchConfig):
                                         batch_size=cfg.embed_batch_size, cache_dir=cfg.cache_dir))
 
 
-def embed_distinct(records: list[PreferenceRecord], embedder: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Like :func:`pluralign.features.embed.embed_records`, but every distinct (prompt, option)
-    is formatted and looked up once (many users label the same pairs). (P, D) x2."""
-    index: dict[str, int] = {}
-    prompts, options, rows = [], [], []
-    for r in records:
-        for opt in (r.chosen, r.rejected):
-            key = repr((r.prompt, opt))
-            if key not in index:
-                index[key] = len(prompts)
-                prompts.append(r.prompt)
-                options.append(opt)
-            rows.append(index[key])
-    vectors = embedder.embed(prompts, options)[torch.tensor(rows)]
-    return vectors[0::2], vectors[1::2]
-
-
 def featurize(records: list[PreferenceRecord], cfg: TextBenchConfig, embedder: Any = None,
               log: Callable[[str], None] = print) -> Features:
     """Embed text records (or take numeric ones as they are) and standardise on the training split."""
@@ -240,9 +223,11 @@ def featurize(records: list[PreferenceRecord], cfg: TextBenchConfig, embedder: A
         chosen, rejected = option_vectors(records)
         stats["encoder"] = None
     else:
+        from ..features.embed import embed_records
+
         embedder = embedder if embedder is not None else make_embedder(cfg)
         calls0, texts0 = embedder.n_forward, embedder.n_computed
-        chosen, rejected = embed_distinct(records, embedder)
+        chosen, rejected = embed_records(records, embedder)
         stats = {"encoder": embedder.model_id, "pooling": embedder.pooling, "template": embedder.template,
                  "dim": int(chosen.shape[1]), "texts_computed": embedder.n_computed - texts0,
                  "model_calls": embedder.n_forward - calls0,
