@@ -17,6 +17,12 @@ def encoders():
         "attention-sum": AttentionSetEncoder(D, z_dim=8, model_dim=16, n_heads=4, hidden=(16,)),
         "attention-mean": AttentionSetEncoder(D, z_dim=8, model_dim=16, n_heads=4, hidden=(16,),
                                               pooling="mean"),
+        "deepset-sum-antisym": DeepSetEncoder(D, z_dim=8, pair_dim=16, hidden=(16,), pooling="sum",
+                                              pair_symmetry="antisymmetric"),
+        "deepset-mean-antisym": DeepSetEncoder(D, z_dim=8, pair_dim=16, hidden=(16,), pooling="mean",
+                                               pair_symmetry="antisymmetric"),
+        "attention-sum-antisym": AttentionSetEncoder(D, z_dim=8, model_dim=16, n_heads=4, hidden=(16,),
+                                                     pair_symmetry="antisymmetric"),
     }
 
 
@@ -92,6 +98,56 @@ def test_context_matters(encoder):
     z = encoder(chosen, rejected, mask)
     z_flip = encoder(rejected, chosen, mask)
     assert not torch.allclose(z[3], z_flip[3])  # order of chosen/rejected is information
+
+
+@pytest.mark.parametrize("name", [n for n in encoders() if n.endswith("antisym")])
+def test_antisymmetric_flip_negates_pooled_representation(name):
+    enc = encoders()[name].eval()
+    chosen, rejected, mask = context()
+    s = enc.pooled(chosen, rejected, mask)
+    s_flip = enc.pooled(rejected, chosen, mask)
+    assert s[1:].abs().max() > 1e-3  # non-trivial (row 0 is the empty context)
+    torch.testing.assert_close(s_flip, -s, rtol=0, atol=1e-6)
+
+
+def test_antisymmetric_deepset_flips_one_pair_alone():
+    enc = encoders()["deepset-sum-antisym"].eval()
+    chosen, rejected, mask = context()
+    s = enc.pooled(chosen, rejected, mask)
+    c2, r2 = chosen.clone(), rejected.clone()
+    c2[3, 2], r2[3, 2] = rejected[3, 2], chosen[3, 2]  # flip pair 2 of row 3 only
+    h = enc.pooled(chosen[3:, 2:3], rejected[3:, 2:3], mask[3:, 2:3])  # that pair's evidence
+    s2 = enc.pooled(c2, r2, mask)
+    torch.testing.assert_close(s2[3], s[3] - 2 * h[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(s2[:3], s[:3])
+
+
+def test_plain_encoder_is_not_antisymmetric():
+    enc = encoders()["deepset-sum"].eval()
+    chosen, rejected, mask = context()
+    assert not torch.allclose(enc.pooled(rejected, chosen, mask)[3], -enc.pooled(chosen, rejected, mask)[3])
+
+
+def test_pair_symmetry_keeps_parameters_and_is_validated():
+    plain = DeepSetEncoder(D, z_dim=4, hidden=(8,))
+    anti = DeepSetEncoder(D, z_dim=4, hidden=(8,), pair_symmetry="antisymmetric")
+    anti.load_state_dict(plain.state_dict())  # same parameters: checkpoints stay loadable
+    with pytest.raises(ValueError, match="pair_symmetry"):
+        DeepSetEncoder(D, pair_symmetry="odd")
+    with pytest.raises(ValueError, match="pair_symmetry"):
+        AttentionSetEncoder(D, model_dim=16, n_heads=4, pair_symmetry="odd")
+
+
+def test_context_config_pair_symmetry():
+    from pluralign.rewards import NPBTLConfig, VPLConfig, build_reward_model
+    assert NPBTLConfig(option_dim=1).pair_symmetry == "none"  # the papers' encoder by default
+    old = NPBTLConfig(option_dim=1).to_dict()
+    del old["pair_symmetry"]  # a config written before the field existed still loads
+    assert NPBTLConfig.from_dict(old).pair_symmetry == "none"
+    with pytest.raises(ValueError, match="pair_symmetry"):
+        VPLConfig(option_dim=1, pair_symmetry="odd")
+    model = build_reward_model("np-btl", option_dim=1, pooling="sum", pair_symmetry="antisymmetric")
+    assert model.encoder.pair_symmetry == "antisymmetric"
 
 
 def test_masked_pool_sum_and_mean():

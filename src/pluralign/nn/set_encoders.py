@@ -9,6 +9,15 @@ zero vector, so z(∅) is the outer MLP's learned response to "nothing observed"
   The paper pools with the mean (``pooling="mean"``); ``"sum"`` keeps the evidence count.
 - :class:`AttentionSetEncoder` — NP paper eq. 21 / App. C.2.1:
   z = h2(sum_j MultiHeadAttn(W^T [e_w ‖ e_l])_j), 8 heads, dropout 0.1.
+
+``pair_symmetry="antisymmetric"`` (not in the papers; off by default) makes the evidence of a
+pair change sign when the pair is flipped: the DeepSet's pair embedding becomes
+h(a, b) = φ([a ‖ b]) − φ([b ‖ a]), so h(b, a) = −h(a, b) exactly and, with either pooling, a
+context with every pair flipped pools to −pool(context). A flipped context is then never out of
+distribution for the outer MLP's input space along the pair axis: it is the mirror image of a
+real one. For attention the same difference is taken of the attention outputs of the context
+and of the whole flipped context, so flipping *every* pair negates the pooled vector (in eval
+mode; dropout differs between the two passes in training).
 """
 
 from __future__ import annotations
@@ -21,6 +30,13 @@ from torch import nn
 from .mlp import MLP
 
 Pooling = Literal["mean", "sum"]
+PairSymmetry = Literal["none", "antisymmetric"]
+PAIR_SYMMETRIES = ("none", "antisymmetric")
+
+
+def _check_symmetry(pair_symmetry: str) -> None:
+    if pair_symmetry not in PAIR_SYMMETRIES:
+        raise ValueError(f"pair_symmetry must be one of {PAIR_SYMMETRIES}, got {pair_symmetry!r}")
 
 
 def _check_context(chosen: torch.Tensor, rejected: torch.Tensor, mask: torch.Tensor,
@@ -59,24 +75,36 @@ class DeepSetEncoder(nn.Module):
         pair_dim: width of the per-pair embedding h1 (NP paper: 256).
         hidden: hidden widths of both MLPs.
         pooling: ``"mean"`` (NP paper eq. 5) or ``"sum"``.
+        pair_symmetry: ``"none"`` (NP paper) or ``"antisymmetric"``: h1(a, b) = φ(a‖b) − φ(b‖a)
+            (same parameters, so checkpoints of either kind load into the other's shapes).
 
     forward(chosen (B, C, D), rejected (B, C, D), mask (B, C) bool) -> (B, z_dim).
     """
 
     def __init__(self, option_dim: int, z_dim: int = 256, pair_dim: int = 256,
-                 hidden: Sequence[int] = (256, 256), act: str = "gelu", pooling: Pooling = "mean"):
+                 hidden: Sequence[int] = (256, 256), act: str = "gelu", pooling: Pooling = "mean",
+                 pair_symmetry: PairSymmetry = "none"):
         super().__init__()
         if pooling not in ("mean", "sum"):
             raise ValueError(f"pooling must be 'mean' or 'sum', got {pooling!r}")
+        _check_symmetry(pair_symmetry)
         self.option_dim, self.z_dim, self.pooling = option_dim, z_dim, pooling
+        self.pair_symmetry = pair_symmetry
         self.pair = MLP(2 * option_dim, pair_dim, hidden, act)
         self.outer = MLP(pair_dim, z_dim, hidden, act)
 
     def forward(self, chosen: torch.Tensor, rejected: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:
+        return self.outer(self.pooled(chosen, rejected, mask))
+
+    def pooled(self, chosen: torch.Tensor, rejected: torch.Tensor,
+               mask: torch.Tensor) -> torch.Tensor:
+        """pool_j h1(chosen_j, rejected_j): the representation before the outer MLP, (B, pair_dim)."""
         _check_context(chosen, rejected, mask, self.option_dim)
         h = self.pair(torch.cat([chosen, rejected], dim=-1))  # (B, C, pair_dim)
-        return self.outer(masked_pool(h, mask, self.pooling))
+        if self.pair_symmetry == "antisymmetric":
+            h = h - self.pair(torch.cat([rejected, chosen], dim=-1))
+        return masked_pool(h, mask, self.pooling)
 
 
 class AttentionSetEncoder(nn.Module):
@@ -90,8 +118,10 @@ class AttentionSetEncoder(nn.Module):
 
     def __init__(self, option_dim: int, z_dim: int = 256, model_dim: int = 256, n_heads: int = 8,
                  dropout: float = 0.1, hidden: Sequence[int] = (256, 256), act: str = "gelu",
-                 pooling: Pooling = "sum"):
+                 pooling: Pooling = "sum", pair_symmetry: PairSymmetry = "none"):
         super().__init__()
+        _check_symmetry(pair_symmetry)
+        self.pair_symmetry = pair_symmetry
         if model_dim % n_heads:
             raise ValueError(f"model_dim ({model_dim}) must be divisible by n_heads ({n_heads})")
         if pooling not in ("mean", "sum"):
@@ -103,12 +133,23 @@ class AttentionSetEncoder(nn.Module):
 
     def forward(self, chosen: torch.Tensor, rejected: torch.Tensor,
                 mask: torch.Tensor) -> torch.Tensor:
+        return self.outer(self.pooled(chosen, rejected, mask))
+
+    def pooled(self, chosen: torch.Tensor, rejected: torch.Tensor,
+               mask: torch.Tensor) -> torch.Tensor:
+        """The pooled attention outputs before the outer MLP, (B, model_dim)."""
         _check_context(chosen, rejected, mask, self.option_dim)
         mask = mask.bool()
-        B, C, _ = chosen.shape
-        if C == 0:
-            pooled = chosen.new_zeros(B, self.model_dim)
-            return self.outer(pooled)
+        if chosen.shape[1] == 0:
+            return chosen.new_zeros(chosen.shape[0], self.model_dim)
+        out = self._attend(chosen, rejected, mask)
+        if self.pair_symmetry == "antisymmetric":
+            out = out - self._attend(rejected, chosen, mask)
+        return masked_pool(out, mask, self.pooling)
+
+    def _attend(self, chosen: torch.Tensor, rejected: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        """Self-attention among the context pairs, (B, C, model_dim); padded rows are junk."""
         x = self.proj(torch.cat([chosen, rejected], dim=-1))  # (B, C, model_dim)
         # Zero the padded inputs so their content cannot matter, and let rows with no real pair
         # attend to their (zeroed) padding: an all-masked softmax row would be NaN. Those rows'
@@ -117,4 +158,4 @@ class AttentionSetEncoder(nn.Module):
         empty = ~mask.any(dim=1, keepdim=True)  # (B, 1)
         key_padding = ~mask & ~empty
         out, _ = self.attn(x, x, x, key_padding_mask=key_padding, need_weights=False)
-        return self.outer(masked_pool(out, mask, self.pooling))
+        return out

@@ -16,6 +16,7 @@ from torch import nn
 from ..data.tasks import TaskBatch
 from ..losses import bt_nll
 from ..nn import AttentionSetEncoder, ConditionedRewardDecoder, DeepSetEncoder
+from ..nn.set_encoders import PAIR_SYMMETRIES
 from .base import Latent, RewardConfig, RewardModel
 
 ENCODERS = ("deepset", "attention")
@@ -29,6 +30,8 @@ class ContextConfig(RewardConfig):
     pooling: ``mean`` (eq. 5) or ``sum`` (eq. 21) over the context pairs.
     n_heads, attention_dropout: the attention encoder's heads (8) and dropout (0.1).
     embed_dim: width of the decoder's option embedding MLP1(y) (256).
+    pair_symmetry: ``none`` (the papers) or ``antisymmetric``: a flipped context pair gives the
+        negated pair embedding (see :mod:`pluralign.nn.set_encoders`).
     """
 
     encoder: str = "deepset"
@@ -36,6 +39,7 @@ class ContextConfig(RewardConfig):
     n_heads: int = 8
     attention_dropout: float = 0.1
     embed_dim: int = 256
+    pair_symmetry: str = "none"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -44,6 +48,9 @@ class ContextConfig(RewardConfig):
             raise ValueError(f"{name}.encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if self.pooling not in ("mean", "sum"):
             raise ValueError(f"{name}.pooling must be 'mean' or 'sum', got {self.pooling!r}")
+        if self.pair_symmetry not in PAIR_SYMMETRIES:
+            raise ValueError(f"{name}.pair_symmetry must be one of {PAIR_SYMMETRIES}, "
+                             f"got {self.pair_symmetry!r}")
         if self.n_heads < 1 or not 0 <= self.attention_dropout < 1 or self.embed_dim < 1:
             raise ValueError(f"{name}: invalid n_heads={self.n_heads}, attention_dropout="
                              f"{self.attention_dropout} or embed_dim={self.embed_dim}")
@@ -53,10 +60,10 @@ def build_set_encoder(config: ContextConfig, out_dim: int) -> nn.Module:
     """The set encoder a config names, mapping a context to ``out_dim`` features."""
     if config.encoder == "deepset":
         return DeepSetEncoder(config.option_dim, out_dim, config.hidden_dim, config.hidden,
-                              config.activation, config.pooling)
+                              config.activation, config.pooling, config.pair_symmetry)
     return AttentionSetEncoder(config.option_dim, out_dim, config.hidden_dim, config.n_heads,
                                config.attention_dropout, config.hidden, config.activation,
-                               config.pooling)
+                               config.pooling, config.pair_symmetry)
 
 
 @dataclass
