@@ -123,6 +123,8 @@ def plot_latents(models: Mapping[str, nn.Module], data: EvalData, config: EvalCo
                     ax.legend(fontsize=7, loc="upper left", markerscale=2)
             if row == len(points) - 1:
                 ax.set_xlabel("PC 1")
+    # layout first, then the title above it: a suptitle placed before tight_layout overlaps the panels
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.suptitle("context latents (PCA), coloured by the true user type", fontsize=10)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
