@@ -289,6 +289,6 @@ def test_rows_in_memory_and_max_pairs():
     assert sizes == [10, 5, 5]
     for split, value in conflict_summary(capped.records).items():
         assert abs(value - 0.5) <= 0.5 / capped.counts[f"pairs_{split}"]
-    datasets = pytest.importorskip("datasets")
+    import datasets  # a declared dependency: a missing one must fail, not skip
     ds = datasets.Dataset.from_list(raw_rows(FIX / "helpsteer_tiny.jsonl"))
     assert build_helpsteer(ds).counts == build_helpsteer(FIX / "helpsteer_tiny.jsonl").counts

@@ -195,7 +195,7 @@ def test_load_embedder_from_a_local_folder(llama, tok, tmp_path):
 @pytest.mark.slow
 def test_offline_minilm_embeds_by_meaning(tmp_path):
     """The bundled all-MiniLM-L6-v2 loads offline and ranks paraphrases above unrelated text."""
-    offline = pytest.importorskip("pluralign.features.offline")
+    from pluralign.features import offline
     try:
         offline.minilm_dir()
     except offline.OfflineModelMissing as err:  # the package is a declared dependency; say why if absent
