@@ -66,7 +66,23 @@ def masked_pool(h: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.
     raise ValueError(f"pooling must be 'mean' or 'sum', got {pooling!r}")
 
 
-class DeepSetEncoder(nn.Module):
+class _SetEncoder(nn.Module):
+    """What both set encoders share: option checks and z = outer(pooled(context))."""
+
+    def __init__(self, option_dim: int, z_dim: int, pooling: Pooling, pair_symmetry: PairSymmetry):
+        super().__init__()
+        if pooling not in ("mean", "sum"):
+            raise ValueError(f"pooling must be 'mean' or 'sum', got {pooling!r}")
+        _check_symmetry(pair_symmetry)
+        self.option_dim, self.z_dim, self.pooling = option_dim, z_dim, pooling
+        self.pair_symmetry = pair_symmetry
+
+    def forward(self, chosen: torch.Tensor, rejected: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        return self.outer(self.pooled(chosen, rejected, mask))
+
+
+class DeepSetEncoder(_SetEncoder):
     """z = outer(pool_j pair([chosen_j ‖ rejected_j])) over the masked context.
 
     Args:
@@ -84,18 +100,9 @@ class DeepSetEncoder(nn.Module):
     def __init__(self, option_dim: int, z_dim: int = 256, pair_dim: int = 256,
                  hidden: Sequence[int] = (256, 256), act: str = "gelu", pooling: Pooling = "mean",
                  pair_symmetry: PairSymmetry = "none"):
-        super().__init__()
-        if pooling not in ("mean", "sum"):
-            raise ValueError(f"pooling must be 'mean' or 'sum', got {pooling!r}")
-        _check_symmetry(pair_symmetry)
-        self.option_dim, self.z_dim, self.pooling = option_dim, z_dim, pooling
-        self.pair_symmetry = pair_symmetry
+        super().__init__(option_dim, z_dim, pooling, pair_symmetry)
         self.pair = MLP(2 * option_dim, pair_dim, hidden, act)
         self.outer = MLP(pair_dim, z_dim, hidden, act)
-
-    def forward(self, chosen: torch.Tensor, rejected: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
-        return self.outer(self.pooled(chosen, rejected, mask))
 
     def pooled(self, chosen: torch.Tensor, rejected: torch.Tensor,
                mask: torch.Tensor) -> torch.Tensor:
@@ -107,7 +114,7 @@ class DeepSetEncoder(nn.Module):
         return masked_pool(h, mask, self.pooling)
 
 
-class AttentionSetEncoder(nn.Module):
+class AttentionSetEncoder(_SetEncoder):
     """z = outer(pool_j MHA(W [chosen_j ‖ rejected_j])_j), self-attention among context pairs.
 
     Self-attention is permutation equivariant and the pooling invariant, so z is invariant.
@@ -119,21 +126,13 @@ class AttentionSetEncoder(nn.Module):
     def __init__(self, option_dim: int, z_dim: int = 256, model_dim: int = 256, n_heads: int = 8,
                  dropout: float = 0.1, hidden: Sequence[int] = (256, 256), act: str = "gelu",
                  pooling: Pooling = "sum", pair_symmetry: PairSymmetry = "none"):
-        super().__init__()
-        _check_symmetry(pair_symmetry)
-        self.pair_symmetry = pair_symmetry
+        super().__init__(option_dim, z_dim, pooling, pair_symmetry)
         if model_dim % n_heads:
             raise ValueError(f"model_dim ({model_dim}) must be divisible by n_heads ({n_heads})")
-        if pooling not in ("mean", "sum"):
-            raise ValueError(f"pooling must be 'mean' or 'sum', got {pooling!r}")
-        self.option_dim, self.z_dim, self.model_dim, self.pooling = option_dim, z_dim, model_dim, pooling
+        self.model_dim = model_dim
         self.proj = nn.Linear(2 * option_dim, model_dim)
         self.attn = nn.MultiheadAttention(model_dim, n_heads, dropout=dropout, batch_first=True)
         self.outer = MLP(model_dim, z_dim, hidden, act)
-
-    def forward(self, chosen: torch.Tensor, rejected: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
-        return self.outer(self.pooled(chosen, rejected, mask))
 
     def pooled(self, chosen: torch.Tensor, rejected: torch.Tensor,
                mask: torch.Tensor) -> torch.Tensor:
