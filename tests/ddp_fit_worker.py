@@ -26,6 +26,12 @@ def main() -> None:
     res = fit(model, step_fn, batch_fn, cfg, out / "run", val_fn=val_fn)
     save_file(weights(model), str(out / f"rank{rank}.safetensors"))
     (out / f"rank{rank}.json").write_text(json.dumps({"step": res.step, "world": dist.get_world_size()}))
+    # leave the group together: a rank exiting while gloo threads of the other still run can
+    # abort in C++ ("terminate called without an active exception"), failing the run at random
+    import torch.distributed as dist
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,12 @@ def main() -> None:
     rank = os.environ["RANK"]
     save_file(weights(model), str(out / f"final{rank}.safetensors"))
     (out / f"resumed{rank}.txt").write_text(str(res.resumed_from))
+    # leave the group together: a rank exiting while gloo threads of the other still run can
+    # abort in C++ ("terminate called without an active exception"), failing the run at random
+    import torch.distributed as dist
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
