@@ -189,3 +189,23 @@ def test_shared_context_size_per_batch_and_context_size_limits():
     d = TaskSampler(users, context_range=(0, 10), n_target=20, context_in_target=False)
     with pytest.raises(ValueError, match="n_context=11"):
         d.sample(2, n_context=11)
+
+
+def test_stratified_draw_puts_every_type_in_every_batch():
+    users, types = [], []
+    for u in range(9):  # 3 users of type 0, 6 of type 1: uniform draws would favour type 1
+        users += [f"u{u}"] * 30
+        types += [int(u >= 3)] * 30
+    s = TaskSampler(users, context_range=(0, 4), n_target=10, user_types=types, seed=0,
+                    stratify_types=True)
+    seen = set()
+    for step in range(50):
+        items = s.sample(2, step=step)
+        assert sorted(it.user_type for it in items) == [0, 1]
+        seen.update(it.user for it in items)
+    assert seen == {f"u{u}" for u in range(9)}  # uniform within a type reaches every user
+    again = TaskSampler(users, context_range=(0, 4), n_target=10, user_types=types, seed=0,
+                        stratify_types=True).sample(2, step=7)
+    assert [it.user for it in again] == [it.user for it in s.sample(2, step=7)]
+    with pytest.raises(ValueError, match="user type"):
+        TaskSampler(users, n_target=10, stratify_types=True)

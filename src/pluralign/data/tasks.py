@@ -79,12 +79,15 @@ class TaskSampler:
         seed: base seed of this sampler's random streams.
         shared_context_size: draw one N^C per ``sample`` call for the whole batch (the NP
             paper's code) instead of one per item.
+        stratify_types: draw users type by type in turn (from a random first type, uniformly
+            within a type), so a batch of at least as many tasks as there are types holds every
+            type; the papers draw users uniformly (False). Needs ``user_types``.
     """
 
     def __init__(self, user_ids: Sequence[str], *, context_range: tuple[int, int] = (0, 10),
                  n_target: int = 20, context_in_target: bool = True,
                  user_types: Sequence[int] | None = None, seed: int = 0,
-                 shared_context_size: bool = False):
+                 shared_context_size: bool = False, stratify_types: bool = False):
         lo, hi = context_range
         if not 0 <= lo <= hi:
             raise ValueError(f"context_range must satisfy 0 <= min <= max, got {context_range}")
@@ -120,13 +123,20 @@ class TaskSampler:
             warnings.warn(f"skipped {skipped} of {skipped + len(self.users)} users with fewer than "
                           f"{need} pairs", stacklevel=2)
         self.skipped = skipped
+        self.stratify_types = stratify_types
+        if stratify_types:
+            if any(t < 0 for t in self.types):
+                raise ValueError("stratify_types needs the user type of every user (user_types)")
+            kinds = np.asarray(self.types)
+            self.type_pools = [np.flatnonzero(kinds == t) for t in sorted(set(self.types))]
 
     def rng(self, step: int, stream: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, stream, step])
 
     def sample(self, n_tasks: int, step: int = 0, stream: int = 0,
                n_context: int | None = None) -> list[TaskItem]:
-        """``n_tasks`` items for ``step``; users are drawn uniformly with replacement.
+        """``n_tasks`` items for ``step``; users are drawn uniformly with replacement (or
+        type by type in turn with ``stratify_types``).
 
         ``n_context`` fixes N^C for every item (evaluation at one context size).
         """
@@ -141,7 +151,7 @@ class TaskSampler:
         if self.shared_context_size and n_context is None:
             lo = hi = int(rng.integers(lo, hi + 1))
         items = []
-        for u in rng.integers(len(self.users), size=n_tasks):
+        for u in self._draw_users(rng, n_tasks):
             pool = self.pools[u]
             n_c = int(rng.integers(lo, hi + 1))
             if self.context_in_target:
@@ -154,6 +164,13 @@ class TaskSampler:
                 unseen = np.ones(self.n_target, dtype=bool)
             items.append(TaskItem(self.users[u], self.types[u], context, target, unseen))
         return items
+
+    def _draw_users(self, rng: np.random.Generator, n_tasks: int) -> np.ndarray:
+        if not self.stratify_types:
+            return rng.integers(len(self.users), size=n_tasks)
+        first = int(rng.integers(len(self.type_pools)))
+        pools = [self.type_pools[(first + i) % len(self.type_pools)] for i in range(n_tasks)]
+        return np.asarray([pool[rng.integers(len(pool))] for pool in pools], dtype=np.int64)
 
 
 def _pad(index_lists: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
