@@ -319,3 +319,34 @@ def test_generate_cli_with_choices(tok, tmp_path):
     assert result.stdout.strip() == tok.decode(want[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
     bad = CliRunner().invoke(app, ["generate", "--policy", str(tmp_path / "policy"), "--prompt", "x"])
     assert bad.exit_code != 0 and "--choices" in bad.output
+
+
+def test_encoder_warm_start_copies_a_type_separating_np_btl_encoder(tok, tmp_path):
+    from pluralign.policies.data import PolicyData
+    from pluralign.policies.encoder_warmstart import EncoderWarmStartConfig, warm_start_encoder
+    from pluralign.policies.train_np_dpo import PolicyTaskConfig
+
+    recs = _text_records(n_users=6, n_pairs=16)
+    emb = (torch.tensor([[len(r.chosen) / 10.0, 1.0] for r in recs]),
+           torch.tensor([[len(r.rejected) / 10.0, 1.0] for r in recs]))
+    data = PolicyData(recs, tok, chosen_emb=emb[0], rejected_emb=emb[1], max_length=48)
+    policy = NPDPOPolicy(tiny_causal_lm("llama"), NPDPOConfig(option_dim=2, z_dim=8, encoder_hidden=16, lora_rank=4))
+    before = {k: v.clone() for k, v in policy.encoder.state_dict().items()}
+    lora_before = {k: v.clone() for k, v in policy.lm.state_dict().items()}
+    task = PolicyTaskConfig(n_target=6, context_max=3, stratify_types=True)
+    info = warm_start_encoder(policy, data, task, EncoderWarmStartConfig(steps=100, tasks_per_step=8, n_target=6,
+                                                                         learning_rate=1e-2), tmp_path, val=data)
+    assert info["steps"] == 100 and info["validation"]["accuracy"] > 0.75  # N^C = 0 tasks cap it below 1
+    z = policy.encode(emb[0][:64].view(8, 8, 2), emb[1][:64].view(8, 8, 2), torch.ones(8, 8, dtype=torch.bool))
+    assert 0.3 < float(z.pow(2).mean().sqrt()) < 3.0  # rescaled to z_rms = 1 on training contexts
+    after = policy.encoder.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert all(torch.equal(lora_before[k], v) for k, v in policy.lm.state_dict().items())  # LM untouched
+    # a flipped context (the other type's choices) moves z: the encoder tells the types apart
+    c, r = emb[0][:3].unsqueeze(0), emb[1][:3].unsqueeze(0)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    with torch.no_grad():
+        assert (policy.encode(c, r, mask) - policy.encode(r, c, mask)).norm() > 1e-2
+    with pytest.raises(ValueError, match="no set encoder"):
+        warm_start_encoder(NPDPOPolicy(tiny_causal_lm("llama"), NPDPOConfig(option_dim=2, film=False, lora_rank=4)),
+                           data, task, EncoderWarmStartConfig(steps=1), tmp_path / "x")

@@ -3,7 +3,8 @@ accuracy vs N^C per user type -> steered generations. Used by ``pluralign policy
 
 Config YAML sections (all optional): ``data`` (:class:`PolicyDataConfig`), ``task``
 (:class:`~.train_np_dpo.PolicyTaskConfig`), ``policy`` (:class:`~.np_dpo.NPDPOConfig`), ``train``
-(:class:`pluralign.train.config.TrainConfig`, used for NP-DPO), ``baselines``
+(:class:`pluralign.train.config.TrainConfig`, used for NP-DPO), ``encoder_warmstart``
+(:class:`~.encoder_warmstart.EncoderWarmStartConfig`; off by default, as the paper), ``baselines``
 (:class:`BaselineConfig`), ``eval`` (:class:`~.evaluate.PolicyEvalConfig` + behaviour knobs).
 """
 
@@ -21,6 +22,7 @@ import torch
 from ..checkpoint import load_state
 from ..train.config import TrainConfig, check_types, config_from_dict, read_yaml
 from .data import PolicyData
+from .encoder_warmstart import ContextTable, EncoderWarmStartConfig, warm_start_encoder
 from .evaluate import PolicyEvalConfig, accuracy_vs_context, plot_accuracy_per_type, steered_behaviour
 from .np_dpo import NPDPOConfig, NPDPOPolicy, load_base_model
 from .train_np_dpo import PolicyTaskConfig, train_policy
@@ -88,6 +90,7 @@ class ExperimentConfig:
     policy: NPDPOConfig = field(default_factory=lambda: NPDPOConfig(base_model="smollm2"))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         metric_for_best_model="reward_accuracy", greater_is_better=True))
+    encoder_warmstart: EncoderWarmStartConfig = field(default_factory=EncoderWarmStartConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     eval: PolicyEvalConfig = field(default_factory=PolicyEvalConfig)
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
@@ -238,10 +241,42 @@ def train_method(config: ExperimentConfig, prep: Prepared, method: str, out_dir:
         train_cfg = dataclasses.replace(train_cfg, max_steps=steps, eval_steps=10 ** 6, save_steps=10 ** 6)
     elif max_steps:
         train_cfg = dataclasses.replace(train_cfg, max_steps=max_steps)
+    warm = config.encoder_warmstart
+    if film and warm.steps and not (Path(out_dir) / "last").exists():  # a resumed run has its encoder
+        t0 = time.time()
+        table = warmstart_table(config, prep)
+        info = warm_start_encoder(policy, table, task, warm, Path(out_dir) / "encoder-warmstart", val=prep.val)
+        log(f"encoder warm start (NP-BTL on {len(set(table.users))} users, {len(table.users)} pairs, "
+            f"{info['steps']} steps, best step {info['best_step']}, {time.time() - t0:.0f} s): "
+            f"train {({k: round(v, 3) for k, v in info['train'].items()})}, validation "
+            f"{({k: round(v, 3) for k, v in info['validation'].items()})}")
     result = train_policy(policy, prep.train, task, train_cfg, out_dir, val=prep.val if film else None)
     log(f"{method}{'' if user_type is None else f' (type {user_type})'}: {result.step} steps, "
         f"train {({k: round(v, 4) for k, v in result.train_metrics.items()})}, best val {result.best_metrics}")
     return policy
+
+
+def warmstart_table(config: ExperimentConfig, prep: Prepared) -> PolicyData | ContextTable:
+    """The users the encoder warm start learns from: the policy's training data, or the data set
+    rebuilt with ``encoder_warmstart.max_prompts`` / ``users_per_type`` minus every record whose
+    prompt is one of the policy's validation or test prompts (no leak into the evaluation)."""
+    from ..data.tables import user_ids, user_types
+    from ..features.embed import embed_records, load_embedder
+
+    warm = config.encoder_warmstart
+    if warm.max_prompts is None and warm.users_per_type is None:
+        return prep.train
+    overrides = dict(config.data.builtin_overrides)
+    if warm.users_per_type is not None:
+        overrides["users_per_type"] = warm.users_per_type
+    data_cfg = dataclasses.replace(config.data, builtin_overrides=overrides, max_train_users=None,
+                                   max_prompts=warm.max_prompts or config.data.max_prompts)
+    held_out = {str(r.prompt) for s in ("validation", "test") for r in prep.splits[s]}
+    records = [r for recs in load_records(data_cfg).values() for r in recs if str(r.prompt) not in held_out]
+    if not records:
+        raise ValueError("the encoder warm start has no records left after removing the evaluation prompts")
+    chosen, rejected = embed_records(records, load_embedder(model=config.data.embedder))
+    return ContextTable(user_ids(records), user_types(records), chosen.float(), rejected.float())
 
 
 def load_run_policies(run_dir: str | Path) -> dict[str, Any]:

@@ -44,6 +44,10 @@ class PolicyTaskConfig:
     tasks_per_step: int = 1
     max_length: int = 128
     val_tasks: int = 8
+    # draw users type by type so every update of >= n_types tasks holds every user type: the
+    # pooled (type-independent) part of the gradient then cancels inside an update and only the
+    # conditional part remains. The paper draws users uniformly (False).
+    stratify_types: bool = False
     # with trainable_layers set: cache the frozen bottom blocks' output per sequence (prefix.py)
     prefix_cache: bool = True
     seed: int = 0
@@ -107,7 +111,8 @@ def make_sampler(data: PolicyData, task: PolicyTaskConfig, *, context_in_target:
     lo, hi = context_range or ((task.context_min, task.context_max) if task.conditioned else (0, 0))
     return TaskSampler(data.users, context_range=(lo, hi), n_target=task.n_target,
                        context_in_target=context_in_target, user_types=data.types,
-                       seed=task.seed if seed is None else seed)
+                       seed=task.seed if seed is None else seed,
+                       stratify_types=task.stratify_types and task.method != "type-dpo")
 
 
 def make_batch_fn(policy: NPDPOPolicy, data: PolicyData, task: PolicyTaskConfig) -> Callable[[int, int], PolicyBatch]:
