@@ -240,3 +240,23 @@ def test_state_dict_is_the_trainable_parts(batch):
     fresh.load_state_dict(state)
     with torch.no_grad():
         torch.testing.assert_close(fresh.logprobs(batch, [0, 1, 0]), model.logprobs(batch, [0, 1, 0]))
+
+
+def test_low_rank_per_row_weights_and_vertex_logprobs(batch):
+    """Per-row lambda in the single-projection low-rank mixture; vertex_logprobs_from_rows
+    (reference + every one-hot lambda sharing one base projection) = one call per column."""
+    model = low_rank()
+    hidden = trunk_hidden(model, batch).detach()
+    lam = torch.tensor([[0.2, -0.4, 1.3], [1.0, 0.0, 0.0], [0.1, 0.6, 0.3]])
+    with torch.no_grad():
+        rows = model.mix_logits(hidden, lam)
+        for i in range(3):
+            torch.testing.assert_close(rows[i], model.mix_logits(hidden[i:i + 1], lam[i])[0], rtol=1e-5, atol=1e-5)
+        mask = batch.response_mask[:, 1:]
+        h, labels = hidden[:, :-1][mask], batch.input_ids[:, 1:][mask]
+        idx = torch.nonzero(mask, as_tuple=True)[0]
+        got = model.vertex_logprobs_from_rows(h, labels, idx, 3)
+        torch.testing.assert_close(got[:, 0], model.reference_logprobs(batch), rtol=1e-5, atol=1e-4)
+        for j in range(3):
+            torch.testing.assert_close(got[:, 1 + j], model.logprobs(batch, model.one_hot(j)), rtol=1e-5, atol=1e-4)
+        assert not torch.allclose(got[:, 1], got[:, 2])

@@ -81,6 +81,16 @@ def scorers_for(data: str, attributes: list[str]) -> dict[str, Callable[[str], f
     return {attr: SCORERS[attr] for attr in dict.fromkeys(parse_user_type(a)[0] for a in attributes)}
 
 
+def set_threads(n: int) -> None:
+    """torch CPU threads (0: torch's default). Set before any model is built."""
+    if n < 0:
+        raise typer.BadParameter(f"--threads must be >= 0, got {n}")
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
 def tokenizer_for(base_model: str) -> Any:
     from transformers import AutoTokenizer
 
@@ -118,10 +128,12 @@ def train(
     prompts: str = typer.Option("", help="At most this many prompts of 'train,validation,test' (CPU budget)."),
     keep_best: bool = typer.Option(True, "--keep-best/--keep-last", help="Keep the best-validation checkpoint, or the final one."),
     seed: int = typer.Option(0),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
 ) -> None:
     """Convert the data to weight-conditioned pairs, train CMPO and the baselines."""
     from ..policies.cmpo_experiment import CMPOExperimentConfig, run_training
 
+    set_threads(threads)
     attrs = _split_names(attributes)
     caps = _prompt_caps(prompts)
     splits, margins = load_rated(data, attrs, seed, caps)
@@ -147,11 +159,13 @@ def evaluate(
     fewshot: bool = typer.Option(True, help="Train/evaluate few-shot lambda inference."),
     fewshot_steps: int = typer.Option(300),
     fewshot_users: int = typer.Option(60, help="Test users (train users: 4x)."),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
 ) -> None:
     """Attribute-conditioned accuracy vs baselines, behaviour under lambda, few-shot lambda."""
     from ..policies.cmpo_experiment import CMPOExperimentConfig
     from ..policies.cmpo_report import run_evaluation, run_fewshot
 
+    set_threads(threads)
     if not (out / "experiment.json").is_file():
         raise typer.BadParameter(f"{out} has no experiment.json; run `pluralign cmpo train` first")
     config = CMPOExperimentConfig(**json.loads((out / "experiment.json").read_text()))

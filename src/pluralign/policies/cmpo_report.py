@@ -25,7 +25,7 @@ from .cmpo_eval import interpolation, monotone, pair_accuracy, score_sequences, 
 from .cmpo_experiment import (CMPOExperimentConfig, _subsample, all_pairs, load_stage, stage_names,
                               steerlm_condition, trunk_cache_for)
 from .cmpo_fewshot import FewShotConfig, FewShotWeights, fewshot_step, recovery, simulate_users
-from .cmpo_train import TrunkCache, pad_id, reference_from_rows, rows_logprobs
+from .cmpo_train import TrunkCache, pad_id, reference_from_rows, rows_logprobs, rows_vertex_logprobs
 from .logprobs import tokenize_pair
 from .plural_heads import PluralLM
 
@@ -41,6 +41,19 @@ def logprobs_of(model: PluralLM, tokenizer: Any, prompts: Sequence[Any], respons
                            reference=weights is None)
 
 
+def vertex_logprobs_of(model: PluralLM, tokenizer: Any, prompts: Sequence[Any], responses: Sequence[Any],
+                       config: CMPOExperimentConfig, cache: TrunkCache | None) -> torch.Tensor:
+    """(N, k + 1): log pi_ref (column 0) and log pi under each one-hot lambda (columns 1..k).
+    With a cached frozen trunk all columns share one base projection per batch."""
+    if cache is not None and not model.config.lora:
+        seqs = [tokenize_pair(tokenizer, p, r, max_length=config.max_length) for p, r in zip(prompts, responses)]
+        return rows_vertex_logprobs(model, cache.rows(model, seqs, pad_id(tokenizer), progress=False))
+    ref = logprobs_of(model, tokenizer, prompts, responses, None, config, cache)
+    heads = [logprobs_of(model, tokenizer, prompts, responses, model.one_hot(j), config, cache)
+             for j in range(model.k)]
+    return torch.stack([ref, *heads], dim=1)
+
+
 def _eval_model(name: str, model: PluralLM, tokenizer: Any, sets: Mapping[str, list], config, cache,
                 out: dict) -> None:
     attrs = config.attributes
@@ -50,11 +63,16 @@ def _eval_model(name: str, model: PluralLM, tokenizer: Any, sets: Mapping[str, l
         prompts = [p.prompt for p in pairs]
         if name == "steerlm":
             prompts = [steerlm_condition(p, a, attrs) for p in prompts]
-        weights = (model.one_hot(a) if name == "cmpo" else [1.0])
-        lc = logprobs_of(model, tokenizer, prompts, [p.chosen for p in pairs], weights, config, cache)
-        lr = logprobs_of(model, tokenizer, prompts, [p.rejected for p in pairs], weights, config, cache)
-        rc = logprobs_of(model, tokenizer, prompts, [p.chosen for p in pairs], None, config, cache)
-        rr = logprobs_of(model, tokenizer, prompts, [p.rejected for p in pairs], None, config, cache)
+        if name == "cmpo":
+            j = 1 + attrs.index(a)
+            vc = vertex_logprobs_of(model, tokenizer, prompts, [p.chosen for p in pairs], config, cache)
+            vr = vertex_logprobs_of(model, tokenizer, prompts, [p.rejected for p in pairs], config, cache)
+            lc, lr, rc, rr = vc[:, j], vr[:, j], vc[:, 0], vr[:, 0]
+        else:
+            lc = logprobs_of(model, tokenizer, prompts, [p.chosen for p in pairs], [1.0], config, cache)
+            lr = logprobs_of(model, tokenizer, prompts, [p.rejected for p in pairs], [1.0], config, cache)
+            rc = logprobs_of(model, tokenizer, prompts, [p.chosen for p in pairs], None, config, cache)
+            rr = logprobs_of(model, tokenizer, prompts, [p.rejected for p in pairs], None, config, cache)
         key = "dpo" if name.startswith("dpo_") else name
         out.setdefault(a, {})[key] = {"preference_accuracy": pair_accuracy(lc, lr),
                                       "reward_accuracy": pair_accuracy(lc - rc, lr - rr), "n": len(pairs)}
@@ -114,14 +132,17 @@ def _pool_features(model: PluralLM, tokenizer: Any, rated: Sequence[RatedRespons
                    max_pairs: int, seed: int):
     """Pool pairs of ``rated`` with per-head implicit-reward features and attribute scores."""
     pool = _subsample(all_pairs(rated, config.attributes), max_pairs, seed)
-    prompts = [p.prompt for p in pool]
-    feats = []
-    for side in ("chosen", "rejected"):
-        responses = [getattr(p, side) for p in pool]
-        ref = logprobs_of(model, tokenizer, prompts, responses, None, config, cache)
-        heads = torch.stack([logprobs_of(model, tokenizer, prompts, responses, model.one_hot(j), config, cache)
-                             for j in range(model.k)], dim=1)
-        feats.append(config.beta * (heads - ref[:, None]))
+    # every response sits in several within-prompt pairs: score each distinct one once
+    keys = {}
+    for p in pool:
+        for y in (p.chosen, p.rejected):
+            keys.setdefault((repr(p.prompt), repr(y)), (p.prompt, y))
+    index = {key: i for i, key in enumerate(keys)}
+    items = list(keys.values())
+    v = vertex_logprobs_of(model, tokenizer, [x[0] for x in items], [x[1] for x in items], config, cache)
+    rewards = config.beta * (v[:, 1:] - v[:, :1])  # (distinct responses, k)
+    feats = [rewards[torch.tensor([index[(repr(p.prompt), repr(getattr(p, side)))] for p in pool])]
+             for side in ("chosen", "rejected")]
     sa = np.array([[p.attributes[a][0] for a in config.attributes] for p in pool])
     sb = np.array([[p.attributes[a][1] for a in config.attributes] for p in pool])
     margins = np.array([config.margins.get(a, 0.0) for a in config.attributes])
@@ -151,6 +172,9 @@ def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequen
     gc.collect()
     if cache is not None:
         cache.save(str(out / "trunk_cache.pt"))
+    # the simulated users' option features, for inspection (a plain torch.save file, not a checkpoint)
+    (out / "fewshot").mkdir(parents=True, exist_ok=True)
+    torch.save({k: vars(t) for k, t in tables.items()}, out / "fewshot" / "users.pt")
     enc = FewShotWeights(FewShotConfig(k=len(config.attributes)))
     enc.fit_scale(torch.cat([tables["train"].chosen, tables["train"].rejected]))
     sampler = tables["train"].sampler(context_range=(0, max(contexts)), n_target=10, seed=seed)

@@ -212,6 +212,19 @@ def rows_logprobs(model: PluralLM, cache: CachedRows, weights: Any, batch_size: 
     return torch.cat(out)
 
 
+@torch.no_grad()
+def rows_vertex_logprobs(model: PluralLM, cache: CachedRows, batch_size: int = 32) -> torch.Tensor:
+    """Summed log-probs of every cached sequence under the reference (column 0) and each one-hot
+    lambda (columns 1..k): (N, k + 1), one shared base projection per batch."""
+    out = []
+    for s in range(0, len(cache.labels), batch_size):
+        n = min(batch_size, len(cache.labels) - s)
+        b = cache.batch(range(s, s + n))
+        out.append(model.vertex_logprobs_from_rows(b["hidden_rows"].to(model.device), b["labels"].to(model.device),
+                                                   b["rows"].to(model.device), n).cpu())
+    return torch.cat(out)
+
+
 def sampler(n: int, batch_size: int, seed: int) -> Callable[[int, int], np.ndarray]:
     """Indices of the batch for (step, stream): deterministic, with replacement across steps."""
     def draw(step: int, stream: int) -> np.ndarray:

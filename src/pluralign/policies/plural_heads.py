@@ -212,13 +212,16 @@ class PluralLM(nn.Module):
 
         out = None
         if self.heads is None:
-            # sum_j lambda_j (h W^T + (h V_j^T) U_j^T): the base logits once, k rank-r corrections
-            base = hidden @ self._base_head.weight.to(hidden.dtype).T
+            # sum_j lambda_j (h W^T + (h V_j^T) U_j^T) = (sum_j lambda_j) h W^T + [lambda_j h V_j^T]_j [U_j^T]_j:
+            # ONE vocabulary projection of width H plus one of width k·r (exact for any lambda)
+            dt = hidden.dtype
+            base = hidden @ self._base_head.weight.to(dt).T
             total = lam.sum(-1) if lam.dim() == 1 else lam.sum(-1, keepdim=True)
-            out = total * base
-            for j in range(self.k):
-                out = out + scaled(j, (hidden @ self.head_v[j].to(hidden.dtype).T) @ self.head_u[j].to(hidden.dtype).T)
-            return out
+            k, v, r = self.head_u.shape
+            z = torch.einsum("...h,jrh->...jr", hidden, self.head_v.to(dt))  # (N, ..., k, r)
+            z = z * lam[..., None]
+            u = self.head_u.to(dt).permute(0, 2, 1).reshape(k * r, v)  # (k·r, V)
+            return total * base + z.reshape(*z.shape[:-2], k * r) @ u
         for j in range(self.k):
             logits_j = hidden @ self.heads[j].to(hidden.dtype).T
             if self.head_bias is not None:
@@ -269,6 +272,25 @@ class PluralLM(nn.Module):
         logits = self.mix_logits(hidden_rows, lam).float()  # (M, V)
         token_logps = torch.log_softmax(logits, dim=-1).gather(1, labels.unsqueeze(1)).squeeze(1)
         return torch.zeros(n, dtype=token_logps.dtype, device=hidden_rows.device).index_add(0, rows, token_logps)
+
+    def vertex_logprobs_from_rows(self, hidden_rows: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor,
+                                  n: int) -> torch.Tensor:
+        """Summed log-probs (n, k + 1) under the base head (column 0, the reference with a frozen
+        trunk) and each one-hot lambda (columns 1..k), exact. With low-rank heads the base
+        projection is computed once and shared by all k + 1 columns."""
+        cols = []
+        base = hidden_rows @ self._base_head.weight.to(hidden_rows.dtype).T
+        if getattr(self._base_head, "bias", None) is not None:
+            base = base + self._base_head.bias.to(hidden_rows.dtype)
+        if self.heads is None:
+            heads = [base + (hidden_rows @ self.head_v[j].to(hidden_rows.dtype).T) @ self.head_u[j].to(hidden_rows.dtype).T
+                     for j in range(self.k)]
+        else:
+            heads = [self.mix_logits(hidden_rows, self.one_hot(j)) for j in range(self.k)]
+        for logits in [base, *heads]:
+            lp = torch.log_softmax(logits.float(), dim=-1).gather(1, labels.unsqueeze(1)).squeeze(1)
+            cols.append(torch.zeros(n, dtype=lp.dtype, device=lp.device).index_add(0, rows, lp))
+        return torch.stack(cols, dim=1)
 
     def head_logprobs(self, batch: TokenizedResponses) -> torch.Tensor:
         """Log-probs under each one-hot lambda: (N, k), one trunk pass."""
