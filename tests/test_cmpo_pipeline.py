@@ -82,7 +82,8 @@ def test_sft_step_is_mean_token_nll():
     assert steerlm_prompt("hi", {"a": 4, "b": 0}) == "hi\n\nAttributes: a:4,b:0"
 
 
-def test_fewshot_encoder_learns_to_recover_the_attribute():
+@pytest.mark.parametrize("symmetry", ["none", "antisymmetric"])
+def test_fewshot_encoder_learns_to_recover_the_attribute(symmetry):
     rng = np.random.default_rng(0)
     p, k = 300, 3
     scores_a, scores_b = rng.normal(size=(p, k)), rng.normal(size=(p, k))
@@ -91,7 +92,7 @@ def test_fewshot_encoder_learns_to_recover_the_attribute():
     fb = torch.tensor(scores_b + 0.3 * rng.normal(size=(p, k)), dtype=torch.float32)
     train = simulate_users(fa, fb, scores_a, scores_b, n_users=90, pairs_per_user=15, seed=1)
     test = simulate_users(fa, fb, scores_a, scores_b, n_users=30, pairs_per_user=15, seed=2)
-    enc = FewShotWeights(FewShotConfig(k=k, hidden=32))
+    enc = FewShotWeights(FewShotConfig(k=k, hidden=32, pair_symmetry=symmetry))
     enc.fit_scale(torch.cat([train.chosen, train.rejected]))
     sampler = train.sampler(context_range=(0, 5), n_target=10, seed=0)
     from pluralign.data.tasks import collate
@@ -104,10 +105,19 @@ def test_fewshot_encoder_learns_to_recover_the_attribute():
         opt.step()
     res = recovery(enc, test, n_context=5)
     assert res["recovered"] >= 0.8 and res["recovered"] > before
+    many = recovery(enc, test, n_context=5, draws=4)
+    assert many["draws"] == 4 and many["users"] == 30 and many["recovered"] >= 0.75
     assert res["head_vote_recovered"] >= 0.8
     lam = enc.weights(test.chosen[:4][None], test.rejected[:4][None], torch.ones(1, 4, dtype=torch.bool))
     assert torch.allclose(lam.sum(-1), torch.ones(1)) and (lam >= 0).all()
     assert int(head_vote(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]))) == 0
+    if symmetry == "antisymmetric":  # swapping chosen and rejected negates the pair evidence
+        a, b = test.chosen[:3][None], test.rejected[:3][None]
+        mask = torch.ones(1, 3, dtype=torch.bool)
+        torch.testing.assert_close(enc.encoder.pooled(a / enc.scale, b / enc.scale, mask),
+                                   -enc.encoder.pooled(b / enc.scale, a / enc.scale, mask))
+    with pytest.raises(ValueError, match="pair_symmetry"):
+        FewShotConfig(k=k, pair_symmetry="flip")
 
 
 @pytest.mark.slow

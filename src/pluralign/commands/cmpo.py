@@ -156,9 +156,12 @@ def evaluate(
     n_pairs: int = typer.Option(40, help="Test pairs per attribute."),
     n_prompts: int = typer.Option(8, help="Test prompts for generation."),
     max_new_tokens: int = typer.Option(48),
+    repetition_penalty: float = typer.Option(1.0, help="Greedy decoding's repetition penalty (1.0: off, the thesis)."),
     fewshot: bool = typer.Option(True, help="Train/evaluate few-shot lambda inference."),
     fewshot_steps: int = typer.Option(300),
     fewshot_users: int = typer.Option(60, help="Test users (train users: 4x)."),
+    fewshot_pair_symmetry: str = typer.Option("none", help="Few-shot encoder pairs: none (NP paper) or antisymmetric."),
+    fewshot_draws: int = typer.Option(1, help="Context draws per test user (recovery averaged over them)."),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
 ) -> None:
     """Attribute-conditioned accuracy vs baselines, behaviour under lambda, few-shot lambda."""
@@ -179,7 +182,8 @@ def evaluate(
         pairs.append((a, b))
     tok = tokenizer_for(config.base_model)
     res = run_evaluation(out, config, splits["test"], tok, scorers_for(source["data"], config.attributes),
-                         interpolate=pairs, n_pairs=n_pairs, n_prompts=n_prompts, max_new_tokens=max_new_tokens)
+                         interpolate=pairs, n_pairs=n_pairs, n_prompts=n_prompts, max_new_tokens=max_new_tokens,
+                         repetition_penalty=repetition_penalty)
     typer.echo(f"{'attribute':<12}{'model':<10}{'eq5.1 acc':>10}{'reward acc':>12}{'n':>5}")
     for a, models in res["accuracy"].items():
         for m, v in models.items():
@@ -191,8 +195,9 @@ def evaluate(
                        f"(spearman {s['spearman']:.2f})")
     if fewshot:
         fs = run_fewshot(out, config, splits["train"], splits["validation"], splits["test"], tok,
-                         steps=fewshot_steps, users=fewshot_users)
+                         steps=fewshot_steps, users=fewshot_users, pair_symmetry=fewshot_pair_symmetry,
+                         draws=fewshot_draws)
         for row in fs["rows"]:
             typer.echo(f"few-shot lambda, {row['n_context']} choices: attribute recovered for "
-                       f"{row['recovered']:.1%} of {row['users']} test users (head vote {row['head_vote_recovered']:.1%})")
+                       f"{row['recovered']:.1%} of {row['users']} test users x {row['draws']} draws (head vote {row['head_vote_recovered']:.1%})")
     typer.echo(f"results: {out / 'eval.json'}, {out / 'accuracy.csv'}, {out / 'fewshot.json'}")

@@ -68,9 +68,11 @@ def conditioned_accuracy(model: PluralLM, tokenizer: Any, pairs: Sequence[Prefer
 @torch.no_grad()
 def generate_texts(model: PluralLM, tokenizer: Any, prompts: Sequence[Any], weights: Any | None, *,
                    max_new_tokens: int = 48, batch_size: int = 8,
-                   prompt_fn: Callable[[Any], Any] | None = None, do_sample: bool = False) -> list[str]:
+                   prompt_fn: Callable[[Any], Any] | None = None, do_sample: bool = False,
+                   repetition_penalty: float = 1.0) -> list[str]:
     """Completions of every prompt under lambda = ``weights``: greedy (App. A.1) unless
-    ``do_sample``."""
+    ``do_sample``; ``repetition_penalty`` > 1 (HF/CTRL's) discourages the loops greedy decoding
+    of a small LM falls into (1.0: off, the thesis' plain greedy)."""
     model.eval()
     texts: list[str] = []
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -80,7 +82,7 @@ def generate_texts(model: PluralLM, tokenizer: Any, prompts: Sequence[Any], weig
         batch = collate_tokenized([(p, []) for p in ids], pad_token_id=pad, padding_side="left")
         out = model.generate(batch.input_ids.to(model.device), batch.attention_mask.to(model.device),
                              weights=weights, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                             pad_token_id=pad)
+                             pad_token_id=pad, repetition_penalty=repetition_penalty)
         for row in out[:, batch.input_ids.shape[1]:]:
             texts.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     return texts
@@ -88,13 +90,14 @@ def generate_texts(model: PluralLM, tokenizer: Any, prompts: Sequence[Any], weig
 
 def interpolation(model: PluralLM, tokenizer: Any, prompts: Sequence[Any], first: str, second: str,
                   scorers: Mapping[str, Scorer], *, steps: int = 5, max_new_tokens: int = 48,
-                  progress: bool = True) -> list[dict[str, Any]]:
+                  repetition_penalty: float = 1.0, progress: bool = True) -> list[dict[str, Any]]:
     """lambda_t = (1 - t) e_first + t e_second for t on ``steps`` points of [0, 1]; per t the mean
     of every scorer over the greedy generations (and the texts)."""
     rows = []
     for t in tqdm(np.linspace(0.0, 1.0, steps), desc=f"lambda {first}->{second}", disable=not progress):
         lam = (1 - t) * model.one_hot(first) + t * model.one_hot(second)
-        texts = generate_texts(model, tokenizer, prompts, lam, max_new_tokens=max_new_tokens)
+        texts = generate_texts(model, tokenizer, prompts, lam, max_new_tokens=max_new_tokens,
+                               repetition_penalty=repetition_penalty)
         row = {"t": float(t), "weights": [round(float(x), 4) for x in lam]}
         row.update({f"{name}": float(np.mean([fn(x) for x in texts])) for name, fn in scorers.items()})
         row["texts"] = texts

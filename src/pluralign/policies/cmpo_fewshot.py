@@ -68,8 +68,13 @@ class FewShotConfig:
     k: int = 2
     hidden: int = 64
     pooling: str = "sum"  # sum keeps the amount of evidence; the NP paper's mean is allowed
+    # "antisymmetric": a pair's embedding flips sign when chosen and rejected swap (the evidence
+    # of a choice is a difference); "none" is the NP paper's encoder (and older checkpoints)
+    pair_symmetry: str = "none"
 
     def __post_init__(self) -> None:
+        if self.pair_symmetry not in ("none", "antisymmetric"):
+            raise ValueError(f"pair_symmetry must be 'none' or 'antisymmetric', got {self.pair_symmetry!r}")
         if self.k < 1 or self.hidden < 1:
             raise ValueError("k and hidden must be >= 1")
         if self.pooling not in ("sum", "mean"):
@@ -84,7 +89,7 @@ class FewShotWeights(nn.Module):
         self.config = config
         h = config.hidden
         self.encoder = DeepSetEncoder(config.k, z_dim=config.k, pair_dim=h, hidden=(h, h),
-                                      pooling=config.pooling)
+                                      pooling=config.pooling, pair_symmetry=config.pair_symmetry)
         self.log_temperature = nn.Parameter(torch.zeros(()))
         # features are divided by their spread on the training pairs (set by fit_scale)
         self.register_buffer("scale", torch.ones(config.k))
@@ -187,28 +192,33 @@ def simulate_users(features_a: torch.Tensor, features_b: torch.Tensor, scores_a:
 
 
 @torch.no_grad()
-def recovery(model: FewShotWeights, table: UserTable, n_context: int, seed: int = 0) -> dict[str, float]:
-    """Each user once: lambda from ``n_context`` of their choices; the fraction of users whose
-    argmax lambda is their attribute, the mean weight on it, and the accuracy on the rest of
-    their choices; :func:`head_vote` on the same contexts for reference."""
+def recovery(model: FewShotWeights, table: UserTable, n_context: int, seed: int = 0,
+             draws: int = 1) -> dict[str, float]:
+    """Each user ``draws`` times: lambda from ``n_context`` of their choices (a random draw each
+    time); the fraction of (user, draw) with argmax lambda = the user's attribute, the mean
+    weight on it, and the accuracy on the rest of their choices; :func:`head_vote` on the same
+    contexts for reference. ``draws`` > 1 averages over context draws (less noise, same quantity)."""
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
     rng = np.random.default_rng([seed, n_context])
     hits = vote_hits = weight = acc = 0.0
     groups = table.by_user()
-    for user, rows in groups.items():
-        rows = rows[rng.permutation(len(rows))]
-        ctx, tgt = rows[:n_context], rows[n_context:]
-        t = table.user_types[rows[0]]
-        cc, cr = table.chosen[ctx][None], table.rejected[ctx][None]
-        mask = torch.ones(1, len(ctx), dtype=torch.bool)
-        lam = model.weights(cc, cr, mask)[0]
-        hits += float(int(lam.argmax()) == t)
-        weight += float(lam[t])
-        logits = model.choice_logits(lam[None], table.chosen[tgt][None], table.rejected[tgt][None])
-        acc += float((logits > 0).float().mean())
-        vote_hits += float(int(head_vote(cc[0], cr[0])) == t)
-    n = len(groups)
-    return {"n_context": n_context, "users": n, "recovered": hits / n, "mean_weight_on_true": weight / n,
-            "target_accuracy": acc / n, "head_vote_recovered": vote_hits / n}
+    for _ in range(draws):
+        for user, rows in groups.items():
+            rows = rows[rng.permutation(len(rows))]
+            ctx, tgt = rows[:n_context], rows[n_context:]
+            t = table.user_types[rows[0]]
+            cc, cr = table.chosen[ctx][None], table.rejected[ctx][None]
+            mask = torch.ones(1, len(ctx), dtype=torch.bool)
+            lam = model.weights(cc, cr, mask)[0]
+            hits += float(int(lam.argmax()) == t)
+            weight += float(lam[t])
+            logits = model.choice_logits(lam[None], table.chosen[tgt][None], table.rejected[tgt][None])
+            acc += float((logits > 0).float().mean())
+            vote_hits += float(int(head_vote(cc[0], cr[0])) == t)
+    n = len(groups) * draws
+    return {"n_context": n_context, "users": len(groups), "draws": draws, "recovered": hits / n,
+            "mean_weight_on_true": weight / n, "target_accuracy": acc / n, "head_vote_recovered": vote_hits / n}
 
 
 def head_vote(context_chosen: torch.Tensor, context_rejected: torch.Tensor) -> torch.Tensor:

@@ -85,7 +85,7 @@ def _eval_model(name: str, model: PluralLM, tokenizer: Any, sets: Mapping[str, l
 def run_evaluation(out_dir: str | Path, config: CMPOExperimentConfig, test: Sequence[RatedResponse],
                    tokenizer: Any, scorers: Mapping[str, Callable[[str], float]], *,
                    interpolate: Sequence[tuple[str, str]] = (), n_pairs: int = 40, n_prompts: int = 8,
-                   max_new_tokens: int = 48, seed: int = 0) -> dict[str, Any]:
+                   max_new_tokens: int = 48, repetition_penalty: float = 1.0, seed: int = 0) -> dict[str, Any]:
     """Accuracy table + interpolation; writes ``eval.json`` and ``accuracy.csv`` under ``out_dir``."""
     out = Path(out_dir)
     t0 = time.time()
@@ -108,12 +108,15 @@ def run_evaluation(out_dir: str | Path, config: CMPOExperimentConfig, test: Sequ
         model = load_stage(out, "cmpo")
         for first, second in interpolate:
             rows = interpolation(model, tokenizer, prompts, first, second, scorers,
-                                 max_new_tokens=max_new_tokens)
+                                 max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty)
             summary = {name: {"values": [r[name] for r in rows], "spearman": spearman([r[name] for r in rows]),
                               "monotone_increasing": monotone([r[name] for r in rows], True),
                               "monotone_decreasing": monotone([r[name] for r in rows], False)}
                        for name in scorers}
-            results["interpolation"][f"{first}->{second}"] = {"rows": rows, "summary": summary}
+            results["interpolation"][f"{first}->{second}"] = {
+                "rows": rows, "summary": summary,
+                "decoding": {"greedy": True, "max_new_tokens": max_new_tokens,
+                             "repetition_penalty": repetition_penalty, "prompts": len(prompts)}}
         del model
     results["wall_s"] = round(time.time() - t0, 1)
     if cache is not None:
@@ -156,7 +159,8 @@ def _pool_features(model: PluralLM, tokenizer: Any, rated: Sequence[RatedRespons
 def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequence[RatedResponse],
                 val: Sequence[RatedResponse], test: Sequence[RatedResponse], tokenizer: Any, *,
                 steps: int = 300, users: int = 60, pairs_per_user: int = 20, max_pool: int = 600,
-                contexts: Sequence[int] = (1, 2, 3, 4, 5), seed: int = 0) -> dict[str, Any]:
+                contexts: Sequence[int] = (1, 2, 3, 4, 5), pair_symmetry: str = "none", draws: int = 1,
+                seed: int = 0) -> dict[str, Any]:
     """Train the few-shot lambda encoder on users of the train prompts; recovery on test users."""
     out = Path(out_dir)
     t0 = time.time()
@@ -175,7 +179,7 @@ def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequen
     # the simulated users' option features, for inspection (a plain torch.save file, not a checkpoint)
     (out / "fewshot").mkdir(parents=True, exist_ok=True)
     torch.save({k: vars(t) for k, t in tables.items()}, out / "fewshot" / "users.pt")
-    enc = FewShotWeights(FewShotConfig(k=len(config.attributes)))
+    enc = FewShotWeights(FewShotConfig(k=len(config.attributes), pair_symmetry=pair_symmetry))
     enc.fit_scale(torch.cat([tables["train"].chosen, tables["train"].rejected]))
     sampler = tables["train"].sampler(context_range=(0, max(contexts)), n_target=10, seed=seed)
     train_table = tables["train"]
@@ -184,7 +188,7 @@ def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequen
         return collate(sampler.sample(32, step, stream), train_table.chosen, train_table.rejected)
 
     def val_fn(m):
-        return {"recovered": recovery(m, tables["val"], n_context=max(contexts), seed=seed)["recovered"]}
+        return {"recovered": recovery(m, tables["val"], n_context=max(contexts), seed=seed, draws=draws)["recovered"]}
 
     from ..train.config import TrainConfig
 
@@ -193,9 +197,10 @@ def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequen
                      load_best_model_at_end=True, seed=seed, use_cpu=True, resume_from_checkpoint=False)
     result = fit(enc, fewshot_step, batch_fn, tc, out / "fewshot" / "fit", val_fn=val_fn)
     enc.save_pretrained(out / "fewshot" / "model")
-    rows = [recovery(enc, tables["test"], n_context=c, seed=seed) for c in contexts]
+    rows = [recovery(enc, tables["test"], n_context=c, seed=seed, draws=draws) for c in contexts]
     res = {"rows": rows, "train_users": len(set(tables["train"].user_ids)),
            "test_users": len(set(tables["test"].user_ids)), "best_val": result.best_metrics,
+           "pair_symmetry": pair_symmetry, "draws": draws,
            "wall_s": round(time.time() - t0, 1)}
     (out / "fewshot.json").write_text(json.dumps(res, indent=2) + "\n")
     return res
