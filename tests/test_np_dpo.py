@@ -351,3 +351,23 @@ def test_encoder_warm_start_copies_a_type_separating_np_btl_encoder(tok, tmp_pat
     with pytest.raises(ValueError, match="no set encoder"):
         warm_start_encoder(NPDPOPolicy(tiny_causal_lm("llama"), NPDPOConfig(option_dim=2, film=False, lora_rank=4)),
                            data, task, EncoderWarmStartConfig(steps=1), tmp_path / "x")
+
+
+def test_encoder_warm_start_does_not_depend_on_the_global_rng(tok, tmp_path):
+    from pluralign.policies.data import PolicyData
+    from pluralign.policies.encoder_warmstart import EncoderWarmStartConfig, warm_start_encoder
+    from pluralign.policies.train_np_dpo import PolicyTaskConfig
+
+    recs = _text_records(n_users=4, n_pairs=12)
+    emb = (torch.tensor([[len(r.chosen) / 10.0, 1.0] for r in recs]),
+           torch.tensor([[len(r.rejected) / 10.0, 1.0] for r in recs]))
+    data = PolicyData(recs, tok, chosen_emb=emb[0], rejected_emb=emb[1], max_length=48)
+    cfg = EncoderWarmStartConfig(steps=3, tasks_per_step=4, n_target=6, hidden=8)
+    encoders = []
+    for i, rng_seed in enumerate((1, 2)):
+        torch.manual_seed(0)
+        policy = NPDPOPolicy(tiny_causal_lm("llama"), NPDPOConfig(option_dim=2, z_dim=4, encoder_hidden=8, lora_rank=2))
+        torch.manual_seed(rng_seed)  # e.g. an embedder loaded or not before the warm start
+        warm_start_encoder(policy, data, PolicyTaskConfig(n_target=6, context_max=3), cfg, tmp_path / str(i))
+        encoders.append(policy.encoder.state_dict())
+    assert all(torch.equal(encoders[0][k], encoders[1][k]) for k in encoders[0])

@@ -102,6 +102,7 @@ def warm_start_encoder(policy: NPDPOPolicy, train: PolicyData | ContextTable, ta
     final train metrics and, with ``val``, the NP-BTL validation accuracy on unseen targets."""
     from ..train.loop import fit
 
+    torch.manual_seed(config.seed)  # the decoder's init must not depend on what ran before
     model = np_btl_with_encoder(policy, config.hidden)
     n_target = max(config.n_target, task.context_max)
     sampler_task = PolicyTaskConfig(method="np-dpo", context_min=task.context_min, context_max=task.context_max,

@@ -232,6 +232,9 @@ def train_method(config: ExperimentConfig, prep: Prepared, method: str, out_dir:
     """Train one policy (``np-dpo``, ``btl-dpo`` or ``type-dpo`` for ``user_type``) into
     ``out_dir`` (resuming from ``out_dir/last``); returns it with its final weights."""
     film = method == "np-dpo"
+    # initial weights (LoRA A, encoder) from the run's seed, not from whatever consumed the global
+    # RNG before (loading the embedder or not, depending on its cache, changed them)
+    torch.manual_seed(config.train.seed)
     policy = new_policy(config, prep.train.option_dim, film)
     task = dataclasses.replace(config.task, method=method, user_type=user_type,
                                val_tasks=config.task.val_tasks if film else 0)
