@@ -71,6 +71,21 @@ def test_cached_rows_give_the_same_logprobs_as_the_trunk():
                                    rtol=1e-5, atol=1e-4)
 
 
+def test_cached_table_reference_with_shared_responses():
+    """Responses shared by several pairs get their reference once; the table's reference of every
+    pair is still the base model's log-prob of that very sequence."""
+    tok = tiny_tokenizer()
+    model = PluralLM(tiny_causal_lm(), PluralConfig(attributes=ATTRS, lora=False, head_rank=2))
+    shared = [ConditionedPair("q", a, b, (1.0, 0.0), ("short",), 0)
+              for a, b in (("ok", "fine"), ("ok", "yes"), ("fine", "yes"), ("yes", "ok"))]
+    table = build_pair_table(model, tok, shared, max_length=40, progress=False)
+    from pluralign.policies.logprobs import collate_tokenized
+    for side, ref in (("chosen", table.reference_chosen), ("rejected", table.reference_rejected)):
+        batch = collate_tokenized(getattr(table, side), pad_token_id=tok.pad_token_id)
+        torch.testing.assert_close(ref, model.reference_logprobs(batch), rtol=1e-5, atol=1e-4)
+    assert not torch.allclose(table.reference_chosen[:1], table.reference_chosen[2:3])
+
+
 def test_sft_step_is_mean_token_nll():
     tok = tiny_tokenizer()
     model = PluralLM(tiny_causal_lm(), PluralConfig(attributes=["all"], train_heads=False))

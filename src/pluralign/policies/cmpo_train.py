@@ -180,8 +180,14 @@ def build_pair_table(model: PluralLM, tokenizer: Any, pairs: Sequence[Conditione
         ref = precompute_reference(model.lm, chosen + rejected, pad_token_id=pad,
                                    batch_size=reference_batch_size, device=model.device, progress=progress)
         return PairTable(chosen, rejected, weights, ref[:n], ref[n:], pad)
-    cache = (trunk_cache or TrunkCache()).rows(model, chosen + rejected, pad, reference_batch_size, progress)
-    ref = reference_from_rows(model, cache)
+    trunk_cache = trunk_cache or TrunkCache()
+    cache = trunk_cache.rows(model, chosen + rejected, pad, reference_batch_size, progress)
+    # a response sits in many pairs (all_pairs mode: ~10x): the reference once per distinct sequence
+    keys = [TrunkCache.key(q) for q in chosen + rejected]
+    distinct = list({k: q for k, q in zip(keys, chosen + rejected)}.values())
+    position = {TrunkCache.key(q): i for i, q in enumerate(distinct)}
+    ref_distinct = reference_from_rows(model, trunk_cache.rows(model, distinct, pad, reference_batch_size, False))
+    ref = ref_distinct[torch.tensor([position[k] for k in keys])]
     return PairTable(chosen, rejected, weights, ref[:n], ref[n:], pad, cache)
 
 
