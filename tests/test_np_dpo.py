@@ -371,3 +371,17 @@ def test_encoder_warm_start_does_not_depend_on_the_global_rng(tok, tmp_path):
         warm_start_encoder(policy, data, PolicyTaskConfig(n_target=6, context_max=3), cfg, tmp_path / str(i))
         encoders.append(policy.encoder.state_dict())
     assert all(torch.equal(encoders[0][k], encoders[1][k]) for k in encoders[0])
+
+
+def test_odd_encoder_negates_z_for_flipped_choices_and_is_zero_without_context():
+    torch.manual_seed(0)
+    policy = NPDPOPolicy(tiny_causal_lm("llama"), NPDPOConfig(option_dim=3, z_dim=5, encoder_hidden=8, lora_rank=2,
+                                                              encoder_odd=True))
+    c, r = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
+    mask = torch.tensor([[True, True, True, False], [True, False, False, False]])
+    with torch.no_grad():
+        z = policy.encode(c, r, mask)
+        assert z.abs().max() > 1e-4
+        assert torch.allclose(policy.encode(r, c, mask), -z, atol=1e-6)
+        assert torch.equal(policy.encode(c, r, torch.zeros_like(mask)), torch.zeros(2, 5))
+    assert hasattr(policy.encoder, "outer")  # what the warm start rescales

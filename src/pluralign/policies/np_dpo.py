@@ -50,6 +50,11 @@ class NPDPOConfig:
     z_dim: int = 64
     encoder: str = "deepset"
     encoder_hidden: int = 256
+    # True: z(D) = (h(D) - h(flip D)) / 2, so flipping every context choice negates z and the
+    # empty context gives z = 0, between opposite users. FiLM is linear in z, so with the paper's
+    # encoder (False) z of the empty context can land beyond one type's users and N^C = 0 then
+    # steers further than that type's own choices do (docs/np-dpo.md, run 6).
+    encoder_odd: bool = False
     lora_rank: int = 8
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
@@ -72,13 +77,32 @@ class NPDPOConfig:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
 
 
+class OddSetEncoder(nn.Module):
+    """z(D) = (h(D) - h(flip D)) / 2 for a set encoder h: flip D swaps chosen and rejected in
+    every context pair, so z(flip D) = -z(D) and z(empty) = 0 exactly. ``outer`` is h's output
+    MLP (z is linear in its last layer, which :func:`encoder_warmstart.rescale_z` scales)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.z_dim = inner.z_dim
+
+    @property
+    def outer(self) -> nn.Module:
+        return self.inner.outer
+
+    def forward(self, chosen: torch.Tensor, rejected: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.inner(chosen, rejected, mask) - self.inner(rejected, chosen, mask))
+
+
 def build_encoder(config: NPDPOConfig) -> nn.Module:
     """The NP set encoder: context pairs (B, C, D) x2 + mask -> z (B, z_dim)."""
     h = config.encoder_hidden
     if config.encoder == "deepset":
-        return DeepSetEncoder(config.option_dim, z_dim=config.z_dim, pair_dim=h, hidden=(h, h))
-    return AttentionSetEncoder(config.option_dim, z_dim=config.z_dim, model_dim=h, n_heads=8,
-                               hidden=(h, h))
+        enc = DeepSetEncoder(config.option_dim, z_dim=config.z_dim, pair_dim=h, hidden=(h, h))
+    else:
+        enc = AttentionSetEncoder(config.option_dim, z_dim=config.z_dim, model_dim=h, n_heads=8, hidden=(h, h))
+    return OddSetEncoder(enc) if config.encoder_odd else enc
 
 
 def load_base_model(name_or_path: str, torch_dtype: torch.dtype = torch.float32) -> nn.Module:
