@@ -141,11 +141,14 @@ def summed_logprobs(logits: torch.Tensor, input_ids: torch.Tensor,
         raise ValueError("logits_to_keep drops positions that predict response tokens")
     logits = logits[:, :-1]
     # log-softmax only where it counts: (M, V) rows instead of (N, K, V)
-    picked = logits[mask]
-    token_logps = torch.log_softmax(picked.float(), dim=-1).gather(1, labels[mask].unsqueeze(1)).squeeze(1)
-    out = torch.zeros(n, dtype=token_logps.dtype, device=logits.device)
-    rows = torch.nonzero(mask, as_tuple=True)[0]
-    return out.index_add(0, rows, token_logps)
+    return sum_token_logprobs(logits[mask], labels[mask], torch.nonzero(mask, as_tuple=True)[0], n)
+
+
+def sum_token_logprobs(logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
+    """(n,) per-sequence sums of log p(label) over logit rows: ``logits`` (M, V) in any dtype
+    (the log-softmax is taken in float32), ``labels`` (M,), ``rows`` (M,) the sequence of each row."""
+    token_logps = torch.log_softmax(logits.float(), dim=-1).gather(1, labels.unsqueeze(1)).squeeze(1)
+    return torch.zeros(n, dtype=token_logps.dtype, device=logits.device).index_add(0, rows, token_logps)
 
 
 def sequence_logprobs(model: nn.Module, batch: TokenizedResponses) -> torch.Tensor:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import load_state, save_state
-from .logprobs import TokenizedResponses
+from .logprobs import TokenizedResponses, sum_token_logprobs
 from .reference import reference_mode
 
 # LoRA targets "on the attention blocks" (thesis §5.2), by architecture
@@ -269,16 +269,13 @@ class PluralLM(nn.Module):
         sequence of each row, ``weights`` (k,) or (n, k). Lets a frozen trunk be cached.
         """
         lam = weights if weights.dim() == 1 else weights[rows]
-        logits = self.mix_logits(hidden_rows, lam).float()  # (M, V)
-        token_logps = torch.log_softmax(logits, dim=-1).gather(1, labels.unsqueeze(1)).squeeze(1)
-        return torch.zeros(n, dtype=token_logps.dtype, device=hidden_rows.device).index_add(0, rows, token_logps)
+        return sum_token_logprobs(self.mix_logits(hidden_rows, lam), labels, rows, n)  # logits (M, V)
 
     def vertex_logprobs_from_rows(self, hidden_rows: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor,
                                   n: int) -> torch.Tensor:
         """Summed log-probs (n, k + 1) under the base head (column 0, the reference with a frozen
         trunk) and each one-hot lambda (columns 1..k), exact. With low-rank heads the base
         projection is computed once and shared by all k + 1 columns."""
-        cols = []
         base = hidden_rows @ self._base_head.weight.to(hidden_rows.dtype).T
         if getattr(self._base_head, "bias", None) is not None:
             base = base + self._base_head.bias.to(hidden_rows.dtype)
@@ -287,10 +284,7 @@ class PluralLM(nn.Module):
                      for j in range(self.k)]
         else:
             heads = [self.mix_logits(hidden_rows, self.one_hot(j)) for j in range(self.k)]
-        for logits in [base, *heads]:
-            lp = torch.log_softmax(logits.float(), dim=-1).gather(1, labels.unsqueeze(1)).squeeze(1)
-            cols.append(torch.zeros(n, dtype=lp.dtype, device=lp.device).index_add(0, rows, lp))
-        return torch.stack(cols, dim=1)
+        return torch.stack([sum_token_logprobs(logits, labels, rows, n) for logits in [base, *heads]], dim=1)
 
     def head_logprobs(self, batch: TokenizedResponses) -> torch.Tensor:
         """Log-probs under each one-hot lambda: (N, k), one trunk pass."""
