@@ -9,8 +9,8 @@ import torch
 from pluralign.data.cmpo_weights import ConditionedPair
 from pluralign.data.io import write_records
 from pluralign.data.records import PreferenceRecord
-from pluralign.policies.cmpo_fewshot import (FewShotConfig, FewShotWeights, fewshot_step, head_vote, recovery,
-                                             simulate_users)
+from pluralign.policies.cmpo_fewshot import (FewShotConfig, FewShotWeights, fewshot_step, head_rewards, head_vote,
+                                             option_features, recovery, simulate_users)
 from pluralign.policies.cmpo_train import (CMPOObjective, TrunkCache, build_pair_table, make_pair_steps,
                                            make_sft_steps, rows_logprobs, steerlm_prompt, table_metrics)
 from pluralign.policies.logprobs import tokenize_pair
@@ -97,17 +97,18 @@ def test_sft_step_is_mean_token_nll():
     assert steerlm_prompt("hi", {"a": 4, "b": 0}) == "hi\n\nAttributes: a:4,b:0"
 
 
-@pytest.mark.parametrize("symmetry", ["none", "antisymmetric"])
-def test_fewshot_encoder_learns_to_recover_the_attribute(symmetry):
+@pytest.mark.parametrize("symmetry,features", [("none", "sum"), ("antisymmetric", "sum"),
+                                               ("antisymmetric", "sum+mean")])
+def test_fewshot_encoder_learns_to_recover_the_attribute(symmetry, features):
     rng = np.random.default_rng(0)
     p, k = 300, 3
     scores_a, scores_b = rng.normal(size=(p, k)), rng.normal(size=(p, k))
-    # per-head rewards that track the attributes (a well-trained CMPO model)
-    fa = torch.tensor(scores_a + 0.3 * rng.normal(size=(p, k)), dtype=torch.float32)
-    fb = torch.tensor(scores_b + 0.3 * rng.normal(size=(p, k)), dtype=torch.float32)
+    # per-head rewards that track the attributes (a well-trained CMPO model), responses of 5-40 tokens
+    fa, fb = (option_features(torch.tensor(s + 0.3 * rng.normal(size=(p, k)), dtype=torch.float32),
+                              torch.as_tensor(rng.integers(5, 40, size=p)), features) for s in (scores_a, scores_b))
     train = simulate_users(fa, fb, scores_a, scores_b, n_users=90, pairs_per_user=15, seed=1)
     test = simulate_users(fa, fb, scores_a, scores_b, n_users=30, pairs_per_user=15, seed=2)
-    enc = FewShotWeights(FewShotConfig(k=k, hidden=32, pair_symmetry=symmetry))
+    enc = FewShotWeights(FewShotConfig(k=k, hidden=32, pair_symmetry=symmetry, features=features))
     enc.fit_scale(torch.cat([train.chosen, train.rejected]))
     sampler = train.sampler(context_range=(0, 5), n_target=10, seed=0)
     from pluralign.data.tasks import collate
@@ -133,6 +134,62 @@ def test_fewshot_encoder_learns_to_recover_the_attribute(symmetry):
                                    -enc.encoder.pooled(b / enc.scale, a / enc.scale, mask))
     with pytest.raises(ValueError, match="pair_symmetry"):
         FewShotConfig(k=k, pair_symmetry="flip")
+
+
+def test_option_features_views_and_their_choice_logits(tmp_path):
+    rewards = torch.tensor([[2.0, -4.0], [1.0, 3.0]])
+    n = torch.tensor([4, 1])
+    torch.testing.assert_close(option_features(rewards, n, "sum"), rewards)
+    both = option_features(rewards, n, "sum+mean")
+    torch.testing.assert_close(both, torch.tensor([[2.0, -4.0, 0.5, -1.0], [1.0, 3.0, 1.0, 3.0]]))
+    with pytest.raises(ValueError, match="features"):
+        option_features(rewards, n, "max")
+    with pytest.raises(ValueError, match="at least one token"):
+        option_features(rewards, torch.tensor([4, 0]), "sum+mean")
+    with pytest.raises(ValueError, match=r"\(N, k\)"):
+        option_features(rewards, torch.tensor([4]), "sum")
+    with pytest.raises(ValueError, match="features"):
+        FewShotConfig(features="mean")
+    # logit = sum over views of tau_v * sum_j lambda_j (r_vj(c) - r_vj(r)), features divided by scale
+    enc = FewShotWeights(FewShotConfig(k=2, features="sum+mean"))
+    with torch.no_grad():
+        enc.log_temperature.copy_(torch.tensor([2.0, 0.5]).log())
+        enc.scale.copy_(torch.tensor([1.0, 2.0, 1.0, 4.0]))
+    lam = torch.tensor([[0.25, 0.75]])
+    logit = enc.choice_logits(lam, both[:1][None], both[1:][None])
+    diff = (both[0] - both[1]) / enc.scale
+    expected = 2.0 * (0.25 * diff[0] + 0.75 * diff[1]) + 0.5 * (0.25 * diff[2] + 0.75 * diff[3])
+    torch.testing.assert_close(logit, expected.reshape(1, 1))
+    enc.save_pretrained(tmp_path / "fs")
+    again = FewShotWeights.from_pretrained(tmp_path / "fs")
+    assert again.config.features == "sum+mean"
+    torch.testing.assert_close(again.choice_logits(lam, both[:1][None], both[1:][None]), logit)
+    # a checkpoint from before feature views (one scalar temperature) still loads
+    old = FewShotWeights(FewShotConfig(k=2))
+    state = {name: t.clone() for name, t in old.state_dict().items()}
+    state["log_temperature"] = torch.tensor(0.3)
+    from dataclasses import asdict
+
+    from pluralign.checkpoint import save_state
+    raw = asdict(old.config)
+    del raw["features"]
+    save_state(tmp_path / "old", state, {"kind": "cmpo-fewshot-weights", "fewshot": raw})
+    loaded = FewShotWeights.from_pretrained(tmp_path / "old")
+    assert loaded.config.features == "sum" and float(loaded.log_temperature.detach()[0]) == pytest.approx(0.3)
+
+
+def test_head_rewards_views_on_a_tiny_model():
+    tok = tiny_tokenizer()
+    model = PluralLM(tiny_causal_lm(), PluralConfig(attributes=ATTRS, head_rank=2))
+    with torch.no_grad():
+        model.head_u.normal_(0, 0.1)  # move the heads away from the reference
+    prompts, responses = ["q1", "q2"], ["ok", "okay then, fine"]
+    summed = head_rewards(model, tok, prompts, responses, beta=0.5, max_length=40, progress=False)
+    both = head_rewards(model, tok, prompts, responses, beta=0.5, max_length=40, features="sum+mean",
+                        progress=False)
+    assert summed.shape == (2, 2) and both.shape == (2, 4) and summed.abs().min() > 0
+    n = torch.tensor([len(tokenize_pair(tok, p, r, max_length=40)[1]) for p, r in zip(prompts, responses)])
+    torch.testing.assert_close(both, torch.cat([summed, summed / n[:, None]], 1))
 
 
 @pytest.mark.slow
@@ -162,12 +219,16 @@ def test_cli_train_and_eval_end_to_end(tmp_path):
     for stage in ("cmpo", "sft", "dpo_short", "dpo_loud", "steerlm"):
         assert (run / stage / "model" / "model.safetensors").is_file(), stage
     res = runner.invoke(app, ["cmpo", "eval", "--out", str(run), "--interpolate", "short:loud", "--n-prompts", "2",
-                              "--max-new-tokens", "4", "--fewshot-steps", "3", "--fewshot-users", "4"])
+                              "--max-new-tokens", "4", "--fewshot-steps", "3", "--fewshot-users", "4",
+                              "--fewshot-features", "sum+mean"])
     assert res.exit_code == 0, res.output
     result = json.loads((run / "eval.json").read_text())
     assert set(result["accuracy"]["short"]) == {"cmpo", "base", "sft", "dpo", "steerlm"}
     assert len(result["interpolation"]["short->loud"]["rows"]) == 5
-    assert json.loads((run / "fewshot.json").read_text())["rows"][0]["n_context"] == 1
+    fewshot = json.loads((run / "fewshot.json").read_text())
+    assert fewshot["rows"][0]["n_context"] == 1 and fewshot["features"] == "sum+mean"
+    res = runner.invoke(app, ["cmpo", "eval", "--out", str(run), "--fewshot-features", "max"])
+    assert res.exit_code == 2 and "features" in res.output
     res = runner.invoke(app, ["generate", "--policy", str(run / "cmpo" / "model"), "--weights", "short=0.7,loud=0.3",
                               "--prompt", "hello", "--max-new-tokens", "4"])
     assert res.exit_code == 0, res.output

@@ -162,15 +162,23 @@ def evaluate(
     fewshot_users: int = typer.Option(60, help="Test users (train users: 4x)."),
     fewshot_pair_symmetry: str = typer.Option("none", help="Few-shot encoder pairs: none (NP paper) or antisymmetric."),
     fewshot_draws: int = typer.Option(1, help="Context draws per test user (recovery averaged over them)."),
+    fewshot_features: str = typer.Option("sum", help="Few-shot option features: sum (implicit rewards) or "
+                                         "sum+mean (also per response token)."),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
 ) -> None:
     """Attribute-conditioned accuracy vs baselines, behaviour under lambda, few-shot lambda."""
     from ..policies.cmpo_experiment import CMPOExperimentConfig
     from ..policies.cmpo_report import run_evaluation, run_fewshot
 
+    from ..policies.cmpo_fewshot import FewShotConfig
+
     set_threads(threads)
     if not (out / "experiment.json").is_file():
         raise typer.BadParameter(f"{out} has no experiment.json; run `pluralign cmpo train` first")
+    try:  # refuse bad few-shot options now, not after the evaluation's minutes
+        FewShotConfig(pair_symmetry=fewshot_pair_symmetry, features=fewshot_features)
+    except ValueError as err:
+        raise typer.BadParameter(str(err))
     config = CMPOExperimentConfig(**json.loads((out / "experiment.json").read_text()))
     source = json.loads((out / "data.json").read_text())
     splits, _ = load_rated(source["data"], config.attributes, source["seed"], source.get("prompts"))
@@ -196,7 +204,7 @@ def evaluate(
     if fewshot:
         fs = run_fewshot(out, config, splits["train"], splits["validation"], splits["test"], tok,
                          steps=fewshot_steps, users=fewshot_users, pair_symmetry=fewshot_pair_symmetry,
-                         draws=fewshot_draws)
+                         draws=fewshot_draws, features=fewshot_features)
         for row in fs["rows"]:
             typer.echo(f"few-shot lambda, {row['n_context']} choices: attribute recovered for "
                        f"{row['recovered']:.1%} of {row['users']} test users x {row['draws']} draws (head vote {row['head_vote_recovered']:.1%})")

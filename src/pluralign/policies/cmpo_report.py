@@ -24,7 +24,8 @@ from ..data.tasks import collate
 from .cmpo_eval import interpolation, monotone, pair_accuracy, score_sequences, spearman
 from .cmpo_experiment import (CMPOExperimentConfig, _subsample, all_pairs, load_stage, stage_names,
                               steerlm_condition, trunk_cache_for)
-from .cmpo_fewshot import FewShotConfig, FewShotWeights, fewshot_step, recovery, simulate_users
+from .cmpo_fewshot import (FewShotConfig, FewShotWeights, fewshot_step, option_features, recovery,
+                           simulate_users)
 from .cmpo_train import TrunkCache, pad_id, reference_from_rows, rows_logprobs, rows_vertex_logprobs
 from .logprobs import tokenize_pair
 from .plural_heads import PluralLM
@@ -132,7 +133,7 @@ def run_evaluation(out_dir: str | Path, config: CMPOExperimentConfig, test: Sequ
 
 
 def _pool_features(model: PluralLM, tokenizer: Any, rated: Sequence[RatedResponse], config, cache,
-                   max_pairs: int, seed: int):
+                   max_pairs: int, seed: int, features: str = "sum"):
     """Pool pairs of ``rated`` with per-head implicit-reward features and attribute scores."""
     pool = _subsample(all_pairs(rated, config.attributes), max_pairs, seed)
     # every response sits in several within-prompt pairs: score each distinct one once
@@ -143,7 +144,8 @@ def _pool_features(model: PluralLM, tokenizer: Any, rated: Sequence[RatedRespons
     index = {key: i for i, key in enumerate(keys)}
     items = list(keys.values())
     v = vertex_logprobs_of(model, tokenizer, [x[0] for x in items], [x[1] for x in items], config, cache)
-    rewards = config.beta * (v[:, 1:] - v[:, :1])  # (distinct responses, k)
+    n_tokens = torch.tensor([len(tokenize_pair(tokenizer, p, y, max_length=config.max_length)[1]) for p, y in items])
+    rewards = option_features(config.beta * (v[:, 1:] - v[:, :1]), n_tokens, features)  # (distinct, k * views)
     feats = [rewards[torch.tensor([index[(repr(p.prompt), repr(getattr(p, side)))] for p in pool])]
              for side in ("chosen", "rejected")]
     sa = np.array([[p.attributes[a][0] for a in config.attributes] for p in pool])
@@ -160,7 +162,7 @@ def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequen
                 val: Sequence[RatedResponse], test: Sequence[RatedResponse], tokenizer: Any, *,
                 steps: int = 300, users: int = 60, pairs_per_user: int = 20, max_pool: int = 600,
                 contexts: Sequence[int] = (1, 2, 3, 4, 5), pair_symmetry: str = "none", draws: int = 1,
-                seed: int = 0) -> dict[str, Any]:
+                features: str = "sum", seed: int = 0) -> dict[str, Any]:
     """Train the few-shot lambda encoder on users of the train prompts; recovery on test users."""
     out = Path(out_dir)
     t0 = time.time()
@@ -169,7 +171,7 @@ def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequen
     tables = {}
     for split, rated, n_users, s in (("train", train, users * 4, seed), ("val", val, users, seed + 1),
                                      ("test", test, users, seed + 2)):
-        fa, fb, sa, sb = _pool_features(model, tokenizer, rated, config, cache, max_pool, s)
+        fa, fb, sa, sb = _pool_features(model, tokenizer, rated, config, cache, max_pool, s, features)
         tables[split] = simulate_users(fa, fb, sa, sb, n_users=n_users, pairs_per_user=pairs_per_user,
                                        seed=s, prefix=f"{split}-user")
     del model
@@ -179,7 +181,7 @@ def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequen
     # the simulated users' option features, for inspection (a plain torch.save file, not a checkpoint)
     (out / "fewshot").mkdir(parents=True, exist_ok=True)
     torch.save({k: vars(t) for k, t in tables.items()}, out / "fewshot" / "users.pt")
-    enc = FewShotWeights(FewShotConfig(k=len(config.attributes), pair_symmetry=pair_symmetry))
+    enc = FewShotWeights(FewShotConfig(k=len(config.attributes), pair_symmetry=pair_symmetry, features=features))
     enc.fit_scale(torch.cat([tables["train"].chosen, tables["train"].rejected]))
     sampler = tables["train"].sampler(context_range=(0, max(contexts)), n_target=10, seed=seed)
     train_table = tables["train"]
@@ -200,7 +202,7 @@ def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequen
     rows = [recovery(enc, tables["test"], n_context=c, seed=seed, draws=draws) for c in contexts]
     res = {"rows": rows, "train_users": len(set(tables["train"].user_ids)),
            "test_users": len(set(tables["test"].user_ids)), "best_val": result.best_metrics,
-           "pair_symmetry": pair_symmetry, "draws": draws,
+           "pair_symmetry": pair_symmetry, "features": features, "draws": draws,
            "wall_s": round(time.time() - t0, 1)}
     (out / "fewshot.json").write_text(json.dumps(res, indent=2) + "\n")
     return res
