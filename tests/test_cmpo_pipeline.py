@@ -229,6 +229,20 @@ def test_cli_train_and_eval_end_to_end(tmp_path):
     assert fewshot["rows"][0]["n_context"] == 1 and fewshot["features"] == "sum+mean"
     res = runner.invoke(app, ["cmpo", "eval", "--out", str(run), "--fewshot-features", "max"])
     assert res.exit_code == 2 and "features" in res.output
+    # the few-shot part alone, another seed: eval.json is left as it was
+    before = (run / "eval.json").read_text()
+    res = runner.invoke(app, ["cmpo", "eval", "--out", str(run), "--no-accuracy", "--fewshot-steps", "3",
+                              "--fewshot-users", "4", "--fewshot-seed", "1"])
+    assert res.exit_code == 0, res.output
+    assert "eq5.1" not in res.output and "few-shot lambda, 5 choices" in res.output
+    assert (run / "eval.json").read_text() == before
+    # the same seed again, after other work consumed the global RNG: the same result
+    first = json.loads((run / "fewshot.json").read_text())["rows"]
+    torch.rand(100)
+    res = runner.invoke(app, ["cmpo", "eval", "--out", str(run), "--no-accuracy", "--fewshot-steps", "3",
+                              "--fewshot-users", "4", "--fewshot-seed", "1"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "fewshot.json").read_text())["rows"] == first
     res = runner.invoke(app, ["generate", "--policy", str(run / "cmpo" / "model"), "--weights", "short=0.7,loud=0.3",
                               "--prompt", "hello", "--max-new-tokens", "4"])
     assert res.exit_code == 0, res.output

@@ -157,20 +157,22 @@ def evaluate(
     n_prompts: int = typer.Option(8, help="Test prompts for generation."),
     max_new_tokens: int = typer.Option(48),
     repetition_penalty: float = typer.Option(1.0, help="Greedy decoding's repetition penalty (1.0: off, the thesis)."),
+    accuracy: bool = typer.Option(True, help="Attribute-conditioned accuracy and the lambda interpolation "
+                                  "(eval.json, accuracy.csv); --no-accuracy runs the few-shot part alone."),
     fewshot: bool = typer.Option(True, help="Train/evaluate few-shot lambda inference."),
-    fewshot_steps: int = typer.Option(300),
+    fewshot_steps: int = typer.Option(3000, help="Few-shot encoder steps (about 10 s per 3000 on a CPU)."),
     fewshot_users: int = typer.Option(60, help="Test users (train users: 4x)."),
     fewshot_pair_symmetry: str = typer.Option("none", help="Few-shot encoder pairs: none (NP paper) or antisymmetric."),
     fewshot_draws: int = typer.Option(1, help="Context draws per test user (recovery averaged over them)."),
-    fewshot_features: str = typer.Option("sum", help="Few-shot option features: sum (implicit rewards) or "
-                                         "sum+mean (also per response token)."),
+    fewshot_features: str = typer.Option("sum+mean", help="Few-shot option features: sum+mean (implicit rewards, "
+                                         "summed and per response token) or sum (summed only)."),
+    fewshot_seed: int = typer.Option(0, help="Seed of the simulated few-shot users and the encoder."),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
 ) -> None:
     """Attribute-conditioned accuracy vs baselines, behaviour under lambda, few-shot lambda."""
     from ..policies.cmpo_experiment import CMPOExperimentConfig
-    from ..policies.cmpo_report import run_evaluation, run_fewshot
-
     from ..policies.cmpo_fewshot import FewShotConfig
+    from ..policies.cmpo_report import run_evaluation, run_fewshot
 
     set_threads(threads)
     if not (out / "experiment.json").is_file():
@@ -189,23 +191,27 @@ def evaluate(
             raise typer.BadParameter(f"--interpolate {item!r}: both must be among {config.attributes}")
         pairs.append((a, b))
     tok = tokenizer_for(config.base_model)
-    res = run_evaluation(out, config, splits["test"], tok, scorers_for(source["data"], config.attributes),
-                         interpolate=pairs, n_pairs=n_pairs, n_prompts=n_prompts, max_new_tokens=max_new_tokens,
-                         repetition_penalty=repetition_penalty)
-    typer.echo(f"{'attribute':<12}{'model':<10}{'eq5.1 acc':>10}{'reward acc':>12}{'n':>5}")
-    for a, models in res["accuracy"].items():
-        for m, v in models.items():
-            ra = "-" if v["reward_accuracy"] is None else f"{v['reward_accuracy']:.3f}"
-            typer.echo(f"{a:<12}{m:<10}{v['preference_accuracy']:>10.3f}{ra:>12}{v['n']:>5}")
-    for key, item in res["interpolation"].items():
-        for name, s in item["summary"].items():
-            typer.echo(f"lambda {key}: {name} = {[round(v, 2) for v in s['values']]} "
-                       f"(spearman {s['spearman']:.2f})")
+    written = []
+    if accuracy:
+        res = run_evaluation(out, config, splits["test"], tok, scorers_for(source["data"], config.attributes),
+                             interpolate=pairs, n_pairs=n_pairs, n_prompts=n_prompts,
+                             max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty)
+        typer.echo(f"{'attribute':<12}{'model':<10}{'eq5.1 acc':>10}{'reward acc':>12}{'n':>5}")
+        for a, models in res["accuracy"].items():
+            for m, v in models.items():
+                ra = "-" if v["reward_accuracy"] is None else f"{v['reward_accuracy']:.3f}"
+                typer.echo(f"{a:<12}{m:<10}{v['preference_accuracy']:>10.3f}{ra:>12}{v['n']:>5}")
+        for key, item in res["interpolation"].items():
+            for name, s in item["summary"].items():
+                typer.echo(f"lambda {key}: {name} = {[round(v, 2) for v in s['values']]} "
+                           f"(spearman {s['spearman']:.2f})")
+        written += [out / "eval.json", out / "accuracy.csv"]
     if fewshot:
         fs = run_fewshot(out, config, splits["train"], splits["validation"], splits["test"], tok,
                          steps=fewshot_steps, users=fewshot_users, pair_symmetry=fewshot_pair_symmetry,
-                         draws=fewshot_draws, features=fewshot_features)
+                         draws=fewshot_draws, features=fewshot_features, seed=fewshot_seed)
         for row in fs["rows"]:
             typer.echo(f"few-shot lambda, {row['n_context']} choices: attribute recovered for "
                        f"{row['recovered']:.1%} of {row['users']} test users x {row['draws']} draws (head vote {row['head_vote_recovered']:.1%})")
-    typer.echo(f"results: {out / 'eval.json'}, {out / 'accuracy.csv'}, {out / 'fewshot.json'}")
+        written.append(out / "fewshot.json")
+    typer.echo("results: " + (", ".join(map(str, written)) or "none (--no-accuracy --no-fewshot)"))

@@ -160,9 +160,9 @@ def _pool_features(model: PluralLM, tokenizer: Any, rated: Sequence[RatedRespons
 
 def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequence[RatedResponse],
                 val: Sequence[RatedResponse], test: Sequence[RatedResponse], tokenizer: Any, *,
-                steps: int = 300, users: int = 60, pairs_per_user: int = 20, max_pool: int = 600,
+                steps: int = 3000, users: int = 60, pairs_per_user: int = 20, max_pool: int = 600,
                 contexts: Sequence[int] = (1, 2, 3, 4, 5), pair_symmetry: str = "none", draws: int = 1,
-                features: str = "sum", seed: int = 0) -> dict[str, Any]:
+                features: str = "sum+mean", seed: int = 0) -> dict[str, Any]:
     """Train the few-shot lambda encoder on users of the train prompts; recovery on test users."""
     out = Path(out_dir)
     t0 = time.time()
@@ -181,6 +181,7 @@ def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequen
     # the simulated users' option features, for inspection (a plain torch.save file, not a checkpoint)
     (out / "fewshot").mkdir(parents=True, exist_ok=True)
     torch.save({k: vars(t) for k, t in tables.items()}, out / "fewshot" / "users.pt")
+    torch.manual_seed(seed)  # the encoder's init must not depend on what ran before (accuracy, generation)
     enc = FewShotWeights(FewShotConfig(k=len(config.attributes), pair_symmetry=pair_symmetry, features=features))
     enc.fit_scale(torch.cat([tables["train"].chosen, tables["train"].rejected]))
     sampler = tables["train"].sampler(context_range=(0, max(contexts)), n_target=10, seed=seed)
