@@ -18,7 +18,7 @@ of the same rewards, per response token: r_j(y) / |y|. A summed log-ratio grows 
 of y, so an attribute that is a rate (formality: markers per 100 words) is confounded with length
 in the sum and shows more cleanly per token; length itself shows in the sum. Each view has its own
 temperature; lambda weighs the heads in both. On the built-in corpus it raised recovery from 5
-choices from 89.7 % to 91.8 % (mean of three seeds; docs/cmpo.md, sixth run).
+choices from 88.7 % to 92.7 % (means of three seeds; docs/cmpo.md, sixth run).
 
 A non-learned reference, :func:`head_vote`, picks the head whose rewards explain the context
 choices best (maximum likelihood over the k vertices).
