@@ -58,6 +58,9 @@ def test_mixing_is_linear_in_the_logits(batch):
         by_heads = sum(w * hidden @ model.heads[j].T for j, w in enumerate((a * l1 + b * l2).tolist()))
     torch.testing.assert_close(mixed, separate, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(mixed, by_heads, rtol=1e-5, atol=1e-5)
+    # zero-weight heads are skipped, so lambda = 0 gives zero logits of the right shape
+    with torch.no_grad():
+        torch.testing.assert_close(model.mix_logits(hidden, torch.zeros(3)), torch.zeros_like(mixed))
 
 
 def test_per_row_weights_match_one_at_a_time(batch):

@@ -197,7 +197,8 @@ class PluralLM(nn.Module):
         """sum_j lambda_j (h W_j^T + b_j).
 
         Args: ``hidden`` (N, ..., H); ``weights`` (k,) or (N, k). Returns (N, ..., V).
-        Heads are applied one at a time, so peak memory is two logit tensors, not k.
+        Full heads are applied one at a time (peak memory two logit tensors, not k), and a head
+        whose weight is zero in every row is skipped: one-hot lambda costs one projection, not k.
         """
         lam = weights.to(hidden.dtype)
         if lam.dim() == 2:
@@ -223,12 +224,14 @@ class PluralLM(nn.Module):
             u = self.head_u.to(dt).permute(0, 2, 1).reshape(k * r, v)  # (k·r, V)
             return total * base + z.reshape(*z.shape[:-2], k * r) @ u
         for j in range(self.k):
+            if not bool(lam[..., j].any()):
+                continue  # contributes 0 * logits
             logits_j = hidden @ self.heads[j].to(hidden.dtype).T
             if self.head_bias is not None:
                 logits_j = logits_j + self.head_bias[j].to(hidden.dtype)
             term = scaled(j, logits_j)
             out = term if out is None else out + term
-        return out
+        return out if out is not None else hidden.new_zeros(*hidden.shape[:-1], self.heads.shape[1])
 
     def _mix_hook(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
         if self._weights is None:
