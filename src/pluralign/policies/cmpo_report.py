@@ -133,7 +133,7 @@ def run_evaluation(out_dir: str | Path, config: CMPOExperimentConfig, test: Sequ
 
 
 def _pool_features(model: PluralLM, tokenizer: Any, rated: Sequence[RatedResponse], config, cache,
-                   max_pairs: int, seed: int, features: str = "sum"):
+                   max_pairs: int, seed: int, features: str):
     """Pool pairs of ``rated`` with per-head implicit-reward features and attribute scores."""
     pool = _subsample(all_pairs(rated, config.attributes), max_pairs, seed)
     # every response sits in several within-prompt pairs: score each distinct one once
