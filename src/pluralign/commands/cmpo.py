@@ -94,12 +94,9 @@ def set_threads(n: int) -> None:
 def tokenizer_for(base_model: str) -> Any:
     from transformers import AutoTokenizer
 
-    path = base_model
-    if base_model.lower() in ("smollm2", "smollm2-135m", "smollm2-135m-instruct"):
-        from ..features.offline import smollm2_dir
+    from ..features.offline import resolve_model
 
-        path = str(smollm2_dir())
-    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(resolve_model(base_model), local_files_only=True)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok

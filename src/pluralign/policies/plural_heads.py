@@ -413,11 +413,6 @@ def load_base(name: str, torch_dtype: torch.dtype = torch.float32) -> nn.Module:
     """A base causal LM from a local folder (or the offline SmolLM2 alias); never downloads."""
     if not name:
         raise ValueError("no base_model recorded; pass base=")
-    from transformers import AutoModelForCausalLM
+    from .np_dpo import load_base_model
 
-    path = name
-    if name.lower() in ("smollm2", "smollm2-135m", "smollm2-135m-instruct"):
-        from ..features.offline import smollm2_dir
-
-        path = str(smollm2_dir())
-    return AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch_dtype)
+    return load_base_model(name, torch_dtype)
