@@ -250,6 +250,15 @@ class Personalizer:
         return [Ranked(i, candidates[i], float(scores[i]), None if spread is None else float(spread[0, i]))
                 for i in order]
 
+    def next_question(self, user: UserState, pool: Sequence[Any] | torch.Tensor, **kwargs: Any) -> tuple[int, Any]:
+        """(index, item) of the pool pair to ask ``user`` next: the one whose answer tells the
+        most about them (VPL App. B; :func:`pluralign.active.questions.next_question`, whose
+        keywords ``strategy``, ``exclude``, ``particles`` (NP-BTL), ``seed`` pass through).
+        Pool items: ``{"prompt", "a", "b"}`` dicts or ``(prompt, a, b)``; vectors for numeric runs."""
+        from .active.questions import next_question
+
+        return next_question(self, user, pool, **kwargs)
+
     def __repr__(self) -> str:
         kind = f"text via {self.features.spec['model']}" if self.features.is_text else "numeric"
         return f"Personalizer({self.model_name}, {kind}, option_dim={self.option_dim})"

@@ -93,6 +93,7 @@ class ParticlePosterior:
     z: torch.Tensor
     lapse: float = 0.05
     _pool: Any = field(default=None, repr=False)
+    _model: Any = field(default=None, repr=False)
     _pool_rewards: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -156,9 +157,9 @@ class ParticlePosterior:
     def pool_rewards(self, model: nn.Module, pool: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """(P, M) rewards of both sides of a :class:`~pluralign.active.select.Pool`, computed once
         per pool object and reused (a pool is scored for every user that is asked from it)."""
-        if self._pool is not pool:
-            r = self.rewards(model, torch.cat([pool.a, pool.b]))
-            self._pool, self._pool_rewards = pool, r.split(len(pool.a), dim=1)
+        if self._pool is not pool or self._model is not model:
+            r = pool.scorer(model)(self.z)
+            self._pool, self._model, self._pool_rewards = pool, model, r.split(len(pool.a), dim=1)
         return self._pool_rewards
 
     def effective_size(self, log_w: torch.Tensor) -> float:

@@ -18,7 +18,7 @@ scores the whole pool once per :class:`Pool` and then every pair for every user.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -35,13 +35,31 @@ BATCH_SEARCHES = ("sample", "greedy")
 
 @dataclass(eq=False)
 class Pool:
-    """Candidate questions: M pairs of options, a[m] vs b[m], each (M, D)."""
+    """Candidate questions: M pairs of options, a[m] vs b[m], each (M, D).
+
+    Reuse one Pool for every user asked from it: the z-independent part of scoring its options
+    (:class:`OptionScorer`) is computed on first use per model and kept.
+    """
 
     a: torch.Tensor
     b: torch.Tensor
+    _scorers: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return int(self.a.shape[0])
+
+    def scorer(self, model: nn.Module) -> OptionScorer:
+        """Scorer of the 2M options [a; b] (index m is a[m], M + m is b[m]) for ``model``."""
+        key = id(model)
+        if key not in self._scorers or self._scorers[key].model is not model:
+            self._scorers[key] = OptionScorer(model, torch.cat([self.a, self.b]))
+        return self._scorers[key]
+
+    def probabilities(self, model: nn.Module, z: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+        """P(a_m ≻ b_m | z_k) for the pairs ``idx``: z (K, dz) -> (K, len(idx))."""
+        i = torch.as_tensor(idx, dtype=torch.long)
+        r = self.scorer(model)(z[None], torch.cat([i, i + len(self)])[None])[0]
+        return torch.sigmoid(r[:, : len(i)] - r[:, len(i):])
 
     @classmethod
     def of(cls, pool: "Pool | torch.Tensor | Sequence[torch.Tensor]", option_dim: int) -> "Pool":
@@ -100,8 +118,8 @@ def _available(m: int, exclude: Sequence[int] | None, k: int) -> np.ndarray:
 
 def select_queries(model: nn.Module, pool, answered=None, k: int = 1, strategy: str = "info-gain",
                    seed: int = 0, *, exclude: Sequence[int] | None = None,
-                   particles: ParticlePosterior | None = None, n_samples: int = 32,
-                   n_candidates: int = 256, batch_search: str = "sample") -> torch.Tensor:
+                   particles: ParticlePosterior | None = None, n_samples: int = 16,
+                   n_candidates: int = 128, batch_search: str = "sample") -> torch.Tensor:
     """Indices (k,) of the pool pairs to ask a user next.
 
     Args:
@@ -168,20 +186,13 @@ def _prob_fn(model, kind, pool: Pool, chosen, rejected, particles, n_samples: in
     gen = torch.Generator().manual_seed(seed)
     mask = torch.ones(1, len(chosen), dtype=torch.bool)
     z = posterior_samples(model, chosen[None], rejected[None], mask, n_samples, gen)[0]  # (K, dz)
-
-    def prob(idx: np.ndarray):
-        scorer = OptionScorer(model, torch.cat([pool.a[idx], pool.b[idx]]))
-        r = scorer(z)
-        return torch.sigmoid(r[:, : len(idx)] - r[:, len(idx):]), None
-
-    return prob
+    return lambda idx: (pool.probabilities(model, z, idx), None)
 
 
 def _uncertainty(model, pool: Pool, chosen, rejected, avail: np.ndarray, k: int, rng) -> torch.Tensor:
     z = point_latent(model, chosen[None], rejected[None], torch.ones(1, len(chosen), dtype=torch.bool))
     order = rng.permutation(avail)  # ties break at random
-    r = OptionScorer(model, torch.cat([pool.a[order], pool.b[order]]))(z)[0]
-    p = torch.sigmoid(r[: len(order)] - r[len(order):])
+    p = pool.probabilities(model, z, order)[0]
     top = torch.argsort((p - 0.5).abs(), stable=True)[:k].numpy()
     return torch.as_tensor(order[top])
 
