@@ -26,14 +26,17 @@ from pluralign.active import ParticlePosterior, Pool, select_queries
 from pluralign.rewards import build_reward_model
 
 
-def timed(fn, repeats: int) -> float:
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """Median wall time and median CPU time of this process (ms). On a shared, oversubscribed
+    machine the wall time includes waiting for a core; the CPU time is the work itself."""
     fn()  # warm-up
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return round(1000 * statistics.median(wall), 1), round(1000 * statistics.median(cpu), 1)
 
 
 def main() -> None:
@@ -56,13 +59,14 @@ def main() -> None:
     npbtl = build_reward_model("np-btl", option_dim=d).eval()
     parts = ParticlePosterior.from_contexts(npbtl, torch.randn(args.particles, 10, d), torch.randn(args.particles, 10, d))
     res = {"pool": args.pool, "option_dim": d, "threads": args.threads}
+    def once(fn) -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        return round(1000 * (time.perf_counter() - t0), 1), round(1000 * (time.process_time() - c0), 1)
+
     for name, model in (("vpl", vpl), ("np-btl", npbtl)):
-        t0 = time.perf_counter()
-        pool.scorer(model)
-        res[f"{name} option embeddings (once per pool), ms"] = round(1000 * (time.perf_counter() - t0), 1)
-    t0 = time.perf_counter()
-    parts.pool_rewards(npbtl, pool)
-    res["np-btl particle table (once per pool), ms"] = round(1000 * (time.perf_counter() - t0), 1)
+        res[f"{name} option embeddings (once per pool), ms"] = once(lambda: pool.scorer(model))
+    res["np-btl particle table (once per pool), ms"] = once(lambda: parts.pool_rewards(npbtl, pool))
     cases = {
         "vpl info-gain (q samples), ms": lambda: select_queries(
             vpl, pool, answered, n_samples=args.samples, n_candidates=args.candidates),
@@ -74,12 +78,22 @@ def main() -> None:
             vpl, pool, answered, k=4, n_samples=args.samples, n_candidates=128),
     }
     for name, fn in cases.items():
-        res[name] = round(timed(fn, args.repeats), 1)
+        res[name] = timed(fn, args.repeats)
+    try:
+        import os
+
+        res["load average (1 min)"] = round(os.getloadavg()[0], 2)
+    except OSError:
+        pass
     if args.json:
         print(json.dumps(res))
         return
+    print(f"{'per-user selection (median of ' + str(args.repeats) + ')':52s} {'wall ms':>9s} {'CPU ms':>9s}")
     for k, v in res.items():
-        print(f"{k:52s} {v}")
+        if isinstance(v, tuple):
+            print(f"{k.replace(', ms', ''):52s} {v[0]:9.1f} {v[1]:9.1f}")
+        else:
+            print(f"{k:52s} {v}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from ..data.records import PreferenceRecord
 from ..data.splits import by_split
 from ..data.tables import option_vectors, user_ids
 from .active_eval import PairTable, SelectionConfig, bayes_curves, model_curves, sample_tasks
-from .active_report import finish_task, plot_robustness, summarize_targets
+from .active_report import finish_task, plot_overview, plot_robustness, summarize_targets
 from .metrics import summarize
 from .results import _atomic_write
 
@@ -49,7 +49,9 @@ class ActiveBenchConfig:
     noise_levels / robust_task: answers flipped at test time (VPL Fig. 9) and on which task.
     split: ``test`` (report) or ``validation`` (tuning). selection: the strategies' knobs.
     n_particles / particle_context: the NP-BTL particle posterior (contexts of training users).
-    reuse: load models a previous run saved under ``out`` instead of training.
+    vpl_beta_max: VPL's KL weight on the synthetic tasks (the text task keeps the text bench's).
+    reuse: load models a previous run saved (under ``models_dir``, default ``out``) instead of
+    training.
     """
 
     tasks: tuple[str, ...] = TASKS
@@ -62,16 +64,18 @@ class ActiveBenchConfig:
     text_data: str = "corpus-2mode"
     n_pairs: int = 8000
     n_eval_tasks: int = 300
-    pool_size: int = 200
+    pool_size: int = 100
     n_target: int = 20
     max_questions: int = 10
     noise_levels: tuple[float, ...] = (0.1, 0.25, 0.5)
     robust_task: str = "text"
     split: str = "test"
     selection: SelectionConfig = field(default_factory=SelectionConfig)
-    n_particles: int = 256
+    n_particles: int = 64
     particle_context: tuple[int, int] = (10, 10)
+    vpl_beta_max: float = 1.0
     reuse: bool = False
+    models_dir: str | None = None
     seed: int = 0
     progress: bool = False
 
@@ -122,7 +126,8 @@ def _load_saved(names, run_root: Path) -> dict[str, torch.nn.Module] | None:
 def prepare_task(task: str, cfg: ActiveBenchConfig, out: Path, log: Callable[[str], None]
                  ) -> tuple[str, list[PreferenceRecord], dict[str, torch.nn.Module], dict]:
     """(name, vector records with splits, trained models, run info) of one task."""
-    run_root = out / task / "runs"
+    root = Path(cfg.models_dir) if cfg.models_dir else out
+    run_root = root / task / "runs"
     if task == "text":
         from .text_bench import TextBenchConfig, load_text_records, train_one
         from .text_features import featurize, vector_records
@@ -139,9 +144,9 @@ def prepare_task(task: str, cfg: ActiveBenchConfig, out: Path, log: Callable[[st
 
         records, _ = synthetic_records(task, cfg)
         scfg = SyntheticBenchConfig(preset="tuned", max_steps=cfg.train_steps, n_pairs=max(cfg.n_pairs, 200),
-                                    seed=cfg.seed, progress=cfg.progress)
+                                    vpl_beta_max=cfg.vpl_beta_max, seed=cfg.seed, progress=cfg.progress)
         name = {"example-4.3": f"example-4.3-rho-{cfg.rho:g}", "kmode": f"kmode-{cfg.kmode_k}"}.get(task, task)
-        train = lambda n: train_models([n], records, scfg, out / task, log)  # noqa: E731
+        train = lambda n: train_models([n], records, scfg, root / task, log)  # noqa: E731
     models = _load_saved(cfg.models, run_root) if cfg.reuse else None
     info: dict[str, Any] = {"reused": models is not None}
     if models is None:
@@ -217,6 +222,8 @@ def run_active_bench(cfg: ActiveBenchConfig, out_dir: str | Path,
         log(f"{name}: {time.perf_counter() - t0:.0f}s")
     if len(robust) > 1:
         plot_robustness(robust, out / "robustness.png")
+    if docs:
+        plot_overview(list(docs.values()), out / "overview.png")
     summary = summarize_targets(docs, robust, synthetic=[t for t in docs if t != "text"])
     summary["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -108,7 +108,7 @@ class SelectionConfig:
     """
 
     n_samples: int = 16
-    n_candidates: int = 64
+    n_candidates: int = 32
     vpl_posterior: str = "variational"
     lapse: float = 0.05
     batch_size: int = 100

@@ -131,3 +131,36 @@ def summarize_targets(docs: Mapping[str, Mapping[str, Any]], robust: Sequence[Ma
                      for k, c in d["models"].items() if k.endswith(("/info-gain", "/random"))]
             lines.append(f"  {100 * d['noise']:g}% flipped: " + ", ".join(parts))
     return {"targets": rows, "text": "\n".join(lines)}
+
+
+def plot_overview(docs: Sequence[Mapping[str, Any]], path: str | os.PathLike, dpi: int = 80) -> Path:
+    """One small panel per task: information gain (solid) vs random (dotted) for every model,
+    and the Bayes-optimal questioner (dashed) — the README figure."""
+    fig = Figure(figsize=(2.9 * len(docs), 2.7))
+    for i, doc in enumerate(docs):
+        ax = fig.add_subplot(1, len(docs), i + 1)
+        sizes = doc["context_sizes"]
+        models = sorted({k.split("/")[0] for k in doc["models"]} - {"bayes"})
+        for j, m in enumerate(models):
+            for strat, ls in (("info-gain", "-"), ("random", ":")):
+                c = doc["models"].get(f"{m}/{strat}")
+                if c:
+                    ax.plot(sizes, [100 * c[str(n)]["accuracy"] for n in sizes], ls, color=f"C{j}",
+                            label=f"{m} {strat}")
+        c = doc["models"].get(BAYES_ACTIVE)
+        if c:
+            ax.plot(sizes, [100 * c[str(n)]["accuracy"] for n in sizes], "k--", label="bayes-active")
+        ax.set_title(doc["task"], fontsize=8)
+        ax.set_xlabel("questions", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if i == 0:
+            ax.set_ylabel("accuracy (%)", fontsize=8)
+            ax.legend(fontsize=6, loc="lower right")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.savefig(out, dpi=dpi, bbox_inches="tight")
+    return out
