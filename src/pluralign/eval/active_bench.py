@@ -136,7 +136,7 @@ def prepare_task(task: str, cfg: ActiveBenchConfig, out: Path, log: Callable[[st
                                seed=cfg.seed, progress=cfg.progress)
         texts = load_text_records(tcfg)
         records = vector_records(texts, featurize(texts, tcfg, log=log))
-        name = f"text:{cfg.text_data}"
+        name, setting = f"text:{cfg.text_data}", "text-bench settings"
         train = lambda n: train_one(by_split(records)["train"] + by_split(records)["validation"], n,  # noqa: E731
                                     tcfg, run_root / n, log)
     else:
@@ -146,11 +146,12 @@ def prepare_task(task: str, cfg: ActiveBenchConfig, out: Path, log: Callable[[st
         scfg = SyntheticBenchConfig(preset="tuned", max_steps=cfg.train_steps, n_pairs=max(cfg.n_pairs, 200),
                                     vpl_beta_max=cfg.vpl_beta_max, seed=cfg.seed, progress=cfg.progress)
         name = {"example-4.3": f"example-4.3-rho-{cfg.rho:g}", "kmode": f"kmode-{cfg.kmode_k}"}.get(task, task)
+        setting = "tuned preset"
         train = lambda n: train_models([n], records, scfg, root / task, log)  # noqa: E731
     models = _load_saved(cfg.models, run_root) if cfg.reuse else None
     info: dict[str, Any] = {"reused": models is not None}
     if models is None:
-        log(f"{name}: training {', '.join(cfg.models)} for {cfg.train_steps} steps each (tuned preset)")
+        log(f"{name}: training {', '.join(cfg.models)} for {cfg.train_steps} steps each ({setting})")
         models = {}
         for n in cfg.models:
             model, run = train(n)

@@ -42,6 +42,16 @@ def format_active_table(doc: Mapping[str, Any]) -> str:
                       f"{100 * se:.1f} pp)", fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
+def _style(ax, title: str, sizes: Sequence[int], first: bool, legend_size: int) -> None:
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("questions answered")
+    ax.set_xticks(sizes)
+    ax.grid(alpha=0.3)
+    if first:
+        ax.set_ylabel("accuracy on held-out pairs (%)")
+    ax.legend(fontsize=legend_size, loc="lower right")
+
+
 def plot_task(doc: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """One panel per model: accuracy vs questions per strategy, with the Bayes references."""
     models = sorted({k.split("/")[0] for k in doc["models"]} - {"bayes"})
@@ -56,13 +66,7 @@ def plot_task(doc: Mapping[str, Any], path: str | os.PathLike) -> Path:
             ax.errorbar(sizes, [100 * curve[str(n)]["accuracy"] for n in sizes],
                         yerr=[100 * curve[str(n)]["stderr"] for n in sizes], capsize=2, marker="o",
                         markersize=3, label=name.split("/", 1)[1] if not name.startswith("bayes/") else name, **style)
-        ax.set_title(f"{doc['task']}: {m}", fontsize=9)
-        ax.set_xlabel("questions answered")
-        ax.set_xticks(sizes)
-        ax.grid(alpha=0.3)
-        if i == 0:
-            ax.set_ylabel("accuracy on held-out pairs (%)")
-        ax.legend(fontsize=7, loc="lower right")
+        _style(ax, f"{doc['task']}: {m}", sizes, first=i == 0, legend_size=7)
     return _save(fig, path)
 
 
@@ -82,13 +86,7 @@ def plot_robustness(docs: Sequence[Mapping[str, Any]], path: str | os.PathLike) 
                     ax.plot(sizes, [100 * c[str(n)]["accuracy"] for n in sizes], ls, color=colors[j % 5],
                             marker="o" if ls == "-" else None, markersize=3,
                             label=f"{100 * d['noise']:g}% flipped, {strat}")
-        ax.set_title(f"answers flipped at test time: {m}", fontsize=9)
-        ax.set_xlabel("questions answered")
-        ax.set_xticks(sizes)
-        ax.grid(alpha=0.3)
-        if i == 0:
-            ax.set_ylabel("accuracy on held-out pairs (%)")
-        ax.legend(fontsize=6, loc="lower right")
+        _style(ax, f"answers flipped at test time: {m}", sizes, first=i == 0, legend_size=6)
     return _save(fig, path)
 
 
