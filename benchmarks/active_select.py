@@ -71,7 +71,7 @@ def main() -> None:
         "vpl info-gain (q samples), ms": lambda: select_queries(
             vpl, pool, answered, n_samples=args.samples, n_candidates=args.candidates),
         "np-btl info-gain (particles, whole pool), ms": lambda: select_queries(
-            npbtl, pool, answered, particles=parts, n_candidates=args.pool),
+            npbtl, pool, answered, particles=parts),
         "vpl uncertainty (whole pool), ms": lambda: select_queries(vpl, pool, answered, strategy="uncertainty"),
         "vpl random, ms": lambda: select_queries(vpl, pool, answered, strategy="random"),
         "vpl info-gain batch k=4 (128 sampled batches), ms": lambda: select_queries(

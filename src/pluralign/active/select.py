@@ -133,7 +133,8 @@ def select_queries(model: nn.Module, pool, answered=None, k: int = 1, strategy: 
         exclude: pool indices not to ask (e.g. already asked).
         particles: a :class:`ParticlePosterior`; required for ``info-gain`` with NP-BTL, optional
             for VPL (default for VPL: ``n_samples`` draws of q(z | answered)).
-        n_candidates: S, the candidate pairs (k = 1) or batches (k > 1) scored per call.
+        n_candidates: S, the candidate pairs (k = 1, q samples; a particle posterior scores every
+            pair) or batches (k > 1) scored per call.
         batch_search: ``sample`` (App. B) or ``greedy`` for k > 1.
     """
     if strategy not in STRATEGIES:
@@ -160,7 +161,9 @@ def select_queries(model: nn.Module, pool, answered=None, k: int = 1, strategy: 
                 return _uncertainty(model, pool, chosen, rejected, avail, k, rng)
             prob = _prob_fn(model, kind, pool, chosen, rejected, particles, n_samples, seed)
             if k == 1:
-                cand = rng.permutation(avail)[:n_candidates]  # random order: ties break at random
+                # random order: ties break at random; a particle posterior has the whole pool's
+                # rewards already, so it scores every pair, q samples score n_candidates of them
+                cand = rng.permutation(avail)[: None if particles is not None else n_candidates]
                 p, log_w = prob(cand)
                 return torch.as_tensor(cand[[int(single_pair_gain(p, log_w).argmax())]])
             if batch_search == "greedy":
