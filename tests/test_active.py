@@ -133,6 +133,8 @@ def test_bad_input_gets_clear_errors():
         select_queries(model, torch.randn(5, 3))
     with pytest.raises(ValueError, match="k=6 questions asked for, but the pool holds only 5"):
         select_queries(model, torch.randn(5, 2, 3), k=6)
+    with pytest.raises(ValueError, match=r"answered chosen must be \(C, 3\)"):
+        select_queries(model, torch.randn(5, 2, 3), (torch.randn(2, 4), torch.randn(2, 4)))
     with pytest.raises(ValueError, match="unknown strategy"):
         select_queries(model, torch.randn(5, 2, 3), strategy="psychic")
     for name in ("btl", "dpl"):

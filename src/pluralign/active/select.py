@@ -93,8 +93,12 @@ def _answered(answered, option_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     if not (isinstance(answered, (tuple, list)) and len(answered) == 2):
         raise TypeError("answered must be (chosen, rejected): two (C, D) tensors of the options the "
                         "user preferred and the ones they did not")
-    c, r = (torch.as_tensor(x, dtype=torch.float32).reshape(-1, option_dim) if len(x) else
-            torch.zeros(0, option_dim) for x in answered)
+    c, r = (torch.as_tensor(x, dtype=torch.float32) if len(x) else torch.zeros(0, option_dim)
+            for x in answered)
+    for name, x in (("chosen", c), ("rejected", r)):
+        if x.dim() != 2 or x.shape[1] != option_dim:
+            raise ValueError(f"answered {name} must be (C, {option_dim}) option vectors, got shape "
+                             f"{tuple(x.shape)}")
     if c.shape != r.shape:
         raise ValueError(f"answered chosen {tuple(c.shape)} and rejected {tuple(r.shape)} differ")
     return c, r
