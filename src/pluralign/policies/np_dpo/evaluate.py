@@ -114,7 +114,7 @@ def accuracy_vs_context(policies: Mapping[str, NPDPOPolicy | Mapping[int, NPDPOP
     config = config or PolicyEvalConfig()
     tasks = sample_type_tasks(data, config)
     doc: dict[str, Any] = {"task": "np-dpo implicit-reward accuracy", "context_sizes": list(config.context_sizes),
-                           "bayes": None, "models": {}, "per_type": {}, "config": asdict(config)}
+                           "bayes": None, "models": {}, "per_type": {}, "per_task": {}, "config": asdict(config)}
     for name, model in policies.items():
         per_type: dict[str, dict[str, Any]] = {}
         overall: dict[int, list[np.ndarray]] = {n: [] for n in config.context_sizes}
@@ -130,6 +130,8 @@ def accuracy_vs_context(policies: Mapping[str, NPDPOPolicy | Mapping[int, NPDPOP
                 by_n = {n: _conditioned_accuracy(policy, data, [_with_context(it, n) for it in items])
                         for n in config.context_sizes}
             per_type[str(t)] = {str(n): summarize(a) for n, a in by_n.items()}
+            # per-task values: the multi-seed tables bootstrap over tasks (policies/seeds.py)
+            doc["per_task"].setdefault(name, {})[str(t)] = {str(n): a.tolist() for n, a in by_n.items()}
             for n, a in by_n.items():
                 overall[n].append(a)
         doc["per_type"][name] = per_type
