@@ -213,3 +213,73 @@ def test_np_dpo_select_never_reads_test_and_report_does(tmp_path):
     assert acc[("icl", "concise", 0)]["mean"] == 50.0 and acc[("icl", "concise", 0)]["t_half_width"] == 0.0
     assert any(r["quantity"].startswith("np-dpo - icl") for r in agg["tables"]["targets"])
     assert (tmp_path / "agg" / "table.md").is_file()
+
+
+# --- CMPO select / report / seeds on a tiny model --------------------------------------------------
+
+@pytest.mark.slow
+def test_cmpo_protocol_seeds_baselines_and_icl(tmp_path):
+    import dataclasses
+
+    from typer.testing import CliRunner
+
+    from pluralign.cli import app
+    from pluralign.commands.cmpo import load_rated
+    from pluralign.data.io import write_records
+    from pluralign.data.records import PreferenceRecord
+    from pluralign.policies.cmpo.experiment import CMPOExperimentConfig
+    from pluralign.policies.cmpo.multiseed import run_seeds
+    from pluralign.policies.cmpo.protocol import (CMPOProtocolConfig, CMPOReportConfig, CMPOSelectionConfig,
+                                                  report, select)
+
+    base = tmp_path / "tiny"
+    tiny_causal_lm().save_pretrained(base)
+    tok = tiny_tokenizer()
+    tok.save_pretrained(base)
+    recs = []
+    for i in range(16):
+        for a, b, sa, sb in [("ok", "okay then fine", [1, 0], [0, 1]), ("YES", "yes", [0.5, 1], [0.4, 0]),
+                             ("NO WAY THEN", "no", [0, 1], [1, 0.2])]:
+            recs.append(PreferenceRecord(f"u{i}", f"question {i}", a, b,
+                                         attributes={"short": [sa[0], sb[0]], "loud": [sa[1], sb[1]]}))
+    write_records(recs, tmp_path / "data.jsonl")
+    splits, _ = load_rated(str(tmp_path / "data.jsonl"), ["short", "loud"])
+    exp = CMPOExperimentConfig(attributes=["short", "loud"], base_model=str(base), lora=False, head_rank=2,
+                               cmpo_steps=4, baseline_steps=2, max_length=40, learning_rate=1e-2, beta=0.05)
+    cfg = CMPOProtocolConfig(
+        experiment=exp, icl=ICLConfig(k=2, max_length=200, max_example_words=3),
+        selection=CMPOSelectionConfig(interpolate=["short", "loud"], repetition_penalty=[1.0, 1.3], n_prompts=2,
+                                      max_new_tokens=4, fewshot_features=["sum", "sum+mean"],
+                                      fewshot_pair_symmetry=["none"], fewshot_steps=[3], fewshot_users=4, n_context=2),
+        report=CMPOReportConfig(seed=99, n_pairs=6, n_prompts=2, fewshot_users=4, fewshot_draws=1, contexts=[1, 2]))
+    scorers = {"length": lambda t: float(len(t.split()))}
+
+    def splits_for(seal):
+        return {**splits, "test": SealedSplit("test")} if seal else splits
+
+    with pytest.raises(TestSplitAccess):
+        select(sealed(cfg), splits, tok, scorers, tmp_path / "bad")
+    run_seeds(cfg, [1], splits_for, tok, scorers, tmp_path / "seeds")
+    sel = json.loads((tmp_path / "seeds" / "seed-1" / "selection.json").read_text())["settings"]
+    assert set(sel["repetition_penalty"]["candidates"]) == {"1.0", "1.3"}
+    assert set(sel["fewshot_features"]["candidates"]) == {"sum/none/3", "sum+mean/none/3"}
+    assert sel["fewshot_features"]["split"] == "validation" and sel["baselines"]["value"]["beta"] == 0.05
+    rep = json.loads((tmp_path / "seeds" / "seed-1" / "report.json").read_text())
+    # the baselines ran at the reported beta in the same experiment and table, ICL beside them
+    assert set(rep["accuracy"]["short"]) == {"cmpo", "base", "sft", "dpo", "steerlm", "icl"}
+    assert rep["accuracy"]["short"]["icl"]["k"] == 2 and set(rep["icl_steering"]) == {"short", "loud"}
+    assert [r["n_context"] for r in rep["fewshot"]] == [1, 2] and rep["report"]["seed"] == 99
+    from pluralign.policies.cmpo.multiseed import aggregate
+
+    res = aggregate([tmp_path / "seeds" / "seed-1"] * 2, tmp_path / "agg0")  # as if two seeds
+    models = {(r["attribute"], r["model"], r["measure"]) for r in res["tables"]["accuracy"]}
+    assert ("loud", "dpo", "implicit reward") in models and ("loud", "icl", "eq. 5.1") in models
+    assert all(r["seeds"] == 2 for r in res["tables"]["accuracy"])
+    assert any(r["quantity"].startswith("cmpo - icl") for r in res["tables"]["targets"])
+    other = dataclasses.replace(cfg, experiment=dataclasses.replace(exp, beta=0.5))
+    with pytest.raises(ValueError, match="another config"):
+        report(other, splits, tok, scorers, tmp_path / "seeds" / "seed-1")
+    out = CliRunner().invoke(app, ["cmpo", "aggregate", str(tmp_path / "seeds" / "seed-1"),
+                                   str(tmp_path / "seeds" / "seed-1"), "--out", str(tmp_path / "agg")])
+    assert out.exit_code == 0, out.output
+    assert "| short | icl | eq. 5.1 |" in out.output
