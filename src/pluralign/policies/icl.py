@@ -69,6 +69,14 @@ class ICLConfig:
             raise ValueError("icl: k >= 0, max_example_words >= 1, max_length >= 8, batch_size >= 1")
 
 
+def load_icl_model(base_model: str) -> torch.nn.Module:
+    """The base LM the ICL baseline prompts (no adapters), on the GPU when there is one."""
+    from ..features.offline import load_base_model
+
+    lm = load_base_model(base_model)
+    return lm.to("cuda") if torch.cuda.is_available() else lm
+
+
 def _text(x: Any) -> str:
     from .logprobs import response_text
 

@@ -213,10 +213,10 @@ def report(config: CMPOProtocolConfig, splits: Mapping[str, Any], tokenizer: Any
     res["fewshot"] = [recovery(enc, tables["test"], n_context=c, seed=rep.seed, draws=rep.fewshot_draws)
                       for c in rep.contexts]
     if rep.icl:
-        from ...features.offline import load_base_model
+        from ..icl import load_icl_model
         from .icl import icl_accuracy, icl_steering
 
-        lm = icl_lm if icl_lm is not None else load_base_model(exp.base_model)
+        lm = icl_lm if icl_lm is not None else load_icl_model(exp.base_model)
         pool = all_pairs(test, exp.attributes)
         sets = {a: _subsample(attribute_pairs(pool, a, exp.margins.get(a, 0.0)), rep.n_pairs, rep.seed)
                 for a in exp.attributes}  # the pairs run_evaluation scored

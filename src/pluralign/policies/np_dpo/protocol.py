@@ -164,11 +164,11 @@ def report(config: ExperimentConfig, run_dir: str | Path, prep: Prepared | None 
     doc = evaluate_policies(cfg, prep, models, run, log=log)
     if config.report.icl:
         from ...eval.results import write_csv, write_json
-        from ...features.offline import load_base_model
+        from ..icl import load_icl_model
         from .evaluate import plot_accuracy_per_type
         from .icl import icl_accuracy_vs_context, icl_behaviour
 
-        lm = icl_lm if icl_lm is not None else load_base_model(config.policy.base_model)
+        lm = icl_lm if icl_lm is not None else load_icl_model(config.policy.base_model)
         icl = icl_accuracy_vs_context(lm, prep.tokenizer, prep.test, test_eval, config.icl)
         for key in ("models", "per_type", "per_task"):
             doc[key].update(icl[key])
