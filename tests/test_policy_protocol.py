@@ -283,3 +283,19 @@ def test_cmpo_protocol_seeds_baselines_and_icl(tmp_path):
                                    str(tmp_path / "seeds" / "seed-1"), "--out", str(tmp_path / "agg")])
     assert out.exit_code == 0, out.output
     assert "| short | icl | eq. 5.1 |" in out.output
+
+
+def test_cli_report_needs_a_selection_and_aggregate_needs_results(tmp_path):
+    from typer.testing import CliRunner
+
+    from pluralign.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["policy", "report", "--run", str(tmp_path)])
+    assert res.exit_code == 1 and "selection.json" in res.output and "select step" in res.output
+    res = runner.invoke(app, ["policy", "aggregate", str(tmp_path), "--out", str(tmp_path / "t")])
+    assert res.exit_code == 1 and "results.json" in res.output
+    res = runner.invoke(app, ["policy", "seeds", "--out", str(tmp_path), "--seeds", "a,b"])
+    assert res.exit_code == 1 and "--seeds" in res.output
+    res = runner.invoke(app, ["cmpo", "aggregate", str(tmp_path), "--out", str(tmp_path / "t")])
+    assert res.exit_code == 1 and "report.json" in res.output

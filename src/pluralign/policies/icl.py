@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import torch
 
 from ..train.config import check_types
-from .logprobs import collate_tokenized, prompt_text, sequence_logprobs, tokenize_pair
+from .logprobs import collate_tokenized, encode_prompts, prompt_text, sequence_logprobs, tokenize_pair
 
 TEMPLATE = {
     "intro": "Here are questions this person asked earlier, each with the answer they preferred and "
@@ -153,14 +153,7 @@ def icl_generate(lm: torch.nn.Module, tokenizer: Any, prompts: Sequence[Any], ex
     """Answers of ``lm`` to ``prompts``, each shown the same ``examples`` (one user's choices);
     seeded so two users' answers differ only through their examples."""
     texts = [prompt_text(tokenizer, icl_prompt(p, examples, max_example_words)) for p in prompts]
-    old = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = old
-    device = next(lm.parameters()).device
-    enc = {k: v.to(device) for k, v in enc.items()}
+    enc = encode_prompts(tokenizer, texts, next(lm.parameters()).device)
     torch.manual_seed(seed)
     kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tokenizer.pad_token_id,
               eos_token_id=tokenizer.eos_token_id, repetition_penalty=repetition_penalty)

@@ -26,7 +26,7 @@ import torch
 from ...data.tasks import TaskItem, TaskSampler
 from ...eval.metrics import summarize
 from .data import PolicyBatch, PolicyData
-from ..logprobs import prompt_text
+from ..logprobs import encode_prompts, prompt_text
 from .policy import NPDPOPolicy
 from .train import policy_logprobs
 
@@ -180,15 +180,7 @@ def generate_answers(policy: NPDPOPolicy, tokenizer: Any, prompts: Sequence[str]
     answers differ only through z."""
     from ..reference import reference_mode
 
-    texts = [prompt_text(tokenizer, p) for p in prompts]
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = old_side
-    device = next(policy.parameters()).device
-    enc = {k: v.to(device) for k, v in enc.items()}
+    enc = encode_prompts(tokenizer, [prompt_text(tokenizer, p) for p in prompts], next(policy.parameters()).device)
     torch.manual_seed(seed)
     kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tokenizer.pad_token_id,
               eos_token_id=tokenizer.eos_token_id)
