@@ -274,7 +274,9 @@ def test_cmpo_protocol_seeds_baselines_and_icl(tmp_path):
     res = aggregate([tmp_path / "seeds" / "seed-1"] * 2, tmp_path / "agg0")  # as if two seeds
     models = {(r["attribute"], r["model"], r["measure"]) for r in res["tables"]["accuracy"]}
     assert ("loud", "dpo", "implicit reward") in models and ("loud", "icl", "eq. 5.1") in models
-    assert all(r["seeds"] == 2 for r in res["tables"]["accuracy"])
+    assert all(r["seeds"] == 2 for r in res["tables"]["accuracy"] + res["tables"]["fewshot"])
+    rec = [r for r in res["tables"]["fewshot"] if r["quantity"] == "recovered" and r["n_context"] == 2][0]
+    assert rec["mean"] == pytest.approx(100 * rep["fewshot"][1]["recovered"])
     assert any(r["quantity"].startswith("cmpo - icl") for r in res["tables"]["targets"])
     other = dataclasses.replace(cfg, experiment=dataclasses.replace(exp, beta=0.5))
     with pytest.raises(ValueError, match="another config"):

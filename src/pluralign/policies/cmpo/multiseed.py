@@ -45,9 +45,12 @@ def run_seeds(config: CMPOProtocolConfig, seeds: Sequence[int], splits_for: Call
 
 def _get(doc: Mapping[str, Any], *keys: Any) -> Any:
     for k in keys:
-        if not isinstance(doc, Mapping) or k not in doc:
+        if isinstance(doc, Mapping) and k in doc:
+            doc = doc[k]
+        elif isinstance(doc, list) and isinstance(k, int) and k < len(doc):
+            doc = doc[k]
+        else:
             return None
-        doc = doc[k]
     return doc
 
 
@@ -79,7 +82,7 @@ def aggregate(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict[str, 
     fs_rows = []
     for i, row in enumerate(first.get("fewshot", [])):
         for key in ("recovered", "head_vote_recovered", "mean_weight_on_true"):
-            vals = [_get(d, "fewshot", i, key) if len(d.get("fewshot", [])) > i else None for d in docs]
+            vals = [_get(d, "fewshot", i, key) for d in docs]
             fs_rows.append({"n_context": row["n_context"], "quantity": key, **interval_row(vals, scale=100.0)})
     steer_rows = []
     for key, item in first["interpolation"].items():
