@@ -38,6 +38,11 @@ def test_sealed_config_section_and_selection_log(tmp_path):
     with pytest.raises(TestSplitAccess, match="report"):
         cfg.report.seed
     assert "report" not in cfg.to_dict() and "selection" in cfg.to_dict()
+    from pluralign.policies.np_dpo.experiment import SelectionConfig
+
+    for bad in ({"report.seed": [1]}, {"behaviour.max_new_tokens": [8]}, {"film_gain": [1.0]}, {"policy.film_gain": []}):
+        with pytest.raises(ValueError, match="selection.grid"):
+            SelectionConfig(grid=bad)
     log = SelectionLog()
     log.record("policy.film_gain", 2.0, metric="val acc", candidates={1.0: 0.6, 2.0: 0.7})
     log.fixed("train.max_steps", 60)

@@ -74,8 +74,11 @@ class SelectionConfig:
         if self.metric not in ("final", "mean"):
             raise ValueError(f"selection.metric must be 'final' or 'mean', got {self.metric!r}")
         for key, values in self.grid.items():
-            if "." not in key or key.split(".", 1)[0] in ("report", "selection", "eval"):
-                raise ValueError(f"selection.grid key {key!r}: want 'section.field' of a training section")
+            # only what training changes: the grid is scored by validation accuracy of np-dpo, which
+            # behaviour (decoding), icl, eval, report and selection itself do not affect
+            if "." not in key or key.split(".", 1)[0] in ("report", "selection", "eval", "behaviour", "icl"):
+                raise ValueError(f"selection.grid key {key!r}: want 'section.field' of a training section "
+                                 f"(data, task, policy, train, encoder_warmstart, baselines)")
             if not values:
                 raise ValueError(f"selection.grid.{key}: give at least one candidate")
 
