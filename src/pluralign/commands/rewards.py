@@ -208,17 +208,23 @@ def evaluate(
     parts = by_split(split_records(records, fractions, seed=split_seed))
     if not parts[split]:
         _fail(f"the {split} split of {data} is empty")
-    try:
-        chosen, rejected = feats.record_vectors(parts[split])
-        eval_data = EvalData.from_records(parts[split], chosen, rejected)
-        cfg = EvalConfig(context_sizes=sizes, n_tasks=n_tasks, seed=seed,
-                         n_target=n_target if n_target is not None else max(targets))
-        names = type_names(records)
-        doc = evaluate_models(models, eval_data, cfg, task=task or data.stem,
-                              runs=[str(r) for r in runs], data_file=str(data), split=split,
-                              user_types={str(k): v for k, v in names.items()})
-    except (ValueError, TypeError) as err:
-        _fail(f"{data}: {err}")
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            chosen, rejected = feats.record_vectors(parts[split])
+            eval_data = EvalData.from_records(parts[split], chosen, rejected)
+            cfg = EvalConfig(context_sizes=sizes, n_tasks=n_tasks, seed=seed,
+                             n_target=n_target if n_target is not None else max(targets))
+            names = type_names(records)
+            doc = evaluate_models(models, eval_data, cfg, task=task or data.stem,
+                                  runs=[str(r) for r in runs], data_file=str(data), split=split,
+                                  user_types={str(k): v for k, v in names.items()})
+        except (ValueError, TypeError) as err:
+            _fail(f"{data}: {err}")
+    for w in caught:  # e.g. test users with too few pairs for a task, long texts cut
+        typer.echo(f"warning: {data} ({split} split): {w.message}", err=True)
     write_json(doc, out)
     # beside the JSON, same stem ("example-4.1.json" -> "example-4.1.csv": not with_suffix)
     csv_path, png_path = out.with_name(out.stem + ".csv"), out.with_name(out.stem + ".png")
