@@ -10,8 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pluralign.cli import app
-from pluralign.commands.rewards import read_dataset_folder
-from pluralign.data.io import read_records, to_hf_dataset, write_records
+from pluralign.data.io import read_dataset_folder, read_records, to_hf_dataset, write_records
 
 from own_data import answer, pet_records, tiny_encoder_dir
 

@@ -27,33 +27,13 @@ def _read(file: Path):
     if not file.exists():
         _fail(f"{file}: no such file")
     try:
-        return read_dataset_folder(file) if file.is_dir() else read_records(file)
+        return read_records(file)
     except RecordValidationError as err:
         for p in err.problems[:50]:
             typer.echo(str(p), err=True)
         _fail(f"{file}: {len(err.problems)} problem(s); nothing was loaded")
     except ValueError as err:
         _fail(str(err))
-
-
-def read_dataset_folder(folder: Path):
-    """Records of a folder written by ``Dataset.save_to_disk`` (TRL format + ``user_id``); a
-    ``DatasetDict``'s train/validation/test parts become the records' ``split``."""
-    import datasets
-
-    from ..data.io import from_hf_dataset
-
-    try:
-        ds = datasets.load_from_disk(str(folder))
-    except (FileNotFoundError, ValueError) as err:
-        raise ValueError(f"{folder}: a folder, but not one saved by datasets' save_to_disk ({err})") from None
-    if isinstance(ds, datasets.DatasetDict):
-        bad = sorted(set(ds) - {"train", "validation", "test"})
-        if bad:
-            raise ValueError(f"{folder}: DatasetDict parts {bad}; name them train, validation, test")
-        return [r.replace(split=name) for name, part in ds.items()
-                for r in from_hf_dataset(part, f"{folder}[{name}]")]
-    return from_hf_dataset(ds, str(folder))
 
 
 def locator(file: Path):
@@ -116,6 +96,8 @@ def train(
     except (ConfigError, ValueError) as err:
         _fail(str(err))
     records = _read(data)
+    if not records:
+        _fail(f"{data}: no records")
     text = not records[0].is_numeric
     if embedder is not None and not text:
         _fail(f"--embedder applies to text options; {data} has numeric options")
