@@ -37,7 +37,8 @@ def numeric_runs(tmp_path_factory):
     records, _ = example43(n_pairs=400, rho=0.0, seed=0, split=None)
     torch.manual_seed(0)
     runs = {}
-    for name, fields in (("btl", {}), ("np-btl", {**CONTEXT, "z_dim": 32}), ("vpl", {**CONTEXT, "latent_dim": 4})):
+    for name, fields in (("btl", {}), ("dpl", {}), ("np-btl", {**CONTEXT, "z_dim": 32}),
+                         ("vpl", {**CONTEXT, "latent_dim": 4})):
         train_run(records, name, config(20, **fields), root / name, log=lambda s: None)
         runs[name] = root / name
     return runs
@@ -81,8 +82,9 @@ def test_numeric_rank_score_and_shapes(numeric_runs):
         p.user([{"chosen": [1.0, 0.0]}])
 
 
-def test_btl_ranks_the_same_for_everyone(numeric_runs):
-    p = Personalizer.from_pretrained(numeric_runs["btl"])
+@pytest.mark.parametrize("name", ["btl", "dpl"])
+def test_btl_and_dpl_rank_the_same_for_everyone(numeric_runs, name):
+    p = Personalizer.from_pretrained(numeric_runs[name])
     assert not p.has_latent
     a = p.user([{"chosen": [2.0, 0.0], "rejected": [0.0, 2.0]}])
     b = p.user([{"chosen": [0.0, 2.0], "rejected": [2.0, 0.0]}])

@@ -69,6 +69,10 @@ def open_embedder(name: str, *, max_length: int = 256, cache_dir: str | os.PathL
                                 "tokenizer.save_pretrained)")
         base = {"model": str(folder.resolve())}
     base.update({k: v for k, v in fields.items() if v is not None})
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar on every load is noise here
     try:
         max_length = min(max_length, position_limit(base["model"], cache_dir))
         config = EmbedderConfig(**base, max_length=max_length, device=device,
@@ -79,6 +83,9 @@ def open_embedder(name: str, *, max_length: int = 256, cache_dir: str | os.PathL
             raise
         raise EmbedderError(f"{where} {name!r}: cannot load a model and tokenizer from it: "
                             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def position_limit(model: str, cache_dir: str | os.PathLike | None = None) -> int:
@@ -175,6 +182,12 @@ class OptionFeatures:
         what = (lambda i: describe(i // 2, ("chosen", "rejected")[i % 2])) if describe else None
         vectors = self.embed(prompts, options, what)
         return vectors[0::2], vectors[1::2]
+
+    def same_as(self, other: "OptionFeatures") -> bool:
+        """Whether two runs turn options into the same vectors."""
+        if self.to_json() != other.to_json():
+            return False
+        return self.mean is None or (torch.equal(self.mean, other.mean) and torch.equal(self.std, other.std))
 
     # -- saving with a run ------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

@@ -71,12 +71,14 @@ def _attach(records: Sequence[PreferenceRecord], chosen, rejected) -> list[Prefe
 
 
 def train_run(records: Sequence[PreferenceRecord], model_name: str, config: RewardTrainConfig,
-              out_dir: str | os.PathLike, *, embedder: Any = None, data_file: str | None = None,
+              out_dir: str | os.PathLike, *, embedder: Any = None,
+              make_embedder: Callable[[], Any] | None = None, data_file: str | None = None,
               describe: Callable[[int, str], str] | None = None,
               log: Callable[[str], None] = print) -> tuple[nn.Module, FitResult, OptionFeatures]:
     """Split, check, featurise and train ``records``; returns (model, fit result, features).
 
-    ``embedder`` embeds text records (required for them); ``describe(i, field)`` names record
+    ``embedder`` embeds text records (or ``make_embedder()`` builds it once the records passed
+    the checks, so bad input fails before a model loads); ``describe(i, field)`` names record
     ``i``'s place in its file for messages (e.g. ``prefs.jsonl:12 field 'chosen'``).
     """
     if not records:
@@ -96,6 +98,8 @@ def train_run(records: Sequence[PreferenceRecord], model_name: str, config: Rewa
             raise ValueError(f"{source}: the {name} split is empty ({len(records)} records)")
     for note in check_pairs_per_user(parts, config.tasks, source):
         log(f"warning: {note}")
+    if not records[0].is_numeric and embedder is None and make_embedder is not None:
+        embedder = make_embedder()
     if not records[0].is_numeric and embedder is None:
         raise ValueError(f"{source}: text records need an embedder")
     with warnings.catch_warnings(record=True) as caught:

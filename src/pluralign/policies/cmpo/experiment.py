@@ -159,7 +159,7 @@ def train_pairs_model(name: str, out_dir: Path, tokenizer: Any, config: CMPOExpe
     result = fit(model, step_fn, batch_fn, train_config(config, steps), stage.dir / "fit", val_fn=val_fn)
     model.save_pretrained(stage.model_dir, {"stage": name})
     _log(out_dir, {"stage": name, "pairs": len(pairs), "steps": steps, "wall_s": round(time.time() - t0, 1),
-                   "train": result.train_metrics, "val": result.best_metrics,
+                   "train": result.train_metrics, "val": result.best_metrics, "best_step": result.best_step,
                    "params": model.parameter_report()})
     del model
     gc.collect()

@@ -26,7 +26,7 @@ import torch
 from ...data.tasks import TaskItem, TaskSampler
 from ...eval.metrics import summarize
 from .data import PolicyBatch, PolicyData
-from ..logprobs import prompt_text
+from ..logprobs import encode_prompts, prompt_text
 from .policy import NPDPOPolicy
 from .train import policy_logprobs
 
@@ -114,7 +114,7 @@ def accuracy_vs_context(policies: Mapping[str, NPDPOPolicy | Mapping[int, NPDPOP
     config = config or PolicyEvalConfig()
     tasks = sample_type_tasks(data, config)
     doc: dict[str, Any] = {"task": "np-dpo implicit-reward accuracy", "context_sizes": list(config.context_sizes),
-                           "bayes": None, "models": {}, "per_type": {}, "config": asdict(config)}
+                           "bayes": None, "models": {}, "per_type": {}, "per_task": {}, "config": asdict(config)}
     for name, model in policies.items():
         per_type: dict[str, dict[str, Any]] = {}
         overall: dict[int, list[np.ndarray]] = {n: [] for n in config.context_sizes}
@@ -130,6 +130,8 @@ def accuracy_vs_context(policies: Mapping[str, NPDPOPolicy | Mapping[int, NPDPOP
                 by_n = {n: _conditioned_accuracy(policy, data, [_with_context(it, n) for it in items])
                         for n in config.context_sizes}
             per_type[str(t)] = {str(n): summarize(a) for n, a in by_n.items()}
+            # per-task values: the multi-seed tables bootstrap over tasks (policies/seeds.py)
+            doc["per_task"].setdefault(name, {})[str(t)] = {str(n): a.tolist() for n, a in by_n.items()}
             for n, a in by_n.items():
                 overall[n].append(a)
         doc["per_type"][name] = per_type
@@ -178,15 +180,7 @@ def generate_answers(policy: NPDPOPolicy, tokenizer: Any, prompts: Sequence[str]
     answers differ only through z."""
     from ..reference import reference_mode
 
-    texts = [prompt_text(tokenizer, p) for p in prompts]
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = old_side
-    device = next(policy.parameters()).device
-    enc = {k: v.to(device) for k, v in enc.items()}
+    enc = encode_prompts(tokenizer, [prompt_text(tokenizer, p) for p in prompts], next(policy.parameters()).device)
     torch.manual_seed(seed)
     kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tokenizer.pad_token_id,
               eos_token_id=tokenizer.eos_token_id)

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from ...checkpoint import load_state
 from ...features.offline import load_base_model
 from ...train.config import TrainConfig, check_types, config_from_dict, read_yaml
+from ..icl import ICLConfig
 from .encoder_warmstart import EncoderWarmStartConfig, warm_start_encoder
 from .evaluate import PolicyEvalConfig, accuracy_vs_context, plot_accuracy_per_type, steered_behaviour
 from .policy import NPDPOConfig, NPDPOPolicy
@@ -59,6 +59,48 @@ class BehaviourConfig:
 
 
 @dataclass
+class SelectionConfig:
+    """What the select step tunes on validation users (issue 16). ``grid``: dotted config keys ->
+    candidate values (e.g. ``policy.film_gain: [1.0, 2.0, 4.0]``); every combination is trained
+    and scored on the validation users' tasks drawn by the ``eval`` section. ``metric``:
+    ``final`` (mean over user types of the accuracy at the largest N^C) or ``mean`` (also over N^C).
+    The checkpoint inside each training run is chosen on validation by ``train`` as before."""
+
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    metric: str = "final"
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        if self.metric not in ("final", "mean"):
+            raise ValueError(f"selection.metric must be 'final' or 'mean', got {self.metric!r}")
+        for key, values in self.grid.items():
+            # only what training changes: the grid is scored by validation accuracy of np-dpo, which
+            # behaviour (decoding), icl, eval, report and selection itself do not affect
+            if "." not in key or key.split(".", 1)[0] in ("report", "selection", "eval", "behaviour", "icl"):
+                raise ValueError(f"selection.grid key {key!r}: want 'section.field' of a training section "
+                                 f"(data, task, policy, train, encoder_warmstart, baselines)")
+            if not values:
+                raise ValueError(f"selection.grid.{key}: give at least one candidate")
+
+
+@dataclass
+class ReportConfig:
+    """The report step's test evaluation: ``n_tasks`` tasks per user type drawn with ``seed`` (the
+    tuning path never sees this section), N^C points and N^T from ``eval``; ``icl``: also score
+    the in-context-learning baseline (``icl`` section); the steered answers use ``behaviour``
+    with this seed."""
+
+    seed: int = 20261130
+    n_tasks: int = 32
+    icl: bool = True
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        if self.n_tasks < 1:
+            raise ValueError("report.n_tasks must be >= 1")
+
+
+@dataclass
 class ExperimentConfig:
     data: PolicyDataConfig = field(default_factory=PolicyDataConfig)
     task: PolicyTaskConfig = field(default_factory=PolicyTaskConfig)
@@ -69,6 +111,9 @@ class ExperimentConfig:
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     eval: PolicyEvalConfig = field(default_factory=PolicyEvalConfig)
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    icl: ICLConfig = field(default_factory=lambda: ICLConfig(max_length=1536))
 
     @classmethod
     def from_yaml(cls, path: str | Path | None) -> "ExperimentConfig":
@@ -76,7 +121,9 @@ class ExperimentConfig:
         return config_from_dict(cls, raw, str(path or "defaults"))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        from ..selection import public_dict
+
+        return public_dict(self) if not dataclasses.is_dataclass(self.report) else asdict(self)
 
 
 def prepare_experiment(config: ExperimentConfig,
@@ -110,6 +157,7 @@ def train_method(config: ExperimentConfig, prep: Prepared, method: str, out_dir:
     elif max_steps:
         train_cfg = dataclasses.replace(train_cfg, max_steps=max_steps)
     warm = config.encoder_warmstart
+    info = None
     if film and warm.steps and not (Path(out_dir) / "last").exists():  # a resumed run has its encoder
         t0 = time.time()
         table = warmstart_table(config.data, warm, prep)
@@ -119,6 +167,13 @@ def train_method(config: ExperimentConfig, prep: Prepared, method: str, out_dir:
             f"train {({k: round(v, 3) for k, v in info['train'].items()})}, validation "
             f"{({k: round(v, 3) for k, v in info['validation'].items()})}")
     result = train_policy(policy, prep.train, task, train_cfg, out_dir, val=prep.val if film else None)
+    # what the checkpoint was chosen on, for selection.json (protocol.py)
+    summary = {"steps": result.step, "best_step": result.best_step, "best_metrics": result.best_metrics,
+               "split": "validation" if film and prep.val is not None else None}
+    if info is not None:
+        summary["encoder_warmstart"] = {"best_step": info.get("best_step"), "validation": info.get("validation")}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "fit_summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     log(f"{method}{'' if user_type is None else f' (type {user_type})'}: {result.step} steps, "
         f"train {({k: round(v, 4) for k, v in result.train_metrics.items()})}, best val {result.best_metrics}")
     return policy
@@ -204,40 +259,21 @@ def done_checks(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_experiment(config: ExperimentConfig, out_dir: str | Path, log=print) -> dict[str, Any]:
-    """Train NP-DPO and the baselines, evaluate, write results into ``out_dir``; returns the
-    results document. Each run resumes from its ``last/`` when present."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+    """One seed of the protocol: :func:`.protocol.select` (train + validation only, the test split
+    sealed) then :func:`.protocol.report` (the test split, ``report`` section). Each training run
+    resumes from its ``last/``; returns the results document."""
+    from ..selection import sealed
+    from .protocol import report, select, tuning_view
+
     t0 = time.time()
-    timings: dict[str, float] = {}
-
-    def lap(name: str) -> None:
-        timings[name] = round(time.time() - t0 - sum(timings.values()), 1)
-        log(f"[{time.time() - t0:7.1f}s] {name} done")
-
-    prep = prepare_experiment(config)
-    log(f"pairs: train {len(prep.train)}, test {len(prep.test)}, "
-        f"validation {len(prep.val) if prep.val is not None else 0}")
-    lap("data + embeddings")
-    models: dict[str, Any] = {"np-dpo": train_method(config, prep, "np-dpo", out / "np-dpo", log=log)}
-    best = out / "np-dpo" / "best"
-    if prep.val is not None and (best / "model.safetensors").exists():
-        models["np-dpo"].load_trainable_state_dict(load_state(best)[1])  # the best validation step
-    lap("train np-dpo")
-    if config.baselines.btl_dpo_steps:
-        models["btl-dpo"] = train_method(config, prep, "btl-dpo", out / "btl-dpo", log=log)
-        lap("train btl-dpo")
-    if config.baselines.type_dpo_steps:
-        models["type-dpo (oracle)"] = {t: train_method(config, prep, "type-dpo", out / f"type-dpo-{t}", user_type=t, log=log)
-                                       for t in sorted(set(prep.train.types) - {-1})}
-        lap("train per-type dpo")
-    doc = evaluate_policies(config, prep, models, out, log=log, timings=timings)
+    select(sealed(config), tuning_view(config), out_dir, log=log)
+    t_select = time.time() - t0
+    doc = report(config, out_dir, log=log)
     doc["wall_s"] = round(time.time() - t0, 1)
-    doc["checks"] = done_checks(doc)
+    doc.setdefault("timing_s", {})["select"] = round(t_select, 1)
     log(f"checks: {json.dumps(doc['checks'])}")
     from ...eval.results import write_json
 
-    write_json(doc, out / "results.json")
-    log(f"[{doc['wall_s']:7.1f}s] finished; results in {out}")
+    write_json(doc, Path(out_dir) / "results.json")
+    log(f"[{doc['wall_s']:7.1f}s] finished; results in {out_dir}")
     return doc

@@ -136,7 +136,7 @@ class Prepared:
     tokenizer: Any
     train: PolicyData
     val: PolicyData | None
-    test: PolicyData
+    test: PolicyData | Any  # a selection.SealedSplit on the tuning path
 
 
 def prepare(data: PolicyDataConfig, base_model: str, max_length: int, with_validation: bool = True,
@@ -174,7 +174,12 @@ def warmstart_table(data: PolicyDataConfig, warm: EncoderWarmStartConfig, prep: 
         overrides["users_per_type"] = warm.users_per_type
     data_cfg = dataclasses.replace(data, builtin_overrides=overrides, max_train_users=None,
                                    max_prompts=warm.max_prompts or data.max_prompts)
-    held_out = {str(r.prompt) for s in ("validation", "test") for r in prep.splits[s]}
+    from ..selection import SealedSplit
+
+    held_out: set[str] = set()
+    for s in ("validation", "test"):  # on the tuning path the test split is sealed: its prompts only
+        part = prep.splits[s]
+        held_out |= part.held_out_prompts if isinstance(part, SealedSplit) else {str(r.prompt) for r in part}
     records = [r for recs in load_records(data_cfg).values() for r in recs if str(r.prompt) not in held_out]
     if not records:
         raise ValueError("the encoder warm start has no records left after removing the evaluation prompts")
