@@ -184,3 +184,27 @@ def test_bf16_autocast_scores_close_to_fp32():
             low = model.reward(y, model.personalize(c, r, m))
     assert low.dtype == torch.bfloat16
     torch.testing.assert_close(low.float(), ref, rtol=0.05, atol=0.02)
+
+
+def test_record_cache_reused_and_invalidated_on_change(tmp_path):
+    import os
+
+    from pluralign.data.io import write_records
+    from pluralign.data.record_cache import cache_path, read_records_cached
+    from pluralign.data.records import PreferenceRecord
+
+    recs = [PreferenceRecord(user_id=f"u{i % 3}", prompt="", chosen=[0.1 * i, 1.0], rejected=[2.0, -i / 3],
+                             pair_id=f"p{i}") for i in range(12)]
+    path = tmp_path / "r.jsonl"
+    write_records(recs, path)
+    assert read_records_cached(path) == recs and cache_path(path).exists()
+    stamp = cache_path(path).stat().st_mtime_ns
+    assert read_records_cached(path) == recs  # from the cache (not rewritten)
+    assert cache_path(path).stat().st_mtime_ns == stamp
+    # same size, same modification time, other contents: the hash catches it
+    st = path.stat()
+    path.write_text(path.read_text().replace('"u0"', '"u9"'))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = read_records_cached(path)
+    assert [r.user_id for r in again] == [r.user_id.replace("u0", "u9") for r in recs]
+    assert read_records_cached(path) == again  # the rewritten cache holds the new records

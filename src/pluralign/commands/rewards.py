@@ -20,7 +20,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _read(file: Path):
-    from ..data.io import read_records
+    from ..data.record_cache import read_records_cached as read_records
     from ..data.records import RecordValidationError
 
     if not file.exists():
