@@ -40,6 +40,9 @@ from pluralign.train.loop import build_optimizer, resolve_precision
 from pluralign.train.prefetch import PrefetchingBatchFn
 
 
+OURS: dict = {}  # config fields of our model that differ from the library default (--hidden-layers)
+
+
 def mlp(i: int, o: int, h: int = 256) -> nn.Sequential:
     return nn.Sequential(nn.Linear(i, h), nn.GELU(), nn.Linear(h, o))
 
@@ -95,7 +98,7 @@ def make_pair(d: int, tables, users, n_tasks: int, precision: str):
     ref = Reference(d)
     ref_trainer = Trainer(ref, lambda s, st: collate(sampler.sample(n_tasks, s, st), chosen, rejected),
                           torch.optim.Adam(ref.parameters(), lr=1e-4), loss=lambda m, b: m(b))
-    ours = build_reward_model("np-btl", option_dim=d)
+    ours = build_reward_model("np-btl", option_dim=d, **OURS)
     prefetch = PrefetchingBatchFn(lambda s, st: collate_arrays(sampler.sample_arrays(n_tasks, s, st),
                                                                chosen, rejected))
     cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
@@ -119,7 +122,7 @@ def bench_training(d, tables, users, args, precision):
 
 def bench_latency(d, args):
     torch.manual_seed(0)
-    ref, ours = Reference(d).eval(), build_reward_model("np-btl", option_dim=d).eval()
+    ref, ours = Reference(d).eval(), build_reward_model("np-btl", option_dim=d, **OURS).eval()
     c, r = torch.rand(1, 10, d), torch.rand(1, 10, d)
     mask = torch.ones(1, 10, dtype=torch.bool)
     cands = torch.rand(1000, d)
@@ -194,8 +197,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=100, help="latency calls per model")
     ap.add_argument("--accuracy-seconds", type=float, default=0.0,
                     help="also train both on Example 4.1 for this many seconds each and compare accuracy")
+    ap.add_argument("--hidden-layers", type=int, default=None,
+                    help="our model's n_hidden_layers (default: the library default)")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
+    if args.hidden_layers is not None:
+        OURS["n_hidden_layers"] = args.hidden_layers
     precision = resolve_precision("auto", cpu=True)
     rows = []
     for threads in args.threads:
@@ -214,11 +221,14 @@ def main() -> None:
                "latency_ms_p90": round(key["latency"]["seen"]["p90_ms"], 3),
                "ref_latency_ms_median": round(key["latency"]["ref"]["median_ms"], 3),
                "key": {"threads": key["threads"], "option_dim": key["option_dim"]},
-               "precision": precision, "rows": rows, "accuracy": acc}
+               "precision": precision, "ours_config": build_reward_model("np-btl", **OURS).config.to_dict(),
+               "rows": rows, "accuracy": acc}
     if args.json:
         print(json.dumps(summary, default=lambda v: round(v, 3)))
         return
-    print(f"NP-BTL side by side (ours: autocast {precision}; reference: authors' form, fp32)")
+    layers = build_reward_model("np-btl", **OURS).config.n_hidden_layers
+    print(f"NP-BTL side by side (ours: {layers} hidden layer(s), autocast {precision}; "
+          f"reference: authors' form, 1 hidden layer, fp32)")
     print("threads  dim | train tasks/s ref -> ours (x) | latency ms median/p90: ref | ours seen | ours unseen")
     for r in rows:
         t, lat = r["train"], r["latency"]
