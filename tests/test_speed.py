@@ -208,3 +208,22 @@ def test_record_cache_reused_and_invalidated_on_change(tmp_path):
     again = read_records_cached(path)
     assert [r.user_id for r in again] == [r.user_id.replace("u0", "u9") for r in recs]
     assert read_records_cached(path) == again  # the rewritten cache holds the new records
+
+
+def test_training_with_prefetch_gives_the_same_weights(tmp_path):
+    from pluralign.data.synthetic import example41
+    from pluralign.train.rewards import RewardTrainConfig, TaskConfig, train_reward_model
+
+    records, _ = example41(n_pairs=600, seed=0)
+    weights = []
+    for prefetch in (False, True):
+        train = TrainConfig(learning_rate=1e-3, max_steps=12, eval_steps=12, save_steps=12,
+                            metric_for_best_model="accuracy", greater_is_better=True,
+                            disable_tqdm=True, prefetch_batches=prefetch)
+        cfg = RewardTrainConfig(model={"hidden_dim": 16, "embed_dim": 16, "z_dim": 8},
+                                tasks=TaskConfig(n_tasks=8, val_tasks=16), train=train)
+        torch.manual_seed(0)
+        model, _ = train_reward_model(records, "np-btl", cfg, tmp_path / f"p{prefetch}")
+        weights.append(model.state_dict())
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]), k

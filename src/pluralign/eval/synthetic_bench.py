@@ -153,7 +153,8 @@ def train_models(names, records, cfg: SyntheticBenchConfig, out: Path, log: Call
                             save_steps=cfg.steps, logging_steps=max(1, eval_steps // 2),
                             metric_for_best_model="accuracy", greater_is_better=True,
                             load_best_model_at_end=True, resume_from_checkpoint=False,
-                            seed=cfg.seed, disable_tqdm=not cfg.progress, mixed_precision="auto")
+                            seed=cfg.seed, disable_tqdm=not cfg.progress, mixed_precision="auto",
+                            prefetch_batches=True)
         rtc = RewardTrainConfig(model=model_fields(name, cfg),
                                 tasks=TaskConfig(n_tasks=cfg.n_tasks, seed=cfg.seed), train=train)
         t0 = time.perf_counter()

@@ -53,7 +53,9 @@ class TrainConfig:
     Hardware: ``mixed_precision`` (``no``, ``fp16``, ``bf16``, or ``auto``: bf16 autocast on a
     GPU that supports it or a CPU with native bf16 instructions (AVX512-BF16 / AMX), else fp32),
     ``use_cpu`` forces the CPU. ``prefetch_batches`` builds the next batch in a background thread
-    (the same batches; ``batch_fn`` is deterministic).
+    (the same batches when ``batch_fn`` uses only its own seeded generators, as the reward
+    models' does: on there; off by default, since a ``batch_fn`` drawing from torch's global RNG
+    would then race with the model's dropout).
     ``seed`` seeds torch/numpy/random (offset by the process index, so dropout differs across
     data-parallel processes); data order comes from the caller's ``batch_fn``.
     """
@@ -84,7 +86,7 @@ class TrainConfig:
     use_cpu: bool = False
     seed: int = 0
     disable_tqdm: bool = False
-    prefetch_batches: bool = True
+    prefetch_batches: bool = False
 
     def __post_init__(self) -> None:
         check_types(self)

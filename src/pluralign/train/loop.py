@@ -336,57 +336,59 @@ def fit(model: nn.Module, step_fn: StepFn, batch_fn: BatchFn, config: TrainConfi
     bar = tqdm(total=config.max_steps, initial=step, disable=not main or config.disable_tqdm,
                desc=f"training {type(model).__name__}", dynamic_ncols=True)
     model.train()
-    while step < config.max_steps and not stopped:
-        sums: dict[str, float] = defaultdict(float)
-        for micro in range(accum):
-            batch = to_device(next_batch(step, micro * world + rank), device)
-            with acc.autocast():
-                loss, metrics = step_fn(model, batch)
-            acc.backward(loss / accum)
-            sums["loss"] += float(loss.detach()) / accum
-            for k, v in metrics.items():
-                if k != "loss":
-                    sums[k] += float(v) / accum
-        keys = sorted(sums)
-        values = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=device)
-        if world > 1:
-            for p in params:  # every process must reduce the same tensors
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-            _all_reduce_mean([p.grad for p in params], world)
-            values = acc.reduce(values, reduction="mean")
-        step_metrics = dict(zip(keys, values.tolist()))
-        if not math.isfinite(step_metrics["loss"]) and config.mixed_precision != "fp16":
-            raise FloatingPointError(f"loss is {step_metrics['loss']} at step {step}; lower the "
-                                     f"learning rate or check the data")
-        if config.max_grad_norm:
-            step_metrics["grad_norm"] = float(acc.clip_grad_norm_(params, config.max_grad_norm))
-        step_metrics["learning_rate"] = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        bar.update(1)
+    try:
+        while step < config.max_steps and not stopped:
+            sums: dict[str, float] = defaultdict(float)
+            for micro in range(accum):
+                batch = to_device(next_batch(step, micro * world + rank), device)
+                with acc.autocast():
+                    loss, metrics = step_fn(model, batch)
+                acc.backward(loss / accum)
+                sums["loss"] += float(loss.detach()) / accum
+                for k, v in metrics.items():
+                    if k != "loss":
+                        sums[k] += float(v) / accum
+            keys = sorted(sums)
+            values = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=device)
+            if world > 1:
+                for p in params:  # every process must reduce the same tensors
+                    if p.grad is None:
+                        p.grad = torch.zeros_like(p)
+                _all_reduce_mean([p.grad for p in params], world)
+                values = acc.reduce(values, reduction="mean")
+            step_metrics = dict(zip(keys, values.tolist()))
+            if not math.isfinite(step_metrics["loss"]) and config.mixed_precision != "fp16":
+                raise FloatingPointError(f"loss is {step_metrics['loss']} at step {step}; lower the "
+                                         f"learning rate or check the data")
+            if config.max_grad_norm:
+                step_metrics["grad_norm"] = float(acc.clip_grad_norm_(params, config.max_grad_norm))
+            step_metrics["learning_rate"] = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
 
-        for k, v in step_metrics.items():
-            window[k] += v
-        window_n += 1
-        if step % config.logging_steps == 0 or step == config.max_steps:
-            train_metrics = {k: v / window_n for k, v in window.items()}
-            log.write({"event": "train", "step": step, **train_metrics,
-                       "elapsed_s": round(time.time() - t0, 3)})
-            bar.set_postfix(loss=f"{train_metrics['loss']:.4g}")
-            window, window_n = defaultdict(float), 0
-        if val_fn is not None and (step % config.eval_steps == 0 or step == config.max_steps):
-            stopped = validate()
-            if best["metric"] is not None:
-                bar.set_postfix(loss=f"{step_metrics['loss']:.4g}",
-                                **{f"best_{config.metric_for_best_model}": f"{best['metric']:.4g}"})
-        if step % config.save_steps == 0 or step == config.max_steps or stopped:
-            save_checkpoint()
+            for k, v in step_metrics.items():
+                window[k] += v
+            window_n += 1
+            if step % config.logging_steps == 0 or step == config.max_steps:
+                train_metrics = {k: v / window_n for k, v in window.items()}
+                log.write({"event": "train", "step": step, **train_metrics,
+                           "elapsed_s": round(time.time() - t0, 3)})
+                bar.set_postfix(loss=f"{train_metrics['loss']:.4g}")
+                window, window_n = defaultdict(float), 0
+            if val_fn is not None and (step % config.eval_steps == 0 or step == config.max_steps):
+                stopped = validate()
+                if best["metric"] is not None:
+                    bar.set_postfix(loss=f"{step_metrics['loss']:.4g}",
+                                    **{f"best_{config.metric_for_best_model}": f"{best['metric']:.4g}"})
+            if step % config.save_steps == 0 or step == config.max_steps or stopped:
+                save_checkpoint()
+    finally:
+        if prefetch is not None:
+            prefetch.close()
     bar.close()
-    if prefetch is not None:
-        prefetch.close()
 
     if val_fn is None and main:  # no validation: the final model is the one to keep
         save_model(best_dir, model, {"step": step, **train_metrics})

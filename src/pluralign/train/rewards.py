@@ -59,10 +59,10 @@ class TaskConfig:
 def default_train_config() -> TrainConfig:
     """The NP paper's optimisation (Adam, lr 1e-4) with validation accuracy picking the best
     checkpoint; bf16 autocast where the hardware runs it natively (``mixed_precision: no`` for
-    fp32 everywhere)."""
+    fp32 everywhere); the next batch built in a background thread (the sampler is pure)."""
     return TrainConfig(learning_rate=1e-4, max_steps=2000, eval_steps=100, save_steps=100,
                        metric_for_best_model="accuracy", greater_is_better=True,
-                       load_best_model_at_end=True, mixed_precision="auto")
+                       load_best_model_at_end=True, mixed_precision="auto", prefetch_batches=True)
 
 
 @dataclass
