@@ -151,3 +151,26 @@ def test_embedder_folder_that_is_not_a_model(tmp_path):
         open_embedder(str(tmp_path))
     with pytest.raises(EmbedderError, match="neither minilm nor smollm2 nor an existing folder"):
         open_embedder("no-such-encoder")
+
+
+@pytest.mark.parametrize("name", ["np-btl", "vpl", "btl"])
+def test_seen_candidates_reuse_prepare_candidates(numeric_runs, name):
+    """Issue 15: the user-independent part of scoring a candidate set is computed once, keyed
+    by content (an equal list or tensor hits; other candidates do not), and scores equal the
+    model's reward(...) on the same options."""
+    p = Personalizer.from_pretrained(numeric_runs[name])
+    users = [p.user([{"chosen": [2.0, 0.0], "rejected": [0.0, 2.0]}]), p.user([])]
+    cands = [[1.0, -1.0], [-1.0, 1.0], [0.0, 0.5]]
+    first = p.prepared(None, cands)
+    assert p.prepared(None, [list(c) for c in cands]) is first  # an equal list, another object
+    t = torch.tensor(cands)
+    assert p.prepared(None, t) is p.prepared(None, t.clone())  # tensors by content too
+    assert p.prepared(None, cands[:2]) is not first
+    t.add_(1.0)  # modified in place: not the set prepared before
+    assert not torch.equal(p.prepared(None, t).options, p.prepared(None, cands).options)
+    scores = p.score(None, cands, users)
+    options = p.options(None, cands)
+    z = p._stack_z(users)
+    with torch.no_grad():
+        expected = p.model.reward(options.unsqueeze(0).expand(2, -1, -1), z)
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-6)

@@ -19,8 +19,10 @@ fingerprint) and ``features.safetensors`` (:mod:`pluralign.features.options`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -30,10 +32,11 @@ from torch.distributions import Normal
 
 from .data.records import PreferenceRecord
 from .features.options import OptionFeatures, option_kind
-from .rewards import RewardModel
+from .rewards import PreparedCandidates, RewardModel
 
 RUN_FILE = "run.json"  # the same name pluralign.train.rewards writes (not imported: no training deps)
 SPREAD_SAMPLES = 256
+PREPARED_CACHE = 64  # candidate sets whose user-independent part is kept (least recently used out)
 
 
 class RunFolderError(ValueError):
@@ -97,6 +100,10 @@ class Personalizer:
         if features.option_dim != self.option_dim:
             raise RunFolderError(f"the run's features have {features.option_dim} dimensions, the "
                                  f"model expects {self.option_dim}")
+        # candidate sets seen before, keyed by content: the model's prepare_candidates (for
+        # NP-BTL/VPL the option half of the decoder) is computed once per set, not per ranking
+        self._prepared: OrderedDict[Any, PreparedCandidates] = OrderedDict()
+        self._last_tensor: tuple[torch.Tensor, int, Any] | None = None
 
     @classmethod
     def from_pretrained(cls, run_dir: str | os.PathLike, *, device: str = "cpu",
@@ -153,6 +160,41 @@ class Personalizer:
         if vectors.shape[1] != self.option_dim:
             raise ValueError(f"candidates have {vectors.shape[1]} features, the model expects {self.option_dim}")
         return self.features.transform(vectors).to(self.device)
+
+    def prepared(self, prompt: Any, candidates: Sequence[Any] | torch.Tensor) -> PreparedCandidates:
+        """``model.prepare_candidates(options(prompt, candidates))``, reused for a candidate set
+        seen before (same prompt and texts, or the same vectors; the last
+        :data:`PREPARED_CACHE` sets are kept)."""
+        key = self._candidates_key(prompt, candidates)
+        hit = self._prepared.get(key)
+        if hit is not None:
+            self._prepared.move_to_end(key)
+            return hit
+        with torch.no_grad():
+            prepared = self.model.prepare_candidates(self.options(prompt, candidates))
+        self._prepared[key] = prepared
+        while len(self._prepared) > PREPARED_CACHE:
+            self._prepared.popitem(last=False)
+        return prepared
+
+    def _candidates_key(self, prompt: Any, candidates: Sequence[Any] | torch.Tensor) -> Any:
+        if isinstance(candidates, torch.Tensor):
+            last = self._last_tensor  # the same tensor object, not modified since: no re-hash
+            if last is not None and last[0] is candidates and last[1] == candidates._version:
+                return last[2]
+            data = candidates.detach().to("cpu", torch.float32).contiguous().numpy()
+            key = ("vectors", data.shape, hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest())
+            self._last_tensor = (candidates, candidates._version, key)
+            return key
+        items = list(candidates)
+        if items and all(isinstance(c, str) for c in items):
+            return ("text", json.dumps(prompt), tuple(items))
+        return ("items", json.dumps([prompt if any(option_kind(c) != "vector" for c in items) else None, items]))
+
+    def clear_prepared(self) -> None:
+        """Forget prepared candidate sets (after changing the model's weights in place)."""
+        self._prepared.clear()
+        self._last_tensor = None
 
     def _choice_vectors(self, choices: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
         prompts, chosen, rejected = [], [], []
@@ -218,9 +260,8 @@ class Personalizer:
         users = list(users)
         if not users:
             raise ValueError("no users")
-        options = self.options(prompt, candidates)
-        z = self._stack_z(users)
-        return self.model.reward(options.unsqueeze(0).expand(len(users), -1, -1), z).cpu()
+        prepared = self.prepared(prompt, candidates)
+        return self.model.score_candidates(prepared, self._stack_z(users)).cpu()
 
     @torch.no_grad()
     def spread(self, prompt: Any, candidates: Sequence[Any] | torch.Tensor, users: Sequence[UserState],
@@ -231,12 +272,11 @@ class Personalizer:
         z = self._stack_z(users)
         if not isinstance(z, Normal):
             return None
-        options = self.options(prompt, candidates)
+        prepared = self.prepared(prompt, candidates)
         gen = torch.Generator(device=z.loc.device).manual_seed(seed)
         eps = torch.randn((n_samples,) + tuple(z.loc.shape), generator=gen, device=z.loc.device)
         samples = (z.loc + z.scale * eps).reshape(-1, z.loc.shape[-1])  # (S*U, L)
-        opts = options.unsqueeze(0).expand(samples.shape[0], -1, -1)
-        r = self.model.reward(opts, samples).reshape(n_samples, len(users), -1)
+        r = self.model.score_candidates(prepared, samples).reshape(n_samples, len(users), -1)
         return r.std(0).cpu()
 
     def rank(self, prompt: Any, candidates: Sequence[Any] | torch.Tensor,

@@ -24,12 +24,14 @@ def synthetic(
     n_pairs: int = typer.Option(20000, "--n-pairs", help="Pairs per synthetic data set (split 50/25/25)."),
     eval_tasks: int = typer.Option(1000, "--eval-tasks", help="Test tasks per context size."),
     seed: int = typer.Option(0, "--seed", help="Seed of data, task sampling and training."),
+    hidden_layers: int = typer.Option(None, "--hidden-layers", help="Hidden layers of every MLP (1: the NP paper's code; default: the model configs')."),
 ) -> None:
     """NP paper Examples 4.1 and 4.3 and VPL's didactic mixture, with Bayes-optimal references."""
     from ..eval.synthetic_bench import SyntheticBenchConfig, run_synthetic_bench
 
     fields = dict(preset=preset, quick=quick, max_steps=steps, learning_rate=lr, n_pairs=n_pairs,
-                  n_eval_tasks=eval_tasks, seed=seed, vpl_beta_max=vpl_beta_max)
+                  n_eval_tasks=eval_tasks, seed=seed, vpl_beta_max=vpl_beta_max,
+                  n_hidden_layers=hidden_layers)
     if task:
         fields["tasks"] = tuple(task)
     if model:

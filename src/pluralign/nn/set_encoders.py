@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Literal, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .mlp import MLP
@@ -108,10 +109,18 @@ class DeepSetEncoder(_SetEncoder):
                mask: torch.Tensor) -> torch.Tensor:
         """pool_j h1(chosen_j, rejected_j): the representation before the outer MLP, (B, pair_dim)."""
         _check_context(chosen, rejected, mask, self.option_dim)
-        h = self.pair(torch.cat([chosen, rejected], dim=-1))  # (B, C, pair_dim)
-        if self.pair_symmetry == "antisymmetric":
-            h = h - self.pair(torch.cat([rejected, chosen], dim=-1))
-        return masked_pool(h, mask, self.pooling)
+        # h1 ends in a linear layer W·g + b and pooling is linear, so pool(W·g + b) =
+        # W·pool(g) + b·(number pooled: the count for a sum, 1 or 0 for a mean): the last layer
+        # runs once per user instead of once per pair (exact up to rounding).
+        body, last = self.pair.net[:-1], self.pair.net[-1]
+        g = body(torch.cat([chosen, rejected], dim=-1))  # (B, C, hidden)
+        if self.pair_symmetry == "antisymmetric":  # the biases cancel in h(a,b) - h(b,a)
+            g = g - body(torch.cat([rejected, chosen], dim=-1))
+            return F.linear(masked_pool(g, mask, self.pooling), last.weight)
+        out = F.linear(masked_pool(g, mask, self.pooling), last.weight)
+        count = mask.sum(dim=1, keepdim=True)
+        weight = count if self.pooling == "sum" else (count > 0)
+        return out + weight.to(out.dtype) * last.bias.to(out.dtype)
 
 
 class AttentionSetEncoder(_SetEncoder):

@@ -2,7 +2,7 @@
 ``preference_prob(a, b, z)``, ``model(batch) -> (loss, metrics)``, ``save_pretrained`` /
 ``from_pretrained``. BTL and DPL (baselines), NP-BTL (neural process) and VPL (variational)."""
 
-from .base import RewardConfig, RewardModel
+from .base import PreparedCandidates, RewardConfig, RewardModel
 from .btl import BTLConfig, BTLRewardModel
 from .dpl import DPLConfig, DPLRewardModel
 from .np_btl import ContextConfig, NPBTLConfig, NPBTLRewardModel, build_set_encoder
@@ -11,7 +11,7 @@ from .spo import spo_scaled_reward
 from .vpl import VPLConfig, VPLRewardModel
 
 __all__ = [
-    "RewardConfig", "RewardModel", "BTLConfig", "BTLRewardModel", "DPLConfig", "DPLRewardModel",
+    "RewardConfig", "RewardModel", "PreparedCandidates", "BTLConfig", "BTLRewardModel", "DPLConfig", "DPLRewardModel",
     "ContextConfig", "NPBTLConfig", "NPBTLRewardModel", "VPLConfig", "VPLRewardModel",
     "MODELS", "build_reward_model", "config_class", "reward_step", "build_set_encoder",
     "spo_scaled_reward",

@@ -21,6 +21,7 @@ class BTLRewardModel(RewardModel):
     """r(y) = MLP(y); z is ignored (the baseline averages every user into one reward)."""
 
     name = "btl"
+    uses_latent = False
     config_class = BTLConfig
 
     def __init__(self, config: BTLConfig):

@@ -62,6 +62,7 @@ class DPLRewardModel(RewardModel):
     """Distributional reward; ``reward`` is the expected reward, ``reward_distribution`` the rest."""
 
     name = "dpl"
+    uses_latent = False
     config_class = DPLConfig
 
     def __init__(self, config: DPLConfig):

@@ -17,7 +17,7 @@ from ..data.tasks import TaskBatch
 from ..losses import bt_nll
 from ..nn import AttentionSetEncoder, ConditionedRewardDecoder, DeepSetEncoder
 from ..nn.set_encoders import PAIR_SYMMETRIES
-from .base import Latent, RewardConfig, RewardModel
+from .base import Latent, PreparedCandidates, RewardConfig, RewardModel
 
 ENCODERS = ("deepset", "attention")
 
@@ -54,6 +54,14 @@ class ContextConfig(RewardConfig):
         if self.n_heads < 1 or not 0 <= self.attention_dropout < 1 or self.embed_dim < 1:
             raise ValueError(f"{name}: invalid n_heads={self.n_heads}, attention_dropout="
                              f"{self.attention_dropout} or embed_dim={self.embed_dim}")
+
+
+def decoder_scores(decoder: ConditionedRewardDecoder, prepared: PreparedCandidates,
+                   z: torch.Tensor) -> torch.Tensor:
+    """Rewards (U, N) of prepared candidates for the U users of z: the option part is reused
+    (recomputed only when the candidates were prepared without one)."""
+    part = prepared.part if prepared.part is not None else decoder.option_part(prepared.options)
+    return decoder.score(part.unsqueeze(0), decoder.user_part(z))
 
 
 def build_set_encoder(config: ContextConfig, out_dim: int) -> nn.Module:
@@ -95,9 +103,18 @@ class NPBTLRewardModel(RewardModel):
         return self.encoder(context_chosen, context_rejected, context_mask)
 
     def reward(self, options: torch.Tensor, z: Latent | None = None) -> torch.Tensor:
+        return self.decoder(options, self._decoder_z(z))
+
+    def _candidate_part(self, options: torch.Tensor) -> torch.Tensor:
+        return self.decoder.option_part(options)
+
+    def score_candidates(self, prepared: PreparedCandidates, z: Latent | None) -> torch.Tensor:
+        return decoder_scores(self.decoder, prepared, self._decoder_z(z))
+
+    def _decoder_z(self, z: Latent | None) -> torch.Tensor:
         if not isinstance(z, torch.Tensor):
             raise TypeError("NP-BTL needs z = model.personalize(context ...) (a (B, z_dim) tensor)")
-        return self.decoder(options, z)
+        return z
 
     def forward(self, batch: TaskBatch) -> tuple[torch.Tensor, dict[str, float]]:
         z = self.personalize(batch.context_chosen, batch.context_rejected, batch.context_mask)

@@ -22,8 +22,8 @@ from torch.distributions import Normal
 from ..data.tasks import TaskBatch
 from ..losses import cosine_beta, gaussian_kl, negative_elbo
 from ..nn import ConditionedRewardDecoder, GaussianHead
-from .base import Latent, RewardModel
-from .np_btl import ContextConfig, build_set_encoder
+from .base import Latent, PreparedCandidates, RewardModel
+from .np_btl import ContextConfig, build_set_encoder, decoder_scores
 
 
 @dataclass
@@ -111,6 +111,14 @@ class VPLRewardModel(RewardModel):
         if z is None:
             raise TypeError("VPL needs z: model.personalize(context ...) or a latent tensor")
         return self.decoder(options, self.latent(z))
+
+    def _candidate_part(self, options: torch.Tensor) -> torch.Tensor:
+        return self.decoder.option_part(options)
+
+    def score_candidates(self, prepared: PreparedCandidates, z: Latent | None) -> torch.Tensor:
+        if z is None:
+            raise TypeError("VPL needs z: model.personalize(context ...) or a latent tensor")
+        return decoder_scores(self.decoder, prepared, self.latent(z))
 
     def preference_prob(self, a: torch.Tensor, b: torch.Tensor, z: Latent | None = None) -> torch.Tensor:
         # one z per user for both options (a fresh sample per call would decouple a and b)

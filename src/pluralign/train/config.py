@@ -25,7 +25,7 @@ import yaml
 T = TypeVar("T")
 SCHEDULES = ("constant", "cosine", "linear")
 OPTIMIZERS = ("adam", "adamw")
-PRECISIONS = ("no", "fp16", "bf16")
+PRECISIONS = ("no", "fp16", "bf16", "auto")
 
 
 class ConfigError(ValueError):
@@ -50,7 +50,12 @@ class TrainConfig:
     Checkpoints: ``out_dir/last`` every ``save_steps`` steps and at the end; with
     ``resume_from_checkpoint`` a run finds ``out_dir/last`` and continues from it.
     Logging: one JSON line every ``logging_steps`` steps in ``out_dir/log.jsonl``.
-    Hardware: ``mixed_precision`` (``no``, ``fp16``, ``bf16``), ``use_cpu`` forces the CPU.
+    Hardware: ``mixed_precision`` (``no``, ``fp16``, ``bf16``, or ``auto``: bf16 autocast on a
+    GPU that supports it or a CPU with native bf16 instructions (AVX512-BF16 / AMX), else fp32),
+    ``use_cpu`` forces the CPU. ``prefetch_batches`` builds the next batch in a background thread
+    (the same batches when ``batch_fn`` uses only its own seeded generators, as the reward
+    models' does: on there; off by default, since a ``batch_fn`` drawing from torch's global RNG
+    would then race with the model's dropout).
     ``seed`` seeds torch/numpy/random (offset by the process index, so dropout differs across
     data-parallel processes); data order comes from the caller's ``batch_fn``.
     """
@@ -77,10 +82,11 @@ class TrainConfig:
     early_stopping_threshold: float = 0.0
     load_best_model_at_end: bool = False
     resume_from_checkpoint: bool = True
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    mixed_precision: Literal["no", "fp16", "bf16", "auto"] = "no"
     use_cpu: bool = False
     seed: int = 0
     disable_tqdm: bool = False
+    prefetch_batches: bool = False
 
     def __post_init__(self) -> None:
         check_types(self)
