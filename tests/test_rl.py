@@ -196,19 +196,20 @@ def test_quick_bench_end_to_end(tmp_path):
     from pluralign.rl.bench import RLBenchConfig, run_bench
     from pluralign.rl.iql import IQLSettings
 
-    cfg = RLBenchConfig.quick(policies=("btl", "vpl+spo", "oracle"), context_sizes=(0, 2),
+    cfg = RLBenchConfig.quick(policies=("np-btl", "vpl+spo", "oracle"), context_sizes=(0, 2),
                               data=MazeDataConfig(n_episodes=20, episode_len=50), n_users=60,
-                              reward_steps=150, iql=IQLSettings(steps=60, hidden=32), eval_per_goal=2,
+                              reward_steps=200, iql=IQLSettings(steps=60, hidden=32), eval_per_goal=2,
                               horizon=20)
     (doc,) = run_bench(cfg, tmp_path, log=lambda *_: None)
     saved = json.loads((tmp_path / "maze-2goals.json").read_text())
     assert saved["task"] == "maze-medium-2goals" and saved["context_sizes"] == [0, 2]
-    assert set(saved["models"]) == {"btl", "vpl+spo", "oracle"}
+    assert set(saved["models"]) == {"np-btl", "vpl+spo", "oracle"}
     for curve in saved["models"].values():
         for s in curve.values():
             assert 0.0 <= s["success"] <= 1.0 and s["n"] == 4 and not math.isnan(s["stderr"])
-    # the users' labels are learnable: the reward models beat chance on new validation users
-    assert saved["reward_val_accuracy"]["btl"] > 0.6
+    # the users' labels are learnable: NP-BTL (fastest to train) is well above chance on new
+    # validation users after 200 steps (it reaches ~0.9 by 300)
+    assert saved["reward_val_accuracy"]["np-btl"] > 0.7
     assert (tmp_path / "maze-2goals.png").stat().st_size > 1000
     assert (tmp_path / "maze-2goals.csv").read_text().startswith("task,model,n_queries")
     # a second run reuses the saved dataset only if it was made with the same settings

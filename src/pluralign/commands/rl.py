@@ -20,8 +20,8 @@ def _fail(err: Exception) -> None:
 def data(
     out: Path = typer.Option(Path("runs/maze-data"), "--out", help="Folder for data.safetensors + manifest.json."),
     maze: str = typer.Option("medium", "--maze", help="Maze map: medium (D4RL maze2d-medium) or umaze."),
-    episodes: int = typer.Option(400, "--episodes", help="Episodes to record."),
-    episode_len: int = typer.Option(250, "--episode-len", help="Steps per episode (one z per episode when relabelled)."),
+    episodes: int = typer.Option(800, "--episodes", help="Episodes to record."),
+    episode_len: int = typer.Option(50, "--episode-len", help="Steps per episode (one z per episode when relabelled)."),
     noise: float = typer.Option(0.5, "--noise", help="Std of the Gaussian noise on the waypoint controller's force."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:

@@ -54,8 +54,8 @@ class RLBenchConfig:
     maze: str = "medium"
     goal_counts: tuple[int, ...] = (2, 10)
     policies: tuple[str, ...] = DEFAULT_POLICIES
-    context_sizes: tuple[int, ...] = (0, 2, 4, 8)
-    data: MazeDataConfig = field(default_factory=lambda: MazeDataConfig(n_episodes=400, episode_len=250))
+    context_sizes: tuple[int, ...] = (0, 1, 2, 4, 8)
+    data: MazeDataConfig = field(default_factory=lambda: MazeDataConfig(n_episodes=800, episode_len=50))
     n_users: int = 500
     pairs_per_user: int = 20
     label_noise: float = 0.0
@@ -63,11 +63,11 @@ class RLBenchConfig:
     reward_steps: int = 1500
     reward_hidden: int = 128
     latent_dim: int = 8
-    relabel_copies: int = 2
+    relabel_copies: int = 1
     comparison_size: int = 500
-    iql: IQLSettings = field(default_factory=IQLSettings)
+    iql: IQLSettings = field(default_factory=lambda: IQLSettings(steps=5000, hidden=128))
     eval_per_goal: int = 10
-    horizon: int = 500
+    horizon: int = 80
     radius: float = 0.45
     next_state: bool = True
     seed: int = 0
@@ -84,9 +84,9 @@ class RLBenchConfig:
     @classmethod
     def quick(cls, **changes: Any) -> "RLBenchConfig":
         base = dict(goal_counts=(2,), context_sizes=(0, 4), n_users=120, pairs_per_user=20,
-                    data=MazeDataConfig(n_episodes=60, episode_len=200), reward_steps=300,
-                    reward_hidden=64, relabel_copies=1, comparison_size=200,
-                    iql=IQLSettings(steps=400, hidden=64), eval_per_goal=4, horizon=300)
+                    data=MazeDataConfig(n_episodes=200, episode_len=50), reward_steps=400,
+                    reward_hidden=64, comparison_size=200, iql=IQLSettings(steps=1500, hidden=64),
+                    eval_per_goal=4, horizon=60)
         base.update(changes)
         return cls(**base)
 

@@ -47,7 +47,7 @@ class MazeDataConfig:
     p_gain: float = 10.0
     d_gain: float = 1.0
     noise: float = 0.5
-    action_repeat: int = 4
+    action_repeat: int = 8
     seed: int = 0
 
     def __post_init__(self) -> None:
