@@ -214,3 +214,16 @@ def test_quick_bench_end_to_end(tmp_path):
     assert (tmp_path / "maze-2goals.csv").read_text().startswith("task,model,n_queries")
     # a second run reuses the saved dataset only if it was made with the same settings
     assert load(tmp_path / "dataset", "medium").config == cfg.data
+
+
+def test_cli_bad_input_is_a_clear_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from pluralign.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["rl", "bench", "--policy", "ppo", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "unknown policy 'ppo'" in res.output
+    save(_fake_dataset("umaze"), tmp_path / "u")
+    res = runner.invoke(app, ["rl", "bench", "--quick", "--dataset", str(tmp_path / "u"), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "PointMaze_UMaze-v3" in res.output and "'medium'" in res.output
