@@ -181,7 +181,8 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
             z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
         else:
             if base not in models:
-                run_dir = out / f"k{k}" / "rewards" / base
+                # the seed in the path: train_reward_model resumes a run found in its folder
+                run_dir = out / f"k{k}-seed{cfg.seed}" / "rewards" / base
                 models[base], result = train_reward_model(records, base, _reward_train_config(base, cfg), run_dir)
                 doc["reward_val_accuracy"][base] = (result.best_metrics or {}).get("accuracy")
                 log(f"[K={k}] reward model {base}: best validation accuracy "
