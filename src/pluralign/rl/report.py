@@ -71,6 +71,9 @@ def summary_lines(doc: Mapping[str, Any]) -> list[str]:
         tol = 0.10 if k <= 2 else 0.15
         lines.append(f"target VPL+SPO within {100 * tol:.0f} points of the oracle (n={n}): "
                      f"{100 * spo:.0f} vs {100 * orc:.0f} -> {'met' if spo >= orc - tol else 'not met'}")
+    if orc is not None and orc < 0.5:
+        lines.append(f"caution: the oracle (true reward) reaches only {100 * orc:.0f}%: the policies are "
+                     "undertrained at this size, so the comparisons above say little")
     if btl is not None and k:
         lines.append(f"target BTL near 1/K = {100 / k:.0f}%: {100 * btl:.0f}%")
     if spo is not None and vpl is not None:
