@@ -1,0 +1,80 @@
+"""``pluralign rl``: personalised control on Maze-Navigation (VPL §4, App. D–E). A thin Typer
+group; the work is in ``pluralign.rl``. MuJoCo, gymnasium-robotics and d3rlpy come with
+``pip install 'pluralign[rl]'`` and are imported only when a command runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _fail(err: Exception) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command("data")
+def data(
+    out: Path = typer.Option(Path("runs/maze-data"), "--out", help="Folder for data.safetensors + manifest.json."),
+    maze: str = typer.Option("medium", "--maze", help="Maze map: medium (D4RL maze2d-medium) or umaze."),
+    episodes: int = typer.Option(800, "--episodes", help="Episodes to record."),
+    episode_len: int = typer.Option(50, "--episode-len", help="Steps per episode (one z per episode when relabelled)."),
+    noise: float = typer.Option(0.5, "--noise", help="Std of the Gaussian noise on the waypoint controller's force."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Generate the offline dataset: a noisy waypoint controller driving to random goals (D4RL maze2d)."""
+    from ..rl.dataset import MazeDataConfig, generate, save
+    from ..rl.env import MissingRLDependency
+    from ..rl.maze import MazeError
+
+    try:
+        ds = generate(MazeDataConfig(maze=maze, n_episodes=episodes, episode_len=episode_len, noise=noise, seed=seed))
+    except (MissingRLDependency, MazeError, ValueError) as err:
+        _fail(err)
+    save(ds, out)
+    typer.echo(f"{len(ds.observations)} steps ({ds.n_episodes} episodes) written to {out}/")
+
+
+@app.command("bench")
+def bench(
+    out: Path = typer.Option(Path("runs/bench-rl"), "--out", help="Folder for results (JSON, CSV, PNG), dataset and runs."),
+    quick: bool = typer.Option(False, "--quick", help="The CI form: 2 goals, small data and few IQL steps (a few minutes)."),
+    goals: list[int] = typer.Option(None, "--goals", help="User goal counts K (repeatable; default 2 and 10)."),
+    policy: list[str] = typer.Option(None, "--policy", help="btl, dpl, np-btl, vpl, vpl+spo, vpl+batchnorm, vpl+maxnorm, oracle, ... (repeatable)."),
+    queries: list[int] = typer.Option(None, "--queries", help="Numbers of answered queries at test time (repeatable)."),
+    dataset: Path = typer.Option(None, "--dataset", help="A dataset folder from 'pluralign rl data' (default: generate one)."),
+    iql_steps: int = typer.Option(None, "--iql-steps", help="IQL gradient steps per policy."),
+    reward_steps: int = typer.Option(None, "--reward-steps", help="Training steps per reward model."),
+    label_noise: float = typer.Option(None, "--label-noise", help="Probability a training label is flipped."),
+    query_noise: float = typer.Option(None, "--query-noise", help="Probability a test user's answer is flipped."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Success rate per user goal vs answered queries for BTL, DPL, NP-BTL, VPL, VPL+SPO and the oracle."""
+    import dataclasses
+
+    from ..rl.bench import RLBenchConfig, run_bench
+    from ..rl.dataset import DatasetError
+    from ..rl.env import MissingRLDependency
+    from ..rl.maze import MazeError
+
+    changes: dict = {"seed": seed}
+    if goals:
+        changes["goal_counts"] = tuple(goals)
+    if policy:
+        changes["policies"] = tuple(policy)
+    if queries:
+        changes["context_sizes"] = tuple(queries)
+    for name, value in (("reward_steps", reward_steps), ("label_noise", label_noise), ("query_noise", query_noise)):
+        if value is not None:
+            changes[name] = value
+    try:
+        cfg = RLBenchConfig.quick(**changes) if quick else RLBenchConfig(**changes)
+        if iql_steps is not None:
+            cfg.iql = dataclasses.replace(cfg.iql, steps=iql_steps)
+        run_bench(cfg, out, dataset_dir=dataset, log=typer.echo)
+    except (MissingRLDependency, DatasetError, MazeError, ValueError) as err:
+        _fail(err)
+    typer.echo(f"results written to {out}/")

@@ -1,0 +1,258 @@
+"""``pluralign rl bench``: Maze-Navigation with 2 and 10 user goals (VPL §4, Fig. 2, App. D.2,
+D.3): success rate per user goal against the number of answered queries, for policies trained
+on BTL, DPL, NP-BTL, VPL and VPL + SPO rewards, and the goal-conditioned oracle (true reward).
+
+Per goal count K: users label pairs of dataset states (:mod:`.users`) -> the library's reward
+models train on them through ``train_reward_model`` (context sets of 2–8 pairs) -> the offline
+dataset is relabelled with z from the prior per episode (:mod:`.relabel`, Alg. 2/3) -> d3rlpy IQL
+learns π(a | s, z) (:mod:`.iql`) -> new users answer n random queries, z comes from the encoder,
+and the policy drives the ball (:mod:`.rollout`). z for relabelling: VPL samples the learned
+prior p(z) (Alg. 2); NP-BTL has no prior, so it uses the encoder's z of a random training user's
+2–8 pairs; BTL and DPL have no z; the oracle gets the goal's position and reward 1 − d/d_max.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..train.config import TrainConfig
+from .dataset import MazeDataConfig, MazeDataset, generate, load, save
+from .iql import IQLSettings, train_iql
+from .maze import Maze, spread_goals
+from .relabel import SCALINGS, oracle_rewards, relabel
+from .users import goal_fields, preference_records
+
+REWARD_MODELS = ("btl", "dpl", "np-btl", "vpl")
+DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle")
+
+
+def parse_policy(name: str) -> tuple[str, str]:
+    """``"vpl+spo"`` -> ("vpl", "spo"); ``"btl"`` -> ("btl", "none"); ``"oracle"`` as is."""
+    base, _, scaling = name.partition("+")
+    scaling = scaling or "none"
+    if name != "oracle" and (base not in REWARD_MODELS or scaling not in SCALINGS):
+        raise ValueError(f"unknown policy {name!r}: use oracle or <model>[+<scaling>] with model in "
+                         f"{REWARD_MODELS} and scaling in {SCALINGS[1:]}")
+    return base, scaling
+
+
+@dataclass
+class RLBenchConfig:
+    """Sizes of one bench run; ``quick()`` gives the CI form. See docs/rl.md for the scale-down
+    from the paper (4M dataset steps). next_state: reward r(s_{t+1}, z) instead of r(s_t, z)
+    (both in Alg. 2). vpl_beta_max: VPL's KL weight after annealing; 0.05 chosen on validation
+    accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1)."""
+
+    maze: str = "medium"
+    goal_counts: tuple[int, ...] = (2, 10)
+    policies: tuple[str, ...] = DEFAULT_POLICIES
+    context_sizes: tuple[int, ...] = (0, 1, 2, 4, 8)
+    data: MazeDataConfig = field(default_factory=lambda: MazeDataConfig(n_episodes=800, episode_len=50))
+    n_users: int = 500
+    pairs_per_user: int = 20
+    label_noise: float = 0.0
+    query_noise: float = 0.0
+    reward_steps: int = 1500
+    reward_hidden: int = 128
+    latent_dim: int = 8
+    vpl_beta_max: float = 0.05
+    relabel_copies: int = 1
+    comparison_size: int = 500
+    iql: IQLSettings = field(default_factory=lambda: IQLSettings(steps=5000, hidden=128))
+    eval_per_goal: int = 10
+    horizon: int = 80
+    radius: float = 0.45
+    next_state: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for p in self.policies:
+            parse_policy(p)
+        if not self.goal_counts or min(self.goal_counts) < 2:
+            raise ValueError(f"goal_counts must be >= 2 each, got {self.goal_counts}")
+        if min(self.context_sizes, default=0) < 0:
+            raise ValueError("context sizes (answered queries) must be >= 0")
+        Maze.named(self.maze)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> "RLBenchConfig":
+        base = dict(goal_counts=(2,), context_sizes=(0, 4), n_users=120, pairs_per_user=20,
+                    data=MazeDataConfig(n_episodes=200, episode_len=50), reward_steps=400,
+                    reward_hidden=64, comparison_size=200, iql=IQLSettings(steps=1500, hidden=64),
+                    eval_per_goal=4, horizon=60)
+        base.update(changes)
+        return cls(**base)
+
+
+def _reward_train_config(name: str, cfg: RLBenchConfig):
+    from ..train.rewards import RewardTrainConfig, TaskConfig
+
+    fields: dict[str, Any] = {"hidden_dim": cfg.reward_hidden}
+    if name in ("np-btl", "vpl"):
+        fields.update(embed_dim=cfg.reward_hidden)
+    if name == "np-btl":  # the policy sees z: keep it as small as VPL's
+        fields.update(z_dim=cfg.latent_dim)
+    if name == "vpl":
+        fields.update(latent_dim=cfg.latent_dim, anneal_steps=cfg.reward_steps, beta_max=cfg.vpl_beta_max)
+    every = max(50, cfg.reward_steps // 5)
+    train = TrainConfig(learning_rate=3e-4, max_steps=cfg.reward_steps, eval_steps=every, save_steps=every,
+                        metric_for_best_model="accuracy", greater_is_better=True,
+                        load_best_model_at_end=True, disable_tqdm=True, logging_steps=every,
+                        seed=cfg.seed)
+    tasks = TaskConfig(n_tasks=32, context_min=2, context_max=8, n_target=10, val_tasks=64, seed=cfg.seed)
+    return RewardTrainConfig(model=fields, tasks=tasks, train=train)
+
+
+def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator) -> torch.Tensor:
+    """z for ``n`` episodes (module docstring): prior samples (VPL), encoder outputs of random
+    training users' contexts (NP-BTL), or width 0 (BTL, DPL)."""
+    if name == "vpl":
+        return model.prior().sample((n,)).detach()
+    if name != "np-btl":
+        return torch.zeros(n, 0)
+    train = [r for r in records if r.split == "train"]
+    by_user: dict[str, list] = {}
+    for r in train:
+        by_user.setdefault(r.user_id, []).append(r)
+    users = list(by_user)
+    c = torch.zeros(n, 8, len(train[0].chosen))
+    rj = torch.zeros_like(c)
+    mask = torch.zeros(n, 8, dtype=torch.bool)
+    for e in range(n):
+        pool = by_user[users[rng.integers(len(users))]]
+        m = int(rng.integers(2, 9))
+        for j, i in enumerate(rng.choice(len(pool), size=min(m, len(pool)), replace=False)):
+            c[e, j], rj[e, j], mask[e, j] = torch.tensor(pool[i].chosen), torch.tensor(pool[i].rejected), True
+    with torch.no_grad():
+        return model.eval().personalize(c, rj, mask).detach()
+
+
+def _stats(successes: np.ndarray) -> dict[str, Any]:
+    n = len(successes)
+    p = float(np.mean(successes)) if n else float("nan")
+    return {"success": p, "stderr": float(math.sqrt(p * (1 - p) / n)) if n else float("nan"), "n": int(n)}
+
+
+def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, log=print) -> dict[str, Any]:
+    """Everything for K = ``k`` goals -> the results document (module docstring)."""
+    from ..train.rewards import train_reward_model
+    from .env import MazeSim
+    from .rollout import rollout, test_episodes, user_latents
+
+    maze = dataset.maze
+    goals = spread_goals(maze, k)
+    fields = goal_fields(maze, goals)
+    goals_xy = maze.cell_to_xy(np.array(goals))
+    states = dataset.observations
+    records = preference_records(states, fields, cfg.n_users, cfg.pairs_per_user, cfg.label_noise,
+                                 seed=cfg.seed + 1)
+    rng = np.random.default_rng(cfg.seed + 2)
+    comparison = torch.from_numpy(states[rng.choice(len(states), cfg.comparison_size, replace=False)])
+    # r_t = r(s_{t+1}, z), Alg. 2's alternative: the action taken at t changes its own reward
+    episodes_np = dataset.episodes(dataset.next_observations if cfg.next_state else states)
+    n_ep, L = episodes_np.shape[:2]
+    episodes = torch.from_numpy(episodes_np)
+    actions = np.tile(dataset.actions, (cfg.relabel_copies, 1))
+    test = test_episodes(maze, fields, cfg.eval_per_goal, seed=cfg.seed + 3)
+    sim = MazeSim(maze, len(test.goal_index), dataset.config.action_repeat)
+    pool = states[np.random.default_rng(cfg.seed + 4).choice(len(states), 2000, replace=True)]
+    models: dict[str, Any] = {}
+    doc: dict[str, Any] = {"task": f"maze-{cfg.maze}-{k}goals", "context_sizes": list(cfg.context_sizes),
+                           "models": {}, "per_goal": {}, "goals": [list(g) for g in goals],
+                           "reward_val_accuracy": {}, "timing_s": {}, "paths": {}}
+    for policy_name in cfg.policies:
+        t0 = time.time()
+        base, scaling = parse_policy(policy_name)
+        if base == "oracle":
+            dmax = max(float(f.table[np.isfinite(f.table)].max()) for f in fields)
+            z_parts, r_parts = [], []
+            for c in range(cfg.relabel_copies):
+                g = rng.integers(k, size=n_ep)
+                d = np.stack([fields[gi](episodes_np[e]) for e, gi in enumerate(g)])
+                r_parts.append(oracle_rewards(d, dmax).reshape(-1))
+                z_parts.append(np.repeat(goals_xy[g], L, axis=0))
+            z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
+        else:
+            if base not in models:
+                # the seed in the path: train_reward_model resumes a run found in its folder
+                run_dir = out / f"k{k}-seed{cfg.seed}" / "rewards" / base
+                models[base], result = train_reward_model(records, base, _reward_train_config(base, cfg), run_dir)
+                doc["reward_val_accuracy"][base] = (result.best_metrics or {}).get("accuracy")
+                log(f"[K={k}] reward model {base}: best validation accuracy "
+                    f"{doc['reward_val_accuracy'][base]}")
+            model = models[base]
+            z_parts, r_parts = [], []
+            for c in range(cfg.relabel_copies):
+                z = _relabel_latents(base, model, records, n_ep, rng)
+                r_parts.append(relabel(model, episodes, z, scaling, comparison).reshape(-1).numpy())
+                z_parts.append(np.repeat(z.numpy(), L, axis=0))
+            z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
+        policy = train_iql(np.tile(states, (cfg.relabel_copies, 1)), z_rows.astype(np.float32), actions,
+                           rewards, L, cfg.iql, seed=cfg.seed)
+        curve, per_goal = {}, {}
+        for n in cfg.context_sizes:
+            if base == "oracle":
+                z = goals_xy[test.goal_index].astype(np.float32)
+            else:
+                z = user_latents(models[base], test, fields, pool, n, cfg.query_noise, seed=cfg.seed + 5 + n)
+            ok, paths = rollout(policy, z, sim, test, goals_xy, cfg.horizon, cfg.radius)
+            curve[str(n)] = _stats(ok)
+            per_goal[str(n)] = [float(ok[test.goal_index == g].mean()) for g in range(k)]
+            if n == max(cfg.context_sizes):
+                doc["paths"][policy_name] = paths[:, ::5].round(3).tolist()
+        doc["models"][policy_name] = curve
+        doc["per_goal"][policy_name] = per_goal
+        doc["timing_s"][policy_name] = round(time.time() - t0, 1)
+        log(f"[K={k}] {policy_name}: " + ", ".join(f"n={n} {100 * s['success']:.0f}%"
+                                                   for n, s in curve.items())
+            + f" ({doc['timing_s'][policy_name]} s)")
+    doc["test_goal_index"] = test.goal_index.tolist()
+    return doc
+
+
+def get_dataset(cfg: RLBenchConfig, out: Path, dataset_dir: Path | None = None) -> MazeDataset:
+    """The given dataset (checked to be from this maze), the one saved in ``out/dataset`` by an
+    earlier run with the same settings, or a new one."""
+    if dataset_dir is not None:
+        return load(dataset_dir, cfg.maze)
+    path = out / "dataset"
+    if (path / "manifest.json").is_file():
+        ds = load(path, cfg.maze)
+        if dataclasses.asdict(ds.config) == dataclasses.asdict(cfg.data):
+            return ds
+    ds = generate(cfg.data)
+    save(ds, path)
+    return ds
+
+
+def run_bench(cfg: RLBenchConfig, out: str | Path, dataset_dir: Path | None = None, log=print) -> list[dict]:
+    """Run every goal count; write ``maze-K.json``/``.csv``/``.png`` and print the tables."""
+    from .report import plot_rollouts, summary_lines, format_table, write_results
+
+    torch.manual_seed(cfg.seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    dataset = get_dataset(cfg, out, dataset_dir)
+    log(f"dataset: {len(dataset.observations)} steps in {dataset.n_episodes} episodes ({time.time() - t0:.0f} s)")
+    docs = []
+    for k in cfg.goal_counts:
+        doc = run_goal_count(k, dataset, cfg, out, log)
+        doc["config"] = json.loads(json.dumps(dataclasses.asdict(cfg)))
+        write_results(doc, out / f"maze-{k}goals")
+        plot_rollouts(doc, dataset.maze, out / f"maze-{k}goals.png")
+        log(format_table(doc))
+        for line in summary_lines(doc):
+            log(line)
+        docs.append(doc)
+    log(f"total {time.time() - t0:.0f} s")
+    return docs

@@ -1,0 +1,229 @@
+"""pluralign.rl: maze distances, user labels, relabelling (VPL Alg. 2/3, App. D.3), the dataset
+format, bad input, and (slow) the quick bench end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pluralign.rewards import build_reward_model
+from pluralign.rl.dataset import DatasetError, MazeDataConfig, MazeDataset, load, save
+from pluralign.rl.env import MissingRLDependency, require
+from pluralign.rl.maze import U_MAZE, GeodesicField, Maze, MazeError, spread_goals
+from pluralign.rl.relabel import batch_norm, max_norm, oracle_rewards, relabel
+from pluralign.rl.users import answer, label_pairs, preference_records
+
+# U-maze: free cells (1,1) (1,2) (1,3) / (2,3) / (3,1) (3,2) (3,3); (3,1) is 2 cells below
+# (1,1) in a straight line but 6 cells away through the maze.
+UMAZE = Maze.from_map(U_MAZE, "umaze")
+
+
+def test_cell_distances_by_hand():
+    d = UMAZE.cell_distances((1, 1))
+    expected = {(1, 1): 0, (1, 2): 1, (1, 3): 2, (2, 3): 3, (3, 3): 4, (3, 2): 5, (3, 1): 6}
+    for cell, v in expected.items():
+        assert d[cell] == v
+    assert np.isinf(d[0, 0]) and np.isinf(d[2, 1])  # walls
+
+
+def test_geodesic_follows_the_maze_not_the_straight_line():
+    f1 = GeodesicField(UMAZE, (1, 1), res=1)  # res 1: the cell graph, no diagonals possible here
+    centres = UMAZE.cell_to_xy(np.array([(1, 2), (2, 3), (3, 1)]))
+    np.testing.assert_allclose(f1(centres), [1.0, 3.0, 6.0])
+    f = GeodesicField(UMAZE, (1, 1), res=5)
+    straight = np.linalg.norm(centres[2] - UMAZE.cell_to_xy(np.array((1, 1))))
+    assert straight == pytest.approx(2.0)
+    # around the wall: at least the 4 cells of the corridor's inner side, at most the cell path
+    assert 4.0 < f(centres[2]) <= 6.0
+    assert f(UMAZE.cell_to_xy(np.array((1, 1)))) == pytest.approx(0.0)
+    # velocity columns are ignored
+    assert f(np.array([*centres[0], 3.0, -2.0])) == pytest.approx(1.0)
+
+
+def test_cell_xy_round_trip_and_coordinates():
+    m = Maze.named("medium")
+    assert m.cell_to_xy(np.array((1, 1))).tolist() == [-2.5, 2.5]  # gymnasium-robotics' convention
+    cells = np.array(m.free_cells())
+    np.testing.assert_array_equal(m.xy_to_cell(m.cell_to_xy(cells)), cells)
+
+
+def test_bad_maze_and_goals():
+    with pytest.raises(MazeError, match="outside the 5x5 map"):
+        GeodesicField(UMAZE, (7, 1))
+    with pytest.raises(MazeError, match=r"\(2, 1\) is a wall"):
+        UMAZE.check_cell((2, 1), "goal cell")
+    with pytest.raises(MazeError, match="unknown maze"):
+        Maze.named("huge")
+    with pytest.raises(MazeError, match="0 \\(free\\) and 1 \\(wall\\)"):
+        Maze.from_map([[0, 2]])
+    with pytest.raises(MazeError, match="cannot place 8 goals"):
+        spread_goals(UMAZE, 8)
+    goals = spread_goals(Maze.named("medium"), 10)
+    assert len(set(goals)) == 10
+
+
+def test_label_pairs_by_hand():
+    a_chosen, keep = label_pairs(np.array([1.0, 3.0, 2.0]), np.array([2.0, 1.0, 2.0]))
+    assert a_chosen.tolist() == [True, False, False]
+    assert keep.tolist() == [True, True, False]  # a tie cannot be decided
+    flipped, _ = label_pairs(np.array([1.0, 3.0]), np.array([2.0, 1.0]), 1.0, np.random.default_rng(0))
+    assert flipped.tolist() == [False, True]
+    with pytest.raises(ValueError, match="noise"):
+        label_pairs(np.zeros(1), np.ones(1), 1.5)
+
+
+def test_users_prefer_states_closer_by_shortest_path():
+    f = GeodesicField(UMAZE, (1, 1), res=1)
+    a = UMAZE.cell_to_xy(np.array([(3, 1), (1, 2)]))  # 6 and 1 steps
+    b = UMAZE.cell_to_xy(np.array([(1, 3), (3, 3)]))  # 2 and 4 steps
+    chosen, rejected = answer(a, b, f)
+    np.testing.assert_allclose(chosen, UMAZE.cell_to_xy(np.array([(1, 3), (1, 2)])))
+    states = np.concatenate([UMAZE.cell_to_xy(np.array(UMAZE.free_cells())), np.zeros((7, 2))], 1)
+    fields = [GeodesicField(UMAZE, g, 1) for g in [(1, 1), (3, 1)]]
+    recs = preference_records(states, fields, n_users=5, pairs_per_user=4, seed=1)
+    assert len(recs) == 20 and {r.user_latent for r in recs} == {0, 1}
+    assert {r.split for r in recs if r.user_id == "user00004"} == {"validation"}
+    for r in recs:
+        assert fields[r.user_latent](np.array(r.chosen)) < fields[r.user_latent](np.array(r.rejected))
+
+
+def test_scaling_by_hand():
+    raw = torch.tensor([[1.0, 2.0], [-4.0, 2.0]])
+    comp = torch.tensor([[1.0, 3.0], [2.0, 2.0]])  # means 2 and 2
+    assert batch_norm(raw, comp).tolist() == [[0.5, 1.0], [-2.0, 1.0]]
+    assert max_norm(raw).tolist() == [[0.25, 0.5], [-1.0, 0.5]]
+    np.testing.assert_allclose(oracle_rewards(np.array([0.0, 2.0, 4.0]), 4.0), [1.0, 0.5, 0.0])
+
+
+def _tiny(name: str, dim: int = 2, **extra):
+    torch.manual_seed(0)
+    return build_reward_model(name, {"option_dim": dim, "hidden_dim": 8, **extra}).eval()
+
+
+def test_relabel_alg2_uses_each_episodes_z():
+    model = _tiny("vpl", latent_dim=3, embed_dim=8)
+    episodes = torch.randn(3, 4, 2)
+    z = torch.randn(3, 3)
+    r = relabel(model, episodes, z, "none", chunk=2)  # chunks must not mix episodes up
+    for e in range(3):
+        torch.testing.assert_close(r[e], model.reward(episodes[e:e + 1], z[e:e + 1])[0])
+    assert not torch.allclose(r[0], model.reward(episodes[:1], z[1:2])[0])
+
+
+def test_relabel_alg3_spo_by_hand():
+    model = _tiny("btl")
+    episodes = torch.randn(2, 3, 2)
+    comparison = torch.randn(5, 2)
+    z = torch.zeros(2, 0)
+    r = relabel(model, episodes, z, "spo", comparison)
+    with torch.no_grad():
+        rs = model.reward(episodes.reshape(1, 6, 2)).reshape(2, 3)
+        rc = model.reward(comparison.unsqueeze(0))[0]
+    hand = torch.sigmoid(rs.unsqueeze(-1) - rc).mean(-1)  # mean_{s' in C} p(s > s')
+    torch.testing.assert_close(r, hand)
+    assert ((r >= 0) & (r <= 1)).all()
+    bn = relabel(model, episodes, z, "batchnorm", comparison)
+    torch.testing.assert_close(bn, rs / rc.mean())
+    mx = relabel(model, episodes, z, "maxnorm")
+    torch.testing.assert_close(mx, rs / rs.abs().max())
+
+
+def test_relabel_bad_input():
+    model = _tiny("btl", dim=4)
+    with pytest.raises(ValueError, match="trained on states of size 4"):
+        relabel(model, torch.zeros(1, 3, 2), torch.zeros(1, 0))
+    with pytest.raises(ValueError, match="needs a comparison set"):
+        relabel(model, torch.zeros(1, 3, 4), torch.zeros(1, 0), "spo")
+    with pytest.raises(ValueError, match="unknown reward scaling"):
+        relabel(model, torch.zeros(1, 3, 4), torch.zeros(1, 0), "zscore")
+
+
+def _fake_dataset(maze: str = "medium") -> MazeDataset:
+    rng = np.random.default_rng(0)
+    n = 6
+    obs = rng.normal(size=(n, 4)).astype(np.float32)
+    return MazeDataset(obs, rng.uniform(-1, 1, (n, 2)).astype(np.float32), obs + 1, Maze.named(maze),
+                       MazeDataConfig(maze=maze, n_episodes=2, episode_len=3))
+
+
+def test_dataset_round_trip_and_wrong_environment(tmp_path):
+    ds = _fake_dataset()
+    save(ds, tmp_path / "d")
+    back = load(tmp_path / "d", "medium")
+    for k in ("observations", "actions", "next_observations"):
+        np.testing.assert_array_equal(getattr(back, k), getattr(ds, k))
+    assert back.config == ds.config and back.n_episodes == 2
+    assert back.episodes(back.observations).shape == (2, 3, 4)
+    man = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert man["env"] == "PointMaze_Medium-v3" and man["observation_fields"] == ["x", "y", "vx", "vy"]
+    with pytest.raises(DatasetError, match="PointMaze_Medium-v3.*umaze"):
+        load(tmp_path / "d", "umaze")
+    man["format"] = "minari/0"
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(DatasetError, match="field 'format'"):
+        load(tmp_path / "d")
+    with pytest.raises(DatasetError, match="no manifest.json"):
+        load(tmp_path)
+
+
+def test_missing_dependency_names_the_extra():
+    with pytest.raises(MissingRLDependency, match=r"pip install 'pluralign\[rl\]'"):
+        require("pluralign_no_such_module")
+
+
+def test_simulator_matches_gymnasium_robotics():
+    pytest.importorskip("mujoco")
+    pytest.importorskip("gymnasium_robotics")
+    from pluralign.rl.env import MazeSim
+
+    m = Maze.named("medium")
+    sim = MazeSim(m, 2)
+    obs = sim.reset(m.cell_to_xy(np.array([(1, 1), (6, 6)])))
+    np.testing.assert_allclose(obs[:, :2], [[-2.5, 2.5], [2.5, -2.5]], atol=1e-6)
+    for _ in range(30):
+        obs = sim.step(np.array([[1.0, 0.0], [-1.0, 0.0]]))
+    assert obs[0, 0] > -2.5 and obs[1, 0] < 2.5 and abs(obs[0, 1] - 2.5) < 1e-3  # pushed along x only
+
+
+@pytest.mark.slow
+def test_quick_bench_end_to_end(tmp_path):
+    pytest.importorskip("d3rlpy")
+    pytest.importorskip("mujoco")
+    from pluralign.rl.bench import RLBenchConfig, run_bench
+    from pluralign.rl.iql import IQLSettings
+
+    cfg = RLBenchConfig.quick(policies=("np-btl", "vpl+spo", "oracle"), context_sizes=(0, 2),
+                              data=MazeDataConfig(n_episodes=20, episode_len=50), n_users=60,
+                              reward_steps=200, iql=IQLSettings(steps=60, hidden=32), eval_per_goal=2,
+                              horizon=20)
+    (doc,) = run_bench(cfg, tmp_path, log=lambda *_: None)
+    saved = json.loads((tmp_path / "maze-2goals.json").read_text())
+    assert saved["task"] == "maze-medium-2goals" and saved["context_sizes"] == [0, 2]
+    assert set(saved["models"]) == {"np-btl", "vpl+spo", "oracle"}
+    for curve in saved["models"].values():
+        for s in curve.values():
+            assert 0.0 <= s["success"] <= 1.0 and s["n"] == 4 and not math.isnan(s["stderr"])
+    # the users' labels are learnable: NP-BTL (fastest to train) is well above chance on new
+    # validation users after 200 steps (it reaches ~0.9 by 300)
+    assert saved["reward_val_accuracy"]["np-btl"] > 0.7
+    assert (tmp_path / "maze-2goals.png").stat().st_size > 1000
+    assert (tmp_path / "maze-2goals.csv").read_text().startswith("task,model,n_queries")
+    # a second run reuses the saved dataset only if it was made with the same settings
+    assert load(tmp_path / "dataset", "medium").config == cfg.data
+
+
+def test_cli_bad_input_is_a_clear_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from pluralign.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["rl", "bench", "--policy", "ppo", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "unknown policy 'ppo'" in res.output
+    save(_fake_dataset("umaze"), tmp_path / "u")
+    res = runner.invoke(app, ["rl", "bench", "--quick", "--dataset", str(tmp_path / "u"), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "PointMaze_UMaze-v3" in res.output and "'medium'" in res.output
