@@ -27,7 +27,7 @@ import numpy as np
 from .records import PreferenceRecord
 from .splits import split_records
 from .synthetic import attribute_records, correlated_gaussian, flip_labels
-from .users import WeightedUser, attribute_users, sample_simplex_users
+from .users import attribute_users, sample_simplex_users
 
 Kind = Literal["types", "dirichlet", "new-users"]
 
@@ -137,8 +137,3 @@ def _split_by_user(records: Sequence[PreferenceRecord], fractions: Sequence[floa
     assign = {users[u]: names[int(np.searchsorted(bounds, rank, side="right"))]
               for rank, u in enumerate(order)}
     return [r.replace(split=assign[r.user_id]) for r in records]
-
-
-def weighted_users(weights: np.ndarray) -> list[WeightedUser]:
-    """Users with the given (m, K) weight rows."""
-    return [WeightedUser(w) for w in np.asarray(weights)]

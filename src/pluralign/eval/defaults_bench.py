@@ -130,8 +130,8 @@ def run_population(spec: PopulationSpec, cfg: DefaultsBenchConfig, out: Path,
     for name in cfg.models:
         rtc = RewardTrainConfig(split_seed=cfg.seed)
         rtc.tasks.seed = cfg.seed
-        rtc.train = dataclasses.replace(rtc.train, seed=cfg.seed, resume_from_checkpoint=False,
-                                        disable_tqdm=not cfg.progress)
+        # an interrupted bench, run again on the same --out, continues its training runs
+        rtc.train = dataclasses.replace(rtc.train, seed=cfg.seed, disable_tqdm=not cfg.progress)
         if cfg.max_steps is not None:
             rtc.train = dataclasses.replace(rtc.train, max_steps=cfg.max_steps,
                                             save_steps=min(rtc.train.save_steps, cfg.max_steps))

@@ -4,8 +4,9 @@
 Training batches follow the NP paper (App. C.1): ``n_tasks`` tasks a batch, each a random user
 with N^C ~ U[context_min, context_max] context pairs drawn *inside* its N^T target pairs; the loss
 is the model's own objective on the targets (``model(batch)``). Validation uses fixed tasks from
-the validation split with the context *disjoint* from the targets and monitors accuracy on
-those unseen pairs, keeping the best checkpoint. Every random stream has its own seed: the
+the validation split with the context *disjoint* from the targets and scores those unseen
+pairs (accuracy and predictive NLL); the preset's metric picks the best checkpoint and stops
+early (:mod:`pluralign.train.presets`; ``tuned``: NLL, a data-scaled step budget). Every random stream has its own seed: the
 training sampler ``tasks.seed``, the validation tasks ``tasks.seed + 1``, the loop ``train.seed``.
 """
 
@@ -29,7 +30,7 @@ from ..data.tasks import TaskSampler, collate
 from ..eval.metrics import EvalData, correctness, predict
 from .config import ConfigError, TrainConfig, check_types, config_from_dict, read_yaml
 from .loop import FitResult, fit
-from .presets import DEFAULT_PRESET, PRESETS, get_preset, step_budget
+from .presets import BUDGET_MIN_STEPS, DEFAULT_PRESET, PRESETS, get_preset, step_budget
 
 RUN_FILE = "run.json"
 
@@ -63,8 +64,6 @@ def default_train_config(preset: str | None = DEFAULT_PRESET) -> TrainConfig:
     ``max_steps`` is the preset's fixed budget or, for data-scaled presets, the budget's
     lower bound (:func:`train_reward_model` replaces it when ``step_budget`` is on).
     ``None``: the NP paper's optimisation (Adam, lr 1e-4, 2,000 steps, best by accuracy)."""
-    from .presets import BUDGET_MIN_STEPS
-
     p = get_preset("paper" if preset is None else preset)
     return TrainConfig(learning_rate=p.learning_rate, max_steps=p.max_steps or BUDGET_MIN_STEPS,
                        eval_steps=p.eval_steps, save_steps=p.eval_steps,
