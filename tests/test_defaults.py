@@ -161,6 +161,14 @@ def test_bench_defaults_smoke(tmp_path):
         assert doc["runs"]["np-btl"]["steps"] == 3 and set(gaps(doc)) == {"0", "1", "3"}
         assert doc["bayes"]["3"] > doc["bayes"]["0"] and (tmp_path / f"{name}.png").stat().st_size > 0
     assert "Monte Carlo" in json.loads((tmp_path / "dirichlet-k3-d6.json").read_text())["bayes_kind"]
+    assert json.loads((tmp_path / "types-k2-d4.json").read_text())["bayes_kind"].startswith("exact")
     assert (tmp_path / "summary.csv").read_text().startswith("population,model,gap_0")
     with pytest.raises(ValueError, match="unknown population"):
         DefaultsBenchConfig(populations=("nope",))
+
+
+def test_bayes_line_from_recorded_labels_says_what_it_is():
+    from pluralign.eval.metrics import EvalData
+
+    data = EvalData.from_records(by_split(_records())["test"])
+    assert "oracle" in data.bayes_kind and "deterministic" in data.bayes_kind

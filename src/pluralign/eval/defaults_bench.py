@@ -109,7 +109,10 @@ def eval_data(records, pop: Population, mc_samples: int, seed: int) -> EvalData:
     weights = pop.sample_weights(mc_samples, np.random.default_rng([seed, 99])) if pop.types is None \
         else np.eye(pop.A.shape[0])
     L = sampled_likelihood(weights, pop.scores(chosen.numpy()), pop.scores(rejected.numpy()), pop.noise)
-    return EvalData(chosen, rejected, user_ids(records), user_types(records), likelihood=L)
+    kind = ("exact enumeration over the types" if pop.types is not None else
+            f"Monte Carlo posterior over {mc_samples} Dirichlet draws")
+    return EvalData(chosen, rejected, user_ids(records), user_types(records), likelihood=L,
+                    bayes_kind=kind + (f", label noise {pop.noise:g}" if pop.noise else ""))
 
 
 def gaps(doc: dict[str, Any], model: str = "np-btl") -> dict[str, float]:
@@ -149,15 +152,12 @@ def run_population(spec: PopulationSpec, cfg: DefaultsBenchConfig, out: Path,
     test = eval_data(by_split(records)["test"], pop, cfg.mc_samples, cfg.seed)
     ecfg = EvalConfig(context_sizes=cfg.context_sizes, n_tasks=cfg.n_eval_tasks, seed=cfg.seed + 12345,
                       flip_test=False, active_units="vpl" in cfg.models)
-    bayes_kind = ("exact enumeration over the types" if pop.types is not None else
-                  f"Monte Carlo posterior over {cfg.mc_samples} Dirichlet draws")
     doc = evaluate_models(models, test, ecfg, task=spec.name, population=dataclasses.asdict(spec),
-                          data_info=info, runs=runs, bayes_kind=bayes_kind,
-                          bench_config=dataclasses.asdict(cfg))
+                          data_info=info, runs=runs, bench_config=dataclasses.asdict(cfg))
     doc.pop("bayes_realised", None)  # against drawn labels; the expected line is the reference
     write_json(doc, out / f"{spec.name}.json")
     write_csv(doc, out / f"{spec.name}.csv")
-    plot_accuracy(doc, out / f"{spec.name}.png", title=f"{spec.name} (Bayes: {bayes_kind})")
+    plot_accuracy(doc, out / f"{spec.name}.png", title=f"{spec.name} (Bayes: {test.bayes_kind})")
     log(format_table(doc))
     return doc
 

@@ -263,11 +263,10 @@ def run_vpl_didactic(cfg: SyntheticBenchConfig, out: Path, log: Callable[[str], 
     # the Bayes line from the annotators' Bradley–Terry probabilities, not from the labels they
     # happened to draw (those make an oracle that knows every coin flip)
     test.likelihood = likelihood_from_users(users, test.chosen.numpy(), test.rejected.numpy())
+    test.bayes_kind = "enumeration over the annotators with their Bradley-Terry choice probabilities"
     ecfg = EvalConfig(context_sizes=cfg.context_sizes, n_tasks=cfg.n_eval_tasks, seed=cfg.seed + 12345)
     curves = reward_curves(models, test, users, n_context, cfg.seed)
     doc = evaluate_models(models, test, ecfg, task="vpl-didactic", reward_curves=curves,
-                          bayes_kind="enumeration over the annotators with their Bradley-Terry "
-                                     "choice probabilities",
                           **_bench_meta(cfg, data_info, runs))
     _finish(doc, out, "vpl-didactic", log)
     plot_reward_curves(curves, out / "vpl-didactic-rewards.png")
