@@ -107,9 +107,13 @@ def test_bad_inputs_are_named(files, tmp_path):
     text = tmp_path / "text.jsonl"
     write_records([PreferenceRecord(user_id=f"u{i % 2}", prompt=f"p{i}", chosen="a", rejected="b")
                    for i in range(40)], text)
+    # text is embedded now, but 20 pairs a user cannot fill a task (checked before any model loads)
     res = invoke("train", "--data", text, "--model", "btl", "--out", tmp_path / "x")
-    assert res.exit_code == 1 and "embed" in res.output
+    assert res.exit_code == 1 and "no user has the 20 train pairs" in res.output
+    assert not (tmp_path / "x").exists()
     res = invoke("eval", tmp_path / "nothing", "--data", files / "data.jsonl")
+    assert res.exit_code == 1 and "no such folder" in res.output
+    res = invoke("eval", tmp_path, "--data", files / "data.jsonl")
     assert res.exit_code == 1 and "run.json" in res.output
     res = invoke("eval", tmp_path / "nothing", "--data", files / "data.jsonl", "--context-sizes", "1,x")
     assert res.exit_code == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from .commands import bench, cmpo, data, demo, generate, policy, rewards
+from .commands import bench, cmpo, data, demo, generate, policy, rank, rewards
 
 app = typer.Typer(help="Few-shot steerable alignment: personalised reward models and LM policies.",
                   no_args_is_help=True, add_completion=False)
@@ -15,6 +15,7 @@ app.add_typer(policy.app, name="policy", help="NP-DPO steerable policies (FiLM-c
 app.add_typer(cmpo.app, name="cmpo", help="CMPO plural-head policies steered by attribute weights.")
 app.command("train")(rewards.train)
 app.command("eval")(rewards.evaluate)
+app.command("rank")(rank.rank)
 app.command("generate")(generate.generate)
 app.command("demo")(demo.demo)
 

@@ -102,3 +102,55 @@ def defaults(
         raise typer.BadParameter(str(err)) from None
     run_defaults_bench(cfg, out, log=typer.echo)
     typer.echo(f"results written to {out}/")
+
+
+@app.command("active")
+def active(
+    out: Path = typer.Option(Path("runs/bench-active"), "--out", help="Folder for results (JSON, CSV, PNG) and trained models."),
+    quick: bool = typer.Option(False, "--quick", help="A CI-sized run: few training steps, 60 users, small data."),
+    task: list[str] = typer.Option(None, "--task", help="example-4.1, example-4.3, kmode, text (repeatable; default all)."),
+    model: list[str] = typer.Option(None, "--model", help="np-btl, vpl (repeatable; default both)."),
+    strategy: list[str] = typer.Option(None, "--strategy", help="random, uncertainty, info-gain (repeatable; default all)."),
+    steps: int = typer.Option(None, "--steps", help="Training steps per model (default 300; quick 40)."),
+    split: str = typer.Option("test", "--split", help="Users to evaluate: 'test' (report) or 'validation' (tuning)."),
+    eval_tasks: int = typer.Option(300, "--eval-tasks", help="Simulated users per curve."),
+    pool_size: int = typer.Option(100, "--pool-size", help="Candidate questions per user."),
+    n_pairs: int = typer.Option(8000, "--n-pairs", help="Pairs per synthetic data set (split 50/25/25)."),
+    kmode_k: int = typer.Option(4, "--kmode-k", help="K of the K-mode users (>= 4)."),
+    rho: float = typer.Option(0.7, "--rho", help="Example 4.3 correlation."),
+    text_data: str = typer.Option("corpus-2mode", "--text-data", help="Built-in text set of the text task."),
+    noise: list[float] = typer.Option(None, "--noise", help="Answer-flip rates of the robustness runs (repeatable; default 0.1 0.25 0.5)."),
+    robust_task: str = typer.Option("text", "--robust-task", help="Task the robustness runs use."),
+    n_samples: int = typer.Option(16, "--n-samples", help="Draws of VPL's q(z | answers) per question."),
+    n_candidates: int = typer.Option(32, "--n-candidates", help="Pool pairs scored per question under q samples (App. B's sampling search)."),
+    n_particles: int = typer.Option(64, "--n-particles", help="Particles of the NP-BTL posterior (training users' contexts)."),
+    particle_context: str = typer.Option("10,10", "--particle-context", help="min,max context size of a particle."),
+    lapse: float = typer.Option(0.05, "--lapse", help="Answer lapse rate of the particle likelihood."),
+    vpl_posterior: str = typer.Option("variational", "--vpl-posterior", help="'variational' (q samples, App. B) or 'particles'."),
+    vpl_beta_max: float = typer.Option(1.0, "--vpl-beta-max", help="VPL's KL weight after annealing on the synthetic tasks."),
+    reuse: bool = typer.Option(False, "--reuse", help="Load the models a previous run saved in --out instead of training."),
+    seed: int = typer.Option(0, "--seed", help="Seed of data, training and users."),
+) -> None:
+    """Active query selection (VPL App. B): accuracy vs questions answered for random,
+    uncertainty and information-gain questions, against the Bayes-optimal questioner."""
+    from ..eval.active_bench import ActiveBenchConfig, run_active_bench
+    from ..eval.active_eval import SelectionConfig
+
+    try:
+        lo, hi = (int(v) for v in particle_context.split(","))
+        if vpl_posterior not in ("variational", "particles"):
+            raise ValueError(f"--vpl-posterior must be 'variational' or 'particles', got {vpl_posterior!r}")
+        fields = dict(quick=quick, steps=steps, split=split, n_eval_tasks=eval_tasks, pool_size=pool_size,
+                      n_pairs=n_pairs, kmode_k=kmode_k, rho=rho, text_data=text_data, robust_task=robust_task,
+                      n_particles=n_particles, particle_context=(lo, hi), reuse=reuse, seed=seed,
+                      vpl_beta_max=vpl_beta_max,
+                      selection=SelectionConfig(n_samples=n_samples, n_candidates=n_candidates,
+                                                vpl_posterior=vpl_posterior, lapse=lapse))
+        for key, values in (("tasks", task), ("models", model), ("strategies", strategy), ("noise_levels", noise)):
+            if values:
+                fields[key] = tuple(values)
+        cfg = ActiveBenchConfig(**fields)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    run_active_bench(cfg, out, log=typer.echo)
+    typer.echo(f"results written to {out}/")

@@ -3,8 +3,8 @@
     pluralign cmpo train --out runs/cmpo --data builtin --attributes concise,detailed,formal
     pluralign cmpo eval --out runs/cmpo --interpolate concise:detailed
 
-Thin: parses options, loads the data, calls :mod:`pluralign.policies.cmpo_experiment` /
-:mod:`pluralign.policies.cmpo_report`.
+Thin: parses options, loads the data, calls :mod:`pluralign.policies.cmpo.experiment` /
+:mod:`pluralign.policies.cmpo.report`.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def train(
     threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
 ) -> None:
     """Convert the data to weight-conditioned pairs, train CMPO and the baselines."""
-    from ..policies.cmpo_experiment import CMPOExperimentConfig, run_training
+    from ..policies.cmpo.experiment import CMPOExperimentConfig, run_training
 
     set_threads(threads)
     attrs = _split_names(attributes)
@@ -167,9 +167,9 @@ def evaluate(
     threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
 ) -> None:
     """Attribute-conditioned accuracy vs baselines, behaviour under lambda, few-shot lambda."""
-    from ..policies.cmpo_experiment import CMPOExperimentConfig
-    from ..policies.cmpo_fewshot import FewShotConfig
-    from ..policies.cmpo_report import run_evaluation, run_fewshot
+    from ..policies.cmpo.experiment import CMPOExperimentConfig
+    from ..policies.cmpo.fewshot import FewShotConfig
+    from ..policies.cmpo.report import run_evaluation, run_fewshot
 
     set_threads(threads)
     if not (out / "experiment.json").is_file():
@@ -212,3 +212,107 @@ def evaluate(
                        f"{row['recovered']:.1%} of {row['users']} test users x {row['draws']} draws (head vote {row['head_vote_recovered']:.1%})")
         written.append(out / "fewshot.json")
     typer.echo("results: " + (", ".join(map(str, written)) or "none (--no-accuracy --no-fewshot)"))
+
+
+# --- the issue-16 protocol: select on validation, report on test, over seeds -----------------------
+
+def _protocol(config: Path):
+    """The protocol config (YAML) with the data's margins filled in, and the data loader."""
+    import dataclasses
+
+    from ..policies.cmpo.protocol import CMPOProtocolConfig
+    from ..train.config import ConfigError
+
+    if not config.is_file():
+        raise typer.BadParameter(f"{config}: no such config file")
+    try:
+        cfg = CMPOProtocolConfig.from_yaml(config)
+    except (ConfigError, ValueError) as err:
+        raise typer.BadParameter(str(err))
+    d = cfg.data
+    splits, margins = load_rated(d.source, cfg.experiment.attributes, d.seed, d.prompts)
+    if not cfg.experiment.margins and margins:
+        cfg = dataclasses.replace(cfg, experiment=dataclasses.replace(cfg.experiment, margins=margins))
+
+    def splits_for(sealed: bool) -> dict:
+        from ..policies.selection import SealedSplit
+
+        if not sealed:
+            return splits
+        return {**splits, "test": SealedSplit("test", [repr(r.prompt) for r in splits["test"]])}
+
+    return cfg, splits_for
+
+
+@app.command("select")
+def select_cmd(
+    out: Path = typer.Option(..., help="Run folder: stages, fewshot/, selection.json."),
+    config: Path = typer.Option(..., help="Protocol YAML (docs/cmpo.md, 'Selection discipline and seeds')."),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
+) -> None:
+    """Train CMPO + baselines, choose decoding and few-shot settings on validation only."""
+    from ..policies.cmpo.protocol import select
+    from ..policies.selection import sealed
+
+    set_threads(threads)
+    cfg, splits_for = _protocol(config)
+    select(sealed(cfg), splits_for(True), tokenizer_for(cfg.experiment.base_model),
+           scorers_for(cfg.data.source, cfg.experiment.attributes), out, log=typer.echo)
+    typer.echo(f"selection in {out / 'selection.json'}")
+
+
+@app.command("report")
+def report_cmd(
+    out: Path = typer.Option(..., help="Run folder written by `pluralign cmpo select`."),
+    config: Path = typer.Option(..., help="The protocol YAML selection ran with."),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
+) -> None:
+    """The test evaluation of the selected run (the only reader of the test split), ICL included."""
+    from ..policies.cmpo.protocol import report
+
+    set_threads(threads)
+    cfg, splits_for = _protocol(config)
+    try:
+        report(cfg, splits_for(False), tokenizer_for(cfg.experiment.base_model),
+               scorers_for(cfg.data.source, cfg.experiment.attributes), out, log=typer.echo)
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"results in {out / 'report.json'}")
+
+
+@app.command("seeds")
+def seeds_cmd(
+    out: Path = typer.Option(..., help="Folder: seed-<s>/ per seed, table.json/.md/_*.csv."),
+    config: Path = typer.Option(..., help="Protocol YAML."),
+    seeds: str = typer.Option("0,1,2", help="Seeds (experiment.seed: training and simulated users)."),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
+) -> None:
+    """select + report for every seed, then means with 95 % intervals over seeds."""
+    from ..policies.cmpo.multiseed import run_seeds
+
+    set_threads(threads)
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--seeds wants comma-separated integers, got {seeds!r}")
+    cfg, splits_for = _protocol(config)
+    res = run_seeds(cfg, seed_list, splits_for, tokenizer_for(cfg.experiment.base_model),
+                    scorers_for(cfg.data.source, cfg.experiment.attributes), out, log=typer.echo)
+    typer.echo(Path(res["paths"]["md"]).read_text())
+
+
+@app.command("aggregate")
+def aggregate_cmd(
+    runs: list[Path] = typer.Argument(..., help="Run folders with report.json (one per seed)."),
+    out: Path = typer.Option(..., help="Where table.json/.md/_*.csv go."),
+) -> None:
+    """Tables with 95 % intervals over already-reported seeds."""
+    from ..policies.cmpo.multiseed import aggregate
+
+    try:
+        res = aggregate(runs, out)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+    typer.echo(Path(res["paths"]["md"]).read_text())

@@ -52,6 +52,11 @@ def list_generators() -> None:
         params = ", ".join(f"--{flag.get(p, p)}={v.default}" for p, v in sig.parameters.items() if p != "split")
         typer.echo(f"{name}: {(fn.__doc__ or '').strip().splitlines()[0]}")
         typer.echo(f"    {params}")
+    from ..data import builtin
+
+    typer.echo("built-in text sets (`pluralign data text NAME --out FILE`):")
+    for name, description in builtin.available().items():
+        typer.echo(f"  {name}: {description}")
 
 
 @app.command()
@@ -141,6 +146,36 @@ def _print_summary(summary: dict) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         typer.echo(f"{key:<{width}}  {value}")
+
+
+@app.command("text")
+def text(
+    name: str = typer.Argument("corpus-2mode", help="A built-in text set (see `pluralign data list`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file, .jsonl or .parquet (written atomically)."),
+    users_per_type: Optional[int] = typer.Option(None, help="Simulated users of each type."),
+    pairs_per_user: Optional[int] = typer.Option(None, help="Pairs each user labels."),
+    seed: int = typer.Option(0, help="Random seed."),
+    split: bool = typer.Option(True, help="Keep the built-in train/validation/test column (--no-split: "
+                               "leave it out, and `pluralign train` makes a seeded split by prompt)."),
+) -> None:
+    """Write a built-in text preference set (TRL format + user_id, user_latent) to a file:
+    a text file to try `pluralign train --data FILE` on."""
+    from ..data import builtin
+    from ..data.io import write_records
+
+    if name not in builtin.REGISTRY:
+        _fail(f"unknown built-in text set {name!r}; choose one of: {', '.join(builtin.REGISTRY)}")
+    kwargs: dict[str, Any] = {"seed": seed}
+    if users_per_type is not None:
+        kwargs["users_per_group" if name.startswith("pets") else "users_per_type"] = users_per_type
+    if pairs_per_user is not None:
+        kwargs["pairs_per_user"] = pairs_per_user
+    records = builtin.load(name, **kwargs)
+    if not split:
+        records = [r.replace(split=None) for r in records]
+    write_records(records, out)
+    users = len({r.user_id for r in records})
+    typer.echo(f"wrote {len(records)} text pairs of {users} users ({name}) to {out}")
 
 
 @app.command()

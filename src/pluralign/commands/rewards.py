@@ -1,5 +1,5 @@
-"""``pluralign train`` and ``pluralign eval``: reward models on any records file with numeric
-options (synthetic data, or text records whose options were replaced by embeddings)."""
+"""``pluralign train`` and ``pluralign eval``: reward models on a records file with text options
+(embedded by a frozen encoder the run records) or numeric ones (synthetic data, embeddings)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _read(file: Path):
+    """Records of a JSONL/Parquet file or a saved ``datasets`` folder, or every problem on stderr."""
     from ..data.io import read_records
     from ..data.records import RecordValidationError
 
@@ -35,6 +36,20 @@ def _read(file: Path):
         _fail(str(err))
 
 
+def locator(file: Path):
+    """``describe(i, field)`` -> ``FILE:LINE: field 'FIELD'`` for record i of ``file`` (JSONL: the
+    i-th non-blank line, as the reader numbers them; Parquet and datasets: row i + 1)."""
+    lines = None
+    if file.is_file() and file.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        with open(file, "rb") as fh:
+            lines = [n for n, raw in enumerate(fh, start=1) if raw.strip()]
+
+    def describe(i: int, field: str) -> str:
+        return f"{file}:{lines[i] if lines else i + 1}: field '{field}'"
+
+    return describe
+
+
 def _context_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(v) for v in text.split(",") if v.strip())
@@ -46,7 +61,8 @@ def _context_sizes(text: str) -> tuple[int, ...]:
 
 
 def train(
-    data: Path = typer.Option(..., "--data", help="Records file (.jsonl / .parquet) with numeric options."),
+    data: Path = typer.Option(..., "--data", help="Records: .jsonl, .parquet or a saved `datasets` folder; "
+                              "text (TRL plain or conversational) or numeric options, plus user_id."),
     model: str = typer.Option(..., "--model", help="Reward model: btl, dpl, np-btl or vpl."),
     out: Path = typer.Option(..., "--out", help="Run folder: best/, last/, log.jsonl, run.json."),
     config: Optional[Path] = typer.Option(None, "--config",
@@ -54,13 +70,20 @@ def train(
     steps: Optional[int] = typer.Option(None, "--steps", help="Override train.max_steps (default: a budget that scales with the data; early stopping ends most runs sooner)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the loop, sampler and split seeds."),
     preset: str = typer.Option("tuned", "--preset", help="Defaults for what the config leaves unset: 'tuned' (sum pooling, antisymmetric pair encoder, lr 3e-4, VPL beta_max 0.01, trained to convergence), 'paper' (NP paper App. C.1: mean pooling, lr 1e-4, 2000 steps; VPL beta_max 1) or 'tuned-plain'. See docs/defaults.md."),
+    embedder: Optional[str] = typer.Option(None, "--embedder",
+                                           help="Text encoder: minilm (default), smollm2, or a local "
+                                                "Hugging Face model folder. Recorded in the run."),
+    max_length: int = typer.Option(256, "--max-length", help="Tokens per prompt + response; longer "
+                                   "texts lose the start of the prompt (a warning says how many)."),
 ) -> None:
-    """Train a reward model; resumes from OUT/last when it exists."""
+    """Train a reward model; text options are embedded with a frozen encoder (cached on disk).
+    Resumes from OUT/last when it exists."""
     import dataclasses
 
     from ..train.config import ConfigError
     from ..train.presets import PRESETS
-    from ..train.rewards import RewardTrainConfig, train_reward_model
+    from ..train.rewards import RUN_FILE, RewardTrainConfig
+    from ..train.run import train_run
 
     if model not in MODEL_NAMES:
         _fail(f"--model must be one of {', '.join(MODEL_NAMES)}, got {model!r}")
@@ -78,8 +101,23 @@ def train(
     except (ConfigError, ValueError) as err:
         _fail(str(err))
     records = _read(data)
+    if not records:
+        _fail(f"{data}: no records")
+    text = not records[0].is_numeric
+    if embedder is not None and not text:
+        _fail(f"--embedder applies to text options; {data} has numeric options")
+    if (out / RUN_FILE).is_file():
+        _check_resume(out, model, data)
     try:
-        _, result = train_reward_model(records, model, cfg, out, data_file=str(data))
+        from ..features.options import DEFAULT_EMBEDDER, open_embedder
+
+        def make_embedder():
+            typer.echo(f"{data}: {len(records)} text pairs of {len({r.user_id for r in records})} users; "
+                       f"embedding prompt + response with {embedder or DEFAULT_EMBEDDER}", err=True)
+            return open_embedder(embedder or DEFAULT_EMBEDDER, max_length=max_length)
+
+        _, result, feats = train_run(records, model, cfg, out, make_embedder=make_embedder, data_file=str(data),
+                                     describe=locator(data), log=lambda s: typer.echo(s, err=True))
     except (ConfigError, ValueError, TypeError) as err:
         _fail(str(err))
     from accelerate import PartialState
@@ -92,6 +130,21 @@ def train(
                + (" (stopped early)" if result.stopped_early else ""))
     typer.echo(f"best validation at step {result.best_step}: {best}")
     typer.echo(f"model: {result.best_dir}   log: {result.log_path}")
+    if feats.is_text:
+        typer.echo(f"embedder: {feats.spec['model']} ({feats.spec['pooling']} pooling, {feats.spec['dim']}-d, "
+                   f"max {feats.spec['max_length']} tokens), recorded in {out / RUN_FILE}")
+
+
+def _check_resume(out: Path, model: str, data: Path) -> None:
+    """Resuming ``out`` only makes sense for the same model (and says so when the data differ)."""
+    from ..train.rewards import RUN_FILE
+
+    meta = json.loads((out / RUN_FILE).read_text())
+    if meta.get("model") != model:
+        _fail(f"--out {out} holds a {meta.get('model')!r} run; --model is {model!r}. "
+              "Pick a new --out folder (or delete the old run)")
+    if meta.get("data") not in (None, str(data)):
+        typer.echo(f"warning: {out} was trained on {meta['data']}; resuming it on {data}", err=True)
 
 
 def evaluate(
@@ -106,52 +159,59 @@ def evaluate(
     task: Optional[str] = typer.Option(None, "--task", help="Task name in the results (default: data file stem)."),
 ) -> None:
     """Accuracy on unseen target pairs vs N^C, per user type, with the Bayes line and the
-    context-flip / active-unit diagnostics; writes JSON, CSV and PNG and prints a table."""
-    from ..checkpoint import CheckpointError
+    context-flip / active-unit diagnostics; writes JSON, CSV and PNG and prints a table. Text
+    records are embedded with the runs' recorded embedder."""
     from ..data.splits import by_split, split_records
     from ..eval.metrics import EvalConfig, EvalData
     from ..eval.plots import plot_accuracy, plot_per_type
     from ..eval.results import evaluate_models, format_table, write_csv, write_json
-    from ..rewards import RewardModel
-    from ..train.rewards import RUN_FILE, numeric_table
+    from ..eval.text_bench import format_per_type, type_names
+    from ..personalizer import Personalizer
 
     if split not in ("train", "validation", "test"):
         _fail(f"--split must be train, validation or test, got {split!r}")
     sizes = _context_sizes(context_sizes)
-    models, split_keys, targets = {}, set(), set()
+    models, split_keys, targets, features = {}, set(), set(), []
     for run in runs:
-        meta_path = run / RUN_FILE
-        if not meta_path.is_file():
-            _fail(f"{run}: no {RUN_FILE}; is it a folder written by `pluralign train`?")
-        meta = json.loads(meta_path.read_text())
-        cfg = meta["config"]
+        try:
+            p = Personalizer.from_pretrained(run)
+        except (ValueError, FileNotFoundError) as err:
+            _fail(str(err))
+        cfg = p.run["config"]
         split_keys.add((tuple(cfg["split_fractions"]), cfg["split_seed"]))
         targets.add(cfg["tasks"]["n_target"])
-        try:
-            model = RewardModel.from_pretrained(run / "best")
-        except CheckpointError as err:
-            _fail(str(err))
-        name = meta["model"] if meta["model"] not in models else f"{meta['model']} ({run.name})"
-        models[name] = model
+        name = p.model_name if p.model_name not in models else f"{p.model_name} ({run.name})"
+        models[name] = p.model
+        features.append((run, p.features))
     if len(split_keys) > 1:
         _fail(f"the runs were split differently ({sorted(split_keys)}); evaluate them separately")
+    run0, feats = features[0]
+    for run, other in features[1:]:
+        if not feats.same_as(other):
+            _fail(f"{run} and {run0} read options differently (embedder or standardisation); "
+                  "evaluate them separately")
     fractions, split_seed = split_keys.pop()
     records = _read(data)
     parts = by_split(split_records(records, fractions, seed=split_seed))
     if not parts[split]:
         _fail(f"the {split} split of {data} is empty")
-    try:
-        chosen, rejected = numeric_table(parts[split], split)
-        dims = {m.config.option_dim for m in models.values()}
-        if dims != {chosen.shape[1]}:
-            _fail(f"the models expect options of {sorted(dims)} features, {data} has {chosen.shape[1]}")
-        eval_data = EvalData.from_records(parts[split], chosen, rejected)
-        cfg = EvalConfig(context_sizes=sizes, n_tasks=n_tasks, seed=seed,
-                         n_target=n_target if n_target is not None else max(targets))
-        doc = evaluate_models(models, eval_data, cfg, task=task or data.stem,
-                              runs=[str(r) for r in runs], data_file=str(data), split=split)
-    except (ValueError, TypeError) as err:
-        _fail(str(err))
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            chosen, rejected = feats.record_vectors(parts[split])
+            eval_data = EvalData.from_records(parts[split], chosen, rejected)
+            cfg = EvalConfig(context_sizes=sizes, n_tasks=n_tasks, seed=seed,
+                             n_target=n_target if n_target is not None else max(targets))
+            names = type_names(records)
+            doc = evaluate_models(models, eval_data, cfg, task=task or data.stem,
+                                  runs=[str(r) for r in runs], data_file=str(data), split=split,
+                                  user_types={str(k): v for k, v in names.items()})
+        except (ValueError, TypeError) as err:
+            _fail(f"{data}: {err}")
+    for w in caught:  # e.g. test users with too few pairs for a task, long texts cut
+        typer.echo(f"warning: {data} ({split} split): {w.message}", err=True)
     write_json(doc, out)
     # beside the JSON, same stem ("example-4.1.json" -> "example-4.1.csv": not with_suffix)
     csv_path, png_path = out.with_name(out.stem + ".csv"), out.with_name(out.stem + ".png")
@@ -159,4 +219,6 @@ def evaluate(
     plot_accuracy(doc, png_path)
     per_type = plot_per_type(doc, out.with_name(out.stem + "-per-type.png"))
     typer.echo(format_table(doc))
+    if doc.get("per_type"):
+        typer.echo(format_per_type(doc, names))
     typer.echo(f"wrote {out}, {csv_path}, {png_path}" + (f", {per_type}" if per_type else ""))

@@ -104,7 +104,10 @@ def read_parquet(path: str | os.PathLike) -> list[PreferenceRecord]:
 
 
 def read_records(path: str | os.PathLike) -> list[PreferenceRecord]:
-    """Read records from ``.jsonl``/``.json`` or ``.parquet``, chosen by extension."""
+    """Read records from ``.jsonl``/``.json`` or ``.parquet`` (chosen by extension), or from a
+    folder saved by ``datasets`` (:func:`read_dataset_folder`)."""
+    if Path(path).is_dir():
+        return read_dataset_folder(path)
     suffix = Path(path).suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
         return read_jsonl(path)
@@ -222,3 +225,21 @@ def from_hf_dataset(dataset, name: str = "<dataset>") -> list[PreferenceRecord]:
             yield row
 
     return _rows_to_records(rows(), name)
+
+
+def read_dataset_folder(folder: str | os.PathLike) -> list[PreferenceRecord]:
+    """Records of a folder written by ``Dataset.save_to_disk`` (TRL format + ``user_id``); a
+    ``DatasetDict``'s train/validation/test parts become the records' ``split``."""
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(folder))
+    except (FileNotFoundError, ValueError) as err:
+        raise ValueError(f"{folder}: a folder, but not one saved by datasets' save_to_disk ({err})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        bad = sorted(set(ds) - {"train", "validation", "test"})
+        if bad:
+            raise ValueError(f"{folder}: DatasetDict parts {bad}; name them train, validation, test")
+        return [r.replace(split=name) for name, part in ds.items()
+                for r in from_hf_dataset(part, f"{folder}[{name}]")]
+    return from_hf_dataset(ds, str(folder))

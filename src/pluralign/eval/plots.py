@@ -48,19 +48,24 @@ def plot_accuracy(doc: Mapping[str, Any], path: str | os.PathLike, title: str | 
 
 
 def plot_per_type(doc: Mapping[str, Any], path: str | os.PathLike) -> Path | None:
-    """One panel per model: accuracy vs N^C for each user type (None without per-type data)."""
+    """One panel per model: accuracy vs N^C for each user type (None without per-type data).
+
+    Types are named by ``doc["user_types"]`` (``{"0": "concise", ...}``) where present, and the
+    panels share one y axis so models can be compared by eye.
+    """
     per_type = doc.get("per_type") or {}
     if not per_type:
         return None
+    names = doc.get("user_types") or {}
     fig = Figure(figsize=(4.0 * len(per_type), 3.5))
+    axes = fig.subplots(1, len(per_type), sharey=True, squeeze=False)[0]
     sizes = list(doc["context_sizes"])
-    for i, (name, types) in enumerate(per_type.items()):
-        ax = fig.add_subplot(1, len(per_type), i + 1)
+    for i, (ax, (name, types)) in enumerate(zip(axes, per_type.items())):
         for t, curve in sorted(types.items()):
             ns = [n for n in sizes if str(n) in curve]
             ax.errorbar(ns, [100 * curve[str(n)]["accuracy"] for n in ns],
                         yerr=[100 * curve[str(n)]["stderr"] for n in ns], marker="o", capsize=3,
-                        label=f"type {t}")
+                        label=names.get(str(t), f"type {t}"))
         ax.set_title(name)
         ax.set_xlabel("$N^C$")
         ax.set_xticks(sizes)

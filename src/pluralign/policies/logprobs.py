@@ -54,6 +54,18 @@ def prompt_text(tokenizer: Any, prompt: Text, *, use_chat_template: bool | None 
     return "\n".join(m["content"] for m in messages) + ("\n" if messages and messages[-1]["content"] else "")
 
 
+def encode_prompts(tokenizer: Any, prompts: Sequence[str], device: Any = "cpu") -> dict[str, torch.Tensor]:
+    """Left-padded ``input_ids`` / ``attention_mask`` of already-rendered prompt texts, for
+    ``generate`` (new tokens follow every prompt directly); the tokenizer's side is restored."""
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = old_side
+    return {k: v.to(device) for k, v in enc.items()}
+
+
 def response_text(response: Text) -> str:
     """A response given as text or as chat messages (the last assistant turn's content)."""
     if isinstance(response, str):

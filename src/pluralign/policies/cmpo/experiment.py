@@ -20,14 +20,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..data.cmpo_weights import (ConditionedPair, RatedResponse, attribute_pairs, convert_likert,
+from ...data.cmpo_weights import (ConditionedPair, RatedResponse, attribute_pairs, convert_likert,
                                  convert_pairs, summarize)
-from ..data.records import PreferenceRecord
-from ..train.config import TrainConfig
-from ..train.loop import fit
-from .cmpo_train import (CMPOObjective, build_pair_table, TrunkCache, likert_bins, make_pair_steps, make_sft_steps,
+from ...data.records import PreferenceRecord
+from ...train.config import TrainConfig
+from ...train.loop import fit
+from .train import (CMPOObjective, build_pair_table, TrunkCache, likert_bins, make_pair_steps, make_sft_steps,
                          pad_id, steerlm_prompt, table_metrics, to_likert)
-from .logprobs import tokenize_pair
+from ..logprobs import tokenize_pair
 from .plural_heads import PluralConfig, PluralLM, load_base
 
 PAIR_MODES = ("likert", "all_pairs")
@@ -159,7 +159,7 @@ def train_pairs_model(name: str, out_dir: Path, tokenizer: Any, config: CMPOExpe
     result = fit(model, step_fn, batch_fn, train_config(config, steps), stage.dir / "fit", val_fn=val_fn)
     model.save_pretrained(stage.model_dir, {"stage": name})
     _log(out_dir, {"stage": name, "pairs": len(pairs), "steps": steps, "wall_s": round(time.time() - t0, 1),
-                   "train": result.train_metrics, "val": result.best_metrics,
+                   "train": result.train_metrics, "val": result.best_metrics, "best_step": result.best_step,
                    "params": model.parameter_report()})
     del model
     gc.collect()

@@ -23,12 +23,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..data.tasks import TaskItem, TaskSampler
-from ..eval.metrics import summarize
+from ...data.tasks import TaskItem, TaskSampler
+from ...eval.metrics import summarize
 from .data import PolicyBatch, PolicyData
-from .logprobs import prompt_text
-from .np_dpo import NPDPOPolicy
-from .train_np_dpo import policy_logprobs
+from ..logprobs import encode_prompts, prompt_text
+from .policy import NPDPOPolicy
+from .train import policy_logprobs
 
 
 @dataclass
@@ -114,7 +114,7 @@ def accuracy_vs_context(policies: Mapping[str, NPDPOPolicy | Mapping[int, NPDPOP
     config = config or PolicyEvalConfig()
     tasks = sample_type_tasks(data, config)
     doc: dict[str, Any] = {"task": "np-dpo implicit-reward accuracy", "context_sizes": list(config.context_sizes),
-                           "bayes": None, "models": {}, "per_type": {}, "config": asdict(config)}
+                           "bayes": None, "models": {}, "per_type": {}, "per_task": {}, "config": asdict(config)}
     for name, model in policies.items():
         per_type: dict[str, dict[str, Any]] = {}
         overall: dict[int, list[np.ndarray]] = {n: [] for n in config.context_sizes}
@@ -130,6 +130,8 @@ def accuracy_vs_context(policies: Mapping[str, NPDPOPolicy | Mapping[int, NPDPOP
                 by_n = {n: _conditioned_accuracy(policy, data, [_with_context(it, n) for it in items])
                         for n in config.context_sizes}
             per_type[str(t)] = {str(n): summarize(a) for n, a in by_n.items()}
+            # per-task values: the multi-seed tables bootstrap over tasks (policies/seeds.py)
+            doc["per_task"].setdefault(name, {})[str(t)] = {str(n): a.tolist() for n, a in by_n.items()}
             for n, a in by_n.items():
                 overall[n].append(a)
         doc["per_type"][name] = per_type
@@ -142,7 +144,7 @@ def plot_accuracy_per_type(doc: Mapping[str, Any], path) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..eval.plots import _save
+    from ...eval.plots import _save
 
     types = sorted({t for per in doc["per_type"].values() for t in per}, key=int)
     sizes = doc["context_sizes"]
@@ -176,17 +178,9 @@ def generate_answers(policy: NPDPOPolicy, tokenizer: Any, prompts: Sequence[str]
     """Answers to ``prompts`` under FiLM(z) (``z`` (1, z_dim) or None); ``reference=True``
     answers with the base model (adapters and FiLM off). Sampling is seeded, so two users'
     answers differ only through z."""
-    from .reference import reference_mode
+    from ..reference import reference_mode
 
-    texts = [prompt_text(tokenizer, p) for p in prompts]
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = old_side
-    device = next(policy.parameters()).device
-    enc = {k: v.to(device) for k, v in enc.items()}
+    enc = encode_prompts(tokenizer, [prompt_text(tokenizer, p) for p in prompts], next(policy.parameters()).device)
     torch.manual_seed(seed)
     kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tokenizer.pad_token_id,
               eos_token_id=tokenizer.eos_token_id)
@@ -209,7 +203,7 @@ def steered_behaviour(policy: NPDPOPolicy, tokenizer: Any, data: PolicyData, pro
     """Score steered answers per user type: for ``users_per_type`` users of each type in
     ``data`` (test users), k of their pairs give z. Returns ``{"rows": [...], "samples": [...]}``
     with the mean and standard error of ``attribute`` per (model, user type)."""
-    from ..data.builtin.scorers import score
+    from ...data.builtin.scorers import score
 
     rng = np.random.default_rng(seed)
     rows, samples = [], []

@@ -18,16 +18,16 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..data.cmpo_weights import RatedResponse, attribute_pairs
-from ..train.loop import fit
-from ..data.tasks import collate
-from .cmpo_eval import interpolation, monotone, pair_accuracy, score_sequences, spearman
-from .cmpo_experiment import (CMPOExperimentConfig, _subsample, all_pairs, load_stage, stage_names,
+from ...data.cmpo_weights import RatedResponse, attribute_pairs
+from ...train.loop import fit
+from ...data.tasks import collate
+from .evaluate import interpolation, monotone, pair_accuracy, score_sequences, spearman
+from .experiment import (CMPOExperimentConfig, _subsample, all_pairs, load_stage, stage_names,
                               steerlm_condition, trunk_cache_for)
-from .cmpo_fewshot import (FewShotConfig, FewShotWeights, fewshot_step, option_features, recovery,
+from .fewshot import (FewShotConfig, FewShotWeights, fewshot_step, option_features, recovery,
                            simulate_users)
-from .cmpo_train import TrunkCache, pad_id, reference_from_rows, rows_logprobs, rows_vertex_logprobs
-from .logprobs import tokenize_pair
+from .train import TrunkCache, pad_id, reference_from_rows, rows_logprobs, rows_vertex_logprobs
+from ..logprobs import tokenize_pair
 from .plural_heads import PluralLM
 
 
@@ -158,22 +158,60 @@ def _pool_features(model: PluralLM, tokenizer: Any, rated: Sequence[RatedRespons
     return feats[0], feats[1], sa, sb
 
 
+def fewshot_tables(model: PluralLM, tokenizer: Any, config: CMPOExperimentConfig, cache: TrunkCache | None,
+                   parts: Mapping[str, tuple[Sequence[RatedResponse], int, int]], *, pairs_per_user: int = 20,
+                   max_pool: int = 600, features: str = "sum+mean") -> dict[str, Any]:
+    """Simulated users per split: ``parts[name] = (rated responses, users, seed)``; each user's
+    options described by ``model``'s per-head implicit rewards (``features`` views)."""
+    tables = {}
+    for split, (rated, n_users, s) in parts.items():
+        fa, fb, sa, sb = _pool_features(model, tokenizer, rated, config, cache, max_pool, s, features)
+        tables[split] = simulate_users(fa, fb, sa, sb, n_users=n_users, pairs_per_user=pairs_per_user,
+                                       seed=s, prefix=f"{split}-user")
+    return tables
+
+
+def fit_fewshot_encoder(tables: Mapping[str, Any], k: int, out_dir: Path, *, steps: int, n_context: int,
+                        pair_symmetry: str, features: str, draws: int, seed: int) -> tuple[FewShotWeights, Any]:
+    """Train the few-shot lambda encoder on ``tables["train"]``; its checkpoint is chosen on
+    recovery of ``tables["val"]`` users from ``n_context`` choices. Saves ``out_dir/model``."""
+    torch.manual_seed(seed)  # the encoder's init must not depend on what ran before (accuracy, generation)
+    enc = FewShotWeights(FewShotConfig(k=k, pair_symmetry=pair_symmetry, features=features))
+    enc.fit_scale(torch.cat([tables["train"].chosen, tables["train"].rejected]))
+    sampler = tables["train"].sampler(context_range=(0, n_context), n_target=10, seed=seed)
+    train_table = tables["train"]
+
+    def batch_fn(step: int, stream: int):
+        return collate(sampler.sample(32, step, stream), train_table.chosen, train_table.rejected)
+
+    def val_fn(m):
+        return {"recovered": recovery(m, tables["val"], n_context=n_context, seed=seed, draws=draws)["recovered"]}
+
+    from ...train.config import TrainConfig
+
+    tc = TrainConfig(learning_rate=3e-3, max_steps=steps, eval_steps=max(steps // 5, 1), save_steps=steps,
+                     logging_steps=25, metric_for_best_model="recovered", greater_is_better=True,
+                     load_best_model_at_end=True, seed=seed, use_cpu=True, resume_from_checkpoint=False)
+    result = fit(enc, fewshot_step, batch_fn, tc, Path(out_dir) / "fit", val_fn=val_fn)
+    enc.save_pretrained(Path(out_dir) / "model")
+    return enc, result
+
+
 def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequence[RatedResponse],
                 val: Sequence[RatedResponse], test: Sequence[RatedResponse], tokenizer: Any, *,
                 steps: int = 3000, users: int = 60, pairs_per_user: int = 20, max_pool: int = 600,
                 contexts: Sequence[int] = (1, 2, 3, 4, 5), pair_symmetry: str = "none", draws: int = 1,
                 features: str = "sum+mean", seed: int = 0) -> dict[str, Any]:
-    """Train the few-shot lambda encoder on users of the train prompts; recovery on test users."""
+    """Train the few-shot lambda encoder on users of the train prompts; recovery on test users.
+    (``pluralign cmpo eval``; the protocol's select/report split this in two, see protocol.py.)"""
     out = Path(out_dir)
     t0 = time.time()
     cache = trunk_cache_for(config, out)
     model = load_stage(out, "cmpo")
-    tables = {}
-    for split, rated, n_users, s in (("train", train, users * 4, seed), ("val", val, users, seed + 1),
-                                     ("test", test, users, seed + 2)):
-        fa, fb, sa, sb = _pool_features(model, tokenizer, rated, config, cache, max_pool, s, features)
-        tables[split] = simulate_users(fa, fb, sa, sb, n_users=n_users, pairs_per_user=pairs_per_user,
-                                       seed=s, prefix=f"{split}-user")
+    tables = fewshot_tables(model, tokenizer, config, cache,
+                            {"train": (train, users * 4, seed), "val": (val, users, seed + 1),
+                             "test": (test, users, seed + 2)},
+                            pairs_per_user=pairs_per_user, max_pool=max_pool, features=features)
     del model
     gc.collect()
     if cache is not None:
@@ -181,25 +219,9 @@ def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequen
     # the simulated users' option features, for inspection (a plain torch.save file, not a checkpoint)
     (out / "fewshot").mkdir(parents=True, exist_ok=True)
     torch.save({k: vars(t) for k, t in tables.items()}, out / "fewshot" / "users.pt")
-    torch.manual_seed(seed)  # the encoder's init must not depend on what ran before (accuracy, generation)
-    enc = FewShotWeights(FewShotConfig(k=len(config.attributes), pair_symmetry=pair_symmetry, features=features))
-    enc.fit_scale(torch.cat([tables["train"].chosen, tables["train"].rejected]))
-    sampler = tables["train"].sampler(context_range=(0, max(contexts)), n_target=10, seed=seed)
-    train_table = tables["train"]
-
-    def batch_fn(step: int, stream: int):
-        return collate(sampler.sample(32, step, stream), train_table.chosen, train_table.rejected)
-
-    def val_fn(m):
-        return {"recovered": recovery(m, tables["val"], n_context=max(contexts), seed=seed, draws=draws)["recovered"]}
-
-    from ..train.config import TrainConfig
-
-    tc = TrainConfig(learning_rate=3e-3, max_steps=steps, eval_steps=max(steps // 5, 1), save_steps=steps,
-                     logging_steps=25, metric_for_best_model="recovered", greater_is_better=True,
-                     load_best_model_at_end=True, seed=seed, use_cpu=True, resume_from_checkpoint=False)
-    result = fit(enc, fewshot_step, batch_fn, tc, out / "fewshot" / "fit", val_fn=val_fn)
-    enc.save_pretrained(out / "fewshot" / "model")
+    enc, result = fit_fewshot_encoder(tables, len(config.attributes), out / "fewshot", steps=steps,
+                                      n_context=max(contexts), pair_symmetry=pair_symmetry, features=features,
+                                      draws=draws, seed=seed)
     rows = [recovery(enc, tables["test"], n_context=c, seed=seed, draws=draws) for c in contexts]
     res = {"rows": rows, "train_users": len(set(tables["train"].user_ids)),
            "test_users": len(set(tables["test"].user_ids)), "best_val": result.best_metrics,

@@ -1,0 +1,145 @@
+"""``pluralign rank``: rank candidate responses for one person from a few of their choices, with
+a run written by ``pluralign train`` (:class:`pluralign.Personalizer`)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def read_choices(file: Path, user: str | None) -> list[Any]:
+    """One person's choices from a JSONL/Parquet file of ``prompt``/``chosen``/``rejected`` rows
+    (``user_id`` optional; ``--user`` picks one person from a file of several)."""
+    from ..data.io import read_records
+    from ..data.records import Problem, RecordValidationError, parse_record
+
+    if not file.is_file():
+        _fail(f"--choices {file}: no such file")
+    if file.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        records, problems = [], []
+        for line_no, raw in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as err:
+                problems.append(Problem(str(file), line_no, "<row>", f"invalid JSON: {err.msg}"))
+                continue
+            if isinstance(row, dict):
+                row.setdefault("user_id", "(you)")
+            rec = parse_record(row, str(file), line_no, problems)
+            if rec is not None:
+                records.append(rec)
+    else:
+        try:
+            records, problems = read_records(file), []
+        except RecordValidationError as err:
+            records, problems = [], err.problems
+        except ValueError as err:
+            _fail(str(err))
+    if problems:
+        for p in problems[:50]:
+            typer.echo(str(p), err=True)
+        _fail(f"--choices {file}: {len(problems)} problem(s)")
+    users = sorted({r.user_id for r in records})
+    if user is not None:
+        records = [r for r in records if r.user_id == user]
+        if not records:
+            _fail(f"--choices {file} has no choices of --user {user!r} (users: {', '.join(users[:10])})")
+    elif len(users) > 1:
+        _fail(f"--choices {file} holds the choices of {len(users)} users ({', '.join(users[:5])}"
+              f"{' ...' if len(users) > 5 else ''}); pick one with --user")
+    return records
+
+
+def read_candidates(file: Path) -> list[Any]:
+    """Candidates from a ``.txt`` file (one per line) or a ``.jsonl`` file (each line a JSON
+    string, a vector, or an object with ``response``/``text``/``candidate``)."""
+    if not file.is_file():
+        _fail(f"--candidates {file}: no such file")
+    out = []
+    for line_no, raw in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        if file.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
+            out.append(raw)
+            continue
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as err:
+            _fail(f"{file}:{line_no}: invalid JSON: {err.msg}")
+        if isinstance(value, dict):
+            key = next((k for k in ("response", "text", "candidate") if k in value), None)
+            if key is None:
+                _fail(f"{file}:{line_no}: expected a field 'response', 'text' or 'candidate'")
+            value = value[key]
+        if isinstance(value, str) and not value.strip():
+            _fail(f"{file}:{line_no}: empty candidate")
+        out.append(value)
+    return out
+
+
+def _short(candidate: Any, width: int = 90) -> str:
+    if not isinstance(candidate, str):
+        return json.dumps(candidate)
+    text = " ".join(candidate.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def rank(
+    run: Path = typer.Argument(..., help="Run folder written by `pluralign train`."),
+    choices: Optional[Path] = typer.Option(None, "--choices", help="Your choices: JSONL/Parquet rows with "
+                                           "prompt, chosen, rejected (none: the population's view)."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="The prompt the candidates answer."),
+    candidates: Optional[Path] = typer.Option(None, "--candidates", help=".txt (one per line) or .jsonl file."),
+    candidate: Optional[list[str]] = typer.Option(None, "--candidate", help="A candidate (repeatable)."),
+    user: Optional[str] = typer.Option(None, "--user", help="The user_id to take from a --choices file of several."),
+    as_json: bool = typer.Option(False, "--json", help="Print the ranking as JSON."),
+) -> None:
+    """Rank candidates for one person, best first, with the model's scores r(y | your choices)."""
+    from ..personalizer import Personalizer
+
+    cands = (read_candidates(candidates) if candidates else []) + list(candidate or [])
+    if not cands:
+        _fail("no candidates: give --candidates FILE and/or --candidate TEXT")
+    mine = read_choices(choices, user) if choices else []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            p = Personalizer.from_pretrained(run)
+            if p.features.is_text and prompt is None:
+                _fail("--prompt is needed: this run reads prompt + response texts")
+            state = p.user(mine)
+            ranked = p.rank(prompt, cands, user=state)
+        except (ValueError, FileNotFoundError) as err:
+            _fail(str(err))
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+    same = not p.has_latent
+    if as_json:
+        typer.echo(json.dumps({
+            "run": str(run), "model": p.model_name, "personalized": not same, "n_choices": state.n_choices,
+            "prompt": prompt, "ranking": [{"rank": k + 1, "index": r.index, "candidate": r.candidate,
+                                           "score": r.score, "spread": r.spread} for k, r in enumerate(ranked)]},
+            indent=2))
+        return
+    who = f"from your {state.n_choices} choice(s)" if state.n_choices else "with no choices (the population's view)"
+    typer.echo(f"{p.model_name} ranking {who}:" if not same else
+               f"{p.model_name} ranks the same for everyone (it has no user representation; "
+               f"your {state.n_choices} choice(s) do not change it):")
+    spread = any(r.spread is not None for r in ranked)
+    for k, r in enumerate(ranked, start=1):
+        typer.echo(f"{k:>3}. {r.score:+8.3f}" + (f" ± {r.spread:.3f}" if spread else "")
+                   + f"  [{r.index}] {_short(r.candidate)}")
+    if spread:
+        typer.echo("± : posterior spread of the score (VPL: std of r(y | z) over z ~ q(z | your choices))")
