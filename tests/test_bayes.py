@@ -139,7 +139,7 @@ def test_likelihood_from_users_deterministic_and_bradley_terry():
 
     a, b = np.array([[1.0, 0.0], [0.0, 0.0]]), np.array([[0.0, 1.0], [0.0, 0.0]])
     L = B.likelihood_from_users([AttributeUser(0), AttributeUser(1)], a, b)
-    np.testing.assert_array_equal(L, [[1, 0.5], [0, 0.5]])
+    np.testing.assert_array_equal(L, [[1, np.nan], [0, np.nan]])  # a tie: the type abstains
     bump = GaussianBumpUser(0, [0.0], 1.0)
     Lb = B.likelihood_from_users([bump], np.array([[0.0]]), np.array([[1.0]]))
     assert Lb[0, 0] == pytest.approx(1 / (1 + math.exp(-0.5)))
@@ -150,3 +150,74 @@ def test_preference_matrix_needs_typed_users():
 
     with pytest.raises(ValueError, match="finitely many types"):
         B.preference_matrix([PreferenceRecord("u", "", [0.0], [1.0])])
+
+
+def test_indifferent_type_abstains():
+    """Types 0, 1, 2; type 1 is indifferent on pairs 0-2 (NaN). Counting it as evidence 0.5
+    would give pair 0 q = (1 + 0.5 + 1) / 3 = 5/6; abstaining, q = 1."""
+    nan = np.nan
+    L = np.array([[1, 1, 1, 0],
+                  [nan, nan, nan, 1],
+                  [1, 0, 0, 1]])
+    r = B.bayes_optimal_accuracy(L, [_items([], [0]), _items([], [1])])
+    np.testing.assert_allclose(r.item_expected, [1.0, 0.5])
+    np.testing.assert_allclose(r.item_accuracy, [1.0, 0.5])
+    # a record on pair 0 rules type 1 out (it never labels pair 0): posterior (1/2, 0, 1/2)
+    r = B.bayes_optimal_accuracy(L, [_items([0], [1])])
+    np.testing.assert_allclose(r.posterior, [[0.5, 0.0, 0.5]])
+    assert r.expected_accuracy == pytest.approx(0.5)
+    # pair 2 reveals type 0, which rejects pair 3's stored choice: expected 1, realised 0
+    r = B.bayes_optimal_accuracy(L, [_items([2], [3])])
+    np.testing.assert_allclose(r.posterior, [[1.0, 0.0, 0.0]])
+    assert r.expected_accuracy == 1.0 and r.accuracy == 0.0
+
+
+def test_stochastic_users_use_choice_probabilities():
+    """Bradley–Terry types A, B with P(stored chosen) 0.9 / 0.2 on pair 0 and 0.8 / 0.3 on
+    pair 1: no context q = 0.55; after a record on pair 0, p(A) = 0.9 / 1.1 = 9/11 and
+    q = (9·0.8 + 2·0.3) / 11 = 7.8/11."""
+    L = np.array([[0.9, 0.8], [0.2, 0.3]])
+    assert B.bayes_optimal_accuracy(L, [_items([], [1])]).expected_accuracy == pytest.approx(0.55)
+    r = B.bayes_optimal_accuracy(L, [_items([0], [1])])
+    np.testing.assert_allclose(r.posterior, [[9 / 11, 2 / 11]])
+    assert r.expected_accuracy == pytest.approx(7.8 / 11)
+    # from the users: P(a > b) = sigmoid(r(a) - r(b)), not a drawn label
+    from pluralign.data.users import GaussianBumpUser
+
+    u = GaussianBumpUser(0, [0.0], 1.0)
+    Lu = B.likelihood_from_users([u], np.array([[0.0], [1.0]]), np.array([[1.0], [0.0]]))
+    np.testing.assert_allclose(Lu, [[1 / (1 + math.exp(-0.5)), 1 / (1 + math.exp(0.5))]])
+
+
+def test_label_noise_likelihood():
+    """Deterministic types with 10% flipped labels: a record on pair 0 (A prefers it, B not)
+    gives p(A) = 0.9; on pair 1 (same split) q = 0.9·0.9 + 0.1·0.1 = 0.82."""
+    from pluralign.data.users import AttributeUser
+
+    a, b = np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([[0.0, 1.0], [0.0, 1.0]])
+    L = B.likelihood_from_users([AttributeUser(0), AttributeUser(1)], a, b, noise=0.1)
+    np.testing.assert_allclose(L, [[0.9, 0.9], [0.1, 0.1]])
+    r = B.bayes_optimal_accuracy(L, [_items([0], [1])])
+    np.testing.assert_allclose(r.posterior, [[0.9, 0.1]])
+    assert r.expected_accuracy == pytest.approx(0.82)
+
+
+def test_monte_carlo_posterior_over_simplex_users():
+    """Users w = (w0, 1 - w0), w0 ~ U(0, 1) (Dirichlet(1, 1)). Score differences (chosen -
+    rejected): pair 0 (1, -1) is preferred iff w0 > 1/2; pair 1 (3, -1) iff w0 > 1/4. No
+    context: q = 3/4; after a record on pair 0, w0 > 1/2 and q = 1."""
+    rng = np.random.default_rng(0)
+    w = rng.dirichlet([1.0, 1.0], size=20000)
+    sc, sr = np.array([[1.0, 0.0], [3.0, 0.0]]), np.array([[0.0, 1.0], [0.0, 1.0]])
+    L = B.sampled_likelihood(w, sc, sr)
+    assert L.shape == (20000, 2) and L.dtype == np.float32
+    assert B.bayes_optimal_accuracy(L, [_items([], [1])]).expected_accuracy == pytest.approx(0.75, abs=0.01)
+    assert B.bayes_optimal_accuracy(L, [_items([0], [1])]).expected_accuracy == pytest.approx(1.0)
+    # one-hot weights are the exact finite-type table, chunking changes nothing
+    from pluralign.data.users import AttributeUser
+
+    np.testing.assert_array_equal(B.sampled_likelihood(np.eye(2), sc, sr),
+                                  B.likelihood_from_users([AttributeUser(0), AttributeUser(1)], sc, sr))
+    items = [_items([0], [1]), _items([], [0, 1]), _items([1], [0])]
+    full, chunked = B.bayes_optimal_accuracy(L, items), B.bayes_optimal_accuracy(L, items, chunk=1)
+    np.testing.assert_allclose(full.item_expected, chunked.item_expected)

@@ -46,14 +46,16 @@ def test_batches_are_deterministic_and_validation_scores(records):
     assert a.target_chosen.shape == (4, 20, 1)
     model = build_model("btl", {"hidden_dim": 8}, option_dim=1)
     out = make_val_fn(parts["validation"], tasks)(model)
-    assert set(out) == {"accuracy", "loss"} and 0 <= out["accuracy"] <= 1 and out["loss"] > 0
+    assert set(out) == {"accuracy", "loss", "nll"} and 0 <= out["accuracy"] <= 1 and out["loss"] > 0
+    assert out["nll"] == pytest.approx(out["loss"], rel=1e-4)  # BTL: its objective is the predictive NLL
 
 
 def test_reward_train_config_yaml(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  max_steps: 7\ntasks:\n  n_tasks: 8\nsplit_fractions: [0.6, 0.2, 0.2]\n")
-    cfg = RewardTrainConfig.from_yaml(path)
-    assert cfg.train.max_steps == 7 and cfg.train.metric_for_best_model == "accuracy"
+    cfg = RewardTrainConfig.from_yaml(path)  # over the default (tuned) preset
+    assert cfg.train.max_steps == 7 and cfg.train.metric_for_best_model == "nll" and not cfg.step_budget
+    assert RewardTrainConfig.from_yaml(path, preset="paper").train.metric_for_best_model == "accuracy"
     assert cfg.tasks.n_tasks == 8 and cfg.split_fractions == (0.6, 0.2, 0.2)
     path.write_text("tasks:\n  context_max: 30\n")
     with pytest.raises(ConfigError, match="context_max"):

@@ -20,7 +20,7 @@ def synthetic(
     task: list[str] = typer.Option(None, "--task", help="example-4.1, example-4.3, vpl-didactic (repeatable; default all)."),
     model: list[str] = typer.Option(None, "--model", help="Train only these models (btl, dpl, np-btl, vpl; repeatable; default: each task's own list)."),
     rho: list[float] = typer.Option(None, "--rho", help="Example 4.3 correlations (repeatable; default -1 -0.7 0 0.7)."),
-    vpl_beta_max: float = typer.Option(1.0, "--vpl-beta-max", help="VPL's KL weight after annealing (VPL Table 2: 1)."),
+    vpl_beta_max: float = typer.Option(None, "--vpl-beta-max", help="VPL's KL weight after annealing (default: the preset's; paper 1 as VPL Table 2, tuned 0.01)."),
     n_pairs: int = typer.Option(20000, "--n-pairs", help="Pairs per synthetic data set (split 50/25/25)."),
     eval_tasks: int = typer.Option(1000, "--eval-tasks", help="Test tasks per context size."),
     seed: int = typer.Option(0, "--seed", help="Seed of data, task sampling and training."),
@@ -74,6 +74,36 @@ def text(
         run_text_bench(cfg, out, log=typer.echo)
     except FileNotFoundError as err:
         raise typer.BadParameter(str(err), param_hint="--data") from None
+
+
+@app.command("defaults")
+def defaults(
+    out: Path = typer.Option(Path("runs/bench-defaults"), "--out", help="Folder for results (JSON, CSV, PNG per population, summary) and runs."),
+    quick: bool = typer.Option(False, "--quick", help="CI smoke run: small populations, 150 steps, 200 test tasks (checks the plumbing, not the target)."),
+    population: list[str] = typer.Option(None, "--population", help="Run only these populations (repeatable; default all)."),
+    model: list[str] = typer.Option(None, "--model", help="Reward models to train with the defaults (repeatable; default np-btl)."),
+    eval_tasks: int = typer.Option(500, "--eval-tasks", help="Test tasks per context size."),
+    mc_samples: int = typer.Option(4000, "--mc-samples", help="Dirichlet draws of the Monte Carlo Bayes posterior."),
+    steps: int = typer.Option(None, "--steps", help="Override the default step budget (the run is then not the plain default)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of data, training and evaluation (tuning used other seeds)."),
+    jobs: int = typer.Option(1, "--jobs", help="Populations trained in parallel processes (one thread each)."),
+) -> None:
+    """The plain default `pluralign train` on simulated populations it was not tuned on, each
+    beside its Bayes-optimal line; a summary of the gap to Bayes per N^C."""
+    from ..eval.defaults_bench import DefaultsBenchConfig, run_defaults_bench
+
+    fields = dict(quick=quick, n_eval_tasks=eval_tasks, mc_samples=mc_samples, max_steps=steps, seed=seed,
+                  jobs=jobs)
+    if population:
+        fields["populations"] = tuple(population)
+    if model:
+        fields["models"] = tuple(model)
+    try:
+        cfg = DefaultsBenchConfig(**fields)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    run_defaults_bench(cfg, out, log=typer.echo)
+    typer.echo(f"results written to {out}/")
 
 
 @app.command("active")

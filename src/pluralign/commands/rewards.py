@@ -69,8 +69,9 @@ def train(
     out: Path = typer.Option(..., "--out", help="Run folder: best/, last/, log.jsonl, run.json."),
     config: Optional[Path] = typer.Option(None, "--config",
                                           help="YAML with sections model, tasks, train (see docs/training.md)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Override train.max_steps."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Override train.max_steps (default: a budget that scales with the data; early stopping ends most runs sooner)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the loop, sampler and split seeds."),
+    preset: str = typer.Option("tuned", "--preset", help="Defaults for what the config leaves unset: 'tuned' (sum pooling, antisymmetric pair encoder, lr 3e-4, VPL beta_max 0.01, trained to convergence), 'paper' (NP paper App. C.1: mean pooling, lr 1e-4, 2000 steps; VPL beta_max 1) or 'tuned-plain'. See docs/defaults.md."),
     embedder: Optional[str] = typer.Option(None, "--embedder",
                                            help="Text encoder: minilm (default), smollm2, or a local "
                                                 "Hugging Face model folder. Recorded in the run."),
@@ -82,19 +83,23 @@ def train(
     import dataclasses
 
     from ..train.config import ConfigError
+    from ..train.presets import PRESETS
     from ..train.rewards import RUN_FILE, RewardTrainConfig
     from ..train.run import train_run
 
     if model not in MODEL_NAMES:
         _fail(f"--model must be one of {', '.join(MODEL_NAMES)}, got {model!r}")
+    if preset not in PRESETS:
+        _fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     try:
-        cfg = RewardTrainConfig.from_yaml(config) if config else RewardTrainConfig()
+        cfg = RewardTrainConfig.from_yaml(config, preset=preset) if config else RewardTrainConfig(preset=preset)
         if steps is not None or seed is not None:
             train_cfg = dataclasses.replace(cfg.train, **({"max_steps": steps} if steps is not None else {}),
                                             **({"seed": seed} if seed is not None else {}))
             tasks = dataclasses.replace(cfg.tasks, seed=seed) if seed is not None else cfg.tasks
             cfg = dataclasses.replace(cfg, train=train_cfg, tasks=tasks,
-                                      split_seed=seed if seed is not None else cfg.split_seed)
+                                      split_seed=seed if seed is not None else cfg.split_seed,
+                                      step_budget=cfg.step_budget and steps is None)
     except (ConfigError, ValueError) as err:
         _fail(str(err))
     records = _read(data)

@@ -5,6 +5,15 @@ types by enumeration, p(t | D^C) ∝ p(t) ∏_{c ∈ D^C} p(c | t), and predicts
 posterior majority: chosen if q = Σ_t p(t | D^C)·p(chosen ≻ rejected | t) > 1/2 (a tie is a coin
 flip, worth 0.5). No model can beat it on average, so evaluation prints it beside every model.
 
+The likelihood table holds each type's *choice probabilities* — 1/0 for deterministic users,
+1-ε/ε under label noise ε, the Bradley–Terry probability for stochastic users — never the
+labels a stochastic user happened to draw (that would be an oracle, not a Bayes line). A type
+that is indifferent on a pair (or never labels it) is NaN in the table and *abstains*: it casts
+no vote on that target pair (q averages over the types with a preference), and since it would
+not have produced a record on the pair, a context record there rules it out.
+Continuous users (weights on a simplex) are handled by the same enumeration over M draws from
+their distribution: :func:`sampled_likelihood` (a Monte Carlo posterior).
+
 The closed forms reproduce the NP paper (Kobalczyk et al., §4.3 and App. A eq. 15-17): with two
 deterministic types, pairs that conflict with probability c, and N^C i.i.d. context pairs, the
 type stays unidentified only if no context pair conflicts ((1-c)^N^C), and then an unseen
@@ -69,8 +78,8 @@ def preference_matrix(records: Sequence[PreferenceRecord], types: Sequence[int] 
     Every user type of the simulated data labels every pair (the NP scheme), so record i's pair
     (``pair_id``) tells what each type prefers. Flipped labels (``meta["flipped"]``) are
     undone: the table holds the types' true preferences. With ``noise`` = ε each label is
-    flipped with probability ε, so entries are 1-ε / ε. Types that did not label the pair get
-    0.5 (no evidence) and a warning.
+    flipped with probability ε, so entries are 1-ε / ε. Types that did not label the pair
+    (indifferent: ties are dropped) get NaN — they abstain (module doc) — and a warning.
 
     Returns:
         (L of shape (n_types, P) float64, the type ids of its rows).
@@ -80,7 +89,7 @@ def preference_matrix(records: Sequence[PreferenceRecord], types: Sequence[int] 
     if not types:
         raise ValueError("no records with an integer user_latent and a pair_id: "
                          "the Bayes reference needs simulated users of finitely many types")
-    L = np.full((len(types), len(records)), 0.5)
+    L = np.full((len(types), len(records)), np.nan)
     missing = 0
     for i, r in enumerate(records):
         known = choices.get(r.pair_id, {}) if r.pair_id is not None else {}
@@ -92,23 +101,39 @@ def preference_matrix(records: Sequence[PreferenceRecord], types: Sequence[int] 
                 missing += 1
     if missing:
         warnings.warn(f"{missing} (type, record) entries unknown (type did not label the pair); "
-                      "treated as uninformative (0.5)", stacklevel=2)
+                      "those types abstain on the pair", stacklevel=2)
     if noise:
-        L = np.where(L == 0.5, 0.5, L * (1 - 2 * noise) + noise)
+        L = L * (1 - 2 * noise) + noise  # NaN stays NaN
     return L, types
 
 
-def likelihood_from_users(users, chosen: np.ndarray, rejected: np.ndarray) -> np.ndarray:
-    """L[t, i] = p(user t prefers chosen_i over rejected_i) straight from simulated users:
-    1/0 (0.5 on a tie) for deterministic users, the Bradley–Terry probability for stochastic
-    ones (anything with a ``prob`` method). chosen/rejected: (P, D) option (or score) arrays."""
+def likelihood_from_users(users, chosen: np.ndarray, rejected: np.ndarray, noise: float = 0.0) -> np.ndarray:
+    """L[t, i] = p(user t labels chosen_i over rejected_i) straight from simulated users: 1/0
+    for deterministic users (NaN on a tie: the user abstains), the Bradley–Terry probability for
+    stochastic ones (anything with a ``prob`` method); with label ``noise`` ε, L·(1-2ε) + ε.
+    chosen/rejected: (P, D) option (or score) arrays."""
     rows = []
     for u in users:
         if hasattr(u, "prob"):
             rows.append(u.prob(chosen, rejected))
         else:
-            rows.append((u.compare(chosen, rejected).astype(np.float64) + 1) / 2)
-    return np.stack(rows)
+            c = u.compare(chosen, rejected).astype(np.float64)
+            rows.append(np.where(c == 0, np.nan, (c + 1) / 2))
+    L = np.stack(rows)
+    return L * (1 - 2 * noise) + noise if noise else L
+
+
+def sampled_likelihood(weights: np.ndarray, scores_chosen: np.ndarray, scores_rejected: np.ndarray,
+                       noise: float = 0.0) -> np.ndarray:
+    """L[m, i] for users with linear rewards w_m · s over attribute scores: 1 if user m prefers
+    pair i's stored chosen option, 0 if the rejected one, NaN on a tie; with label ``noise`` ε,
+    1-ε / ε. weights: (M, K) — the one-hot rows of K finite types (exact enumeration), or M
+    draws from a continuous user distribution (a Monte Carlo posterior with a uniform prior
+    over the draws). scores_*: (P, K). Returns float32 (M, P)."""
+    diff = (np.asarray(scores_chosen, np.float64) - np.asarray(scores_rejected, np.float64)) @ np.asarray(
+        weights, np.float64).T  # (P, M)
+    L = np.where(diff > 0, 1.0 - noise, np.where(diff < 0, noise, np.nan))
+    return np.ascontiguousarray(L.T, dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +199,8 @@ def posterior(likelihood: np.ndarray, context: np.ndarray, mask: np.ndarray,
     if prior.shape != (n_types,) or np.any(prior < 0) or not np.isclose(prior.sum(), 1.0):
         raise ValueError(f"prior must be {n_types} non-negative numbers summing to 1")
     with np.errstate(divide="ignore"):
-        log_l = np.log(likelihood[:, context])  # (n_types, B, C)
+        # a type that abstains on a context pair could not have produced the record: p = 0
+        log_l = np.log(np.nan_to_num(likelihood[:, context].astype(np.float64), nan=0.0))  # (n_types, B, C)
         log_p = np.where(mask[None], log_l, 0.0).sum(axis=2).T + np.log(prior)  # (B, n_types)
     top = log_p.max(axis=1, keepdims=True)
     impossible = ~np.isfinite(top[:, 0])
@@ -183,8 +209,8 @@ def posterior(likelihood: np.ndarray, context: np.ndarray, mask: np.ndarray,
     return w / w.sum(axis=1, keepdims=True), impossible
 
 
-def bayes_optimal_accuracy(likelihood: np.ndarray, items: Sequence, prior: np.ndarray | None = None
-                           ) -> BayesResult:
+def bayes_optimal_accuracy(likelihood: np.ndarray, items: Sequence, prior: np.ndarray | None = None,
+                           chunk: int | None = None) -> BayesResult:
     """Exact Bayes-optimal accuracy on the unseen targets of ``items``.
 
     Args:
@@ -193,19 +219,37 @@ def bayes_optimal_accuracy(likelihood: np.ndarray, items: Sequence, prior: np.nd
             :func:`preference_matrix` on the records of the sampled split.
         items: :class:`pluralign.data.tasks.TaskItem`s (ragged contexts are fine).
         prior: over the types (default uniform; the NP tasks pick a user uniformly).
+        chunk: tasks per vectorised block (default: sized to keep blocks near 2M entries, so
+            tables of many Monte Carlo draws stay small in memory).
+    NaN entries abstain (module doc).
     """
-    L = np.asarray(likelihood, dtype=np.float64)
+    L = np.asarray(likelihood)
     if L.ndim != 2:
         raise ValueError(f"likelihood must be (n_types, P), got shape {L.shape}")
+    if L.dtype not in (np.float32, np.float64):
+        L = L.astype(np.float64)
     ctx, ctx_mask = _pad([np.asarray(it.context, dtype=np.int64) for it in items])
     tgt, tgt_mask = _pad([np.asarray(it.target, dtype=np.int64) for it in items])
     unseen, _ = _pad([np.asarray(it.unseen, dtype=bool) for it in items])
     unseen = unseen.astype(bool) & tgt_mask
-    post, impossible = posterior(L, ctx, ctx_mask, prior)
+    if chunk is None:
+        chunk = max(1, 2_000_000 // (L.shape[0] * max(1, ctx.shape[1] + tgt.shape[1])))
+    posts, imps, qs = [], [], []
+    for s in range(0, max(len(items), 1), chunk):
+        post, impossible = posterior(L, ctx[s: s + chunk], ctx_mask[s: s + chunk], prior)
+        lt = L[:, tgt[s: s + chunk]].astype(np.float64)  # (n_types, b, T)
+        votes = ~np.isnan(lt)  # abstaining types cast no vote on the pair
+        num = np.einsum("bt,tbk->bk", post, np.nan_to_num(lt, nan=0.0))
+        den = np.einsum("bt,tbk->bk", post, votes.astype(np.float64))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            qs.append(np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.5))
+        posts.append(post)
+        imps.append(impossible)
+    post, impossible = np.concatenate(posts), np.concatenate(imps)
     if impossible.any():
         warnings.warn(f"{int(impossible.sum())} task(s) have contexts no user type explains "
                       "(label noise?); the prior was used for them", stacklevel=2)
-    q = np.einsum("bt,tbk->bk", post, L[:, tgt])  # (B, T) p(stored chosen is the user's choice)
+    q = np.concatenate(qs)  # (B, T) p(stored chosen is the user's choice)
     realised = np.where(q > 0.5 + _EPS, 1.0, np.where(q >= 0.5 - _EPS, 0.5, 0.0))
     expected = np.maximum(q, 1.0 - q)
     n_unseen = unseen.sum(axis=1)

@@ -66,7 +66,8 @@ class EvalData:
     chosen, rejected: (P, D) option vectors. users / types: per pair (type -1 when unknown).
     conflicting: (P,) bool, the user types disagree on the pair; conflict_known: (P,) bool, the
     types' preferences on the pair are known (simulated data). likelihood: (n_types, P) table
-    for the Bayes-optimal reference, or None.
+    for the Bayes-optimal reference, or None; bayes_kind: how that table was made (written
+    beside the Bayes line in results).
     """
 
     chosen: torch.Tensor
@@ -76,6 +77,7 @@ class EvalData:
     conflicting: torch.Tensor | None = None
     conflict_known: torch.Tensor | None = None
     likelihood: np.ndarray | None = field(default=None, repr=False)
+    bayes_kind: str | None = None
 
     def __post_init__(self) -> None:
         p = len(self.users)
@@ -104,8 +106,11 @@ class EvalData:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 likelihood, _ = preference_matrix(records)
+        kind = None if likelihood is None else (
+            "enumeration over the user types' recorded labels: exact for deterministic users, "
+            "an oracle bound (it knows the coin flips) for stochastic ones")
         return cls(chosen.float(), rejected.float(), user_ids(records), user_types(records),
-                   conflicting, known, likelihood)
+                   conflicting, known, likelihood, kind)
 
 
 def sample_eval_tasks(data: EvalData, config: EvalConfig) -> dict[int, list[TaskItem]]:

@@ -53,6 +53,8 @@ def evaluate_models(models: Mapping[str, nn.Module], data: EvalData, config: Eva
         doc["per_type"] = curves["per_type"]
     if curves["bayes_realised"] is not None:
         doc["bayes_realised"] = curves["bayes_realised"]
+        if data.bayes_kind:
+            doc["bayes_kind"] = data.bayes_kind
     if config.flip_test:
         doc["flip_test"] = flip_test(models, tasks, data, config.batch_size)
     if config.active_units:
@@ -173,6 +175,8 @@ def format_table(doc: Mapping[str, Any]) -> str:
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     lines = [f"{doc['task']}: accuracy on unseen target pairs (%), ± standard error over tasks",
              fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
+    if doc.get("bayes") and doc.get("bayes_kind"):
+        lines.append(f"Bayes line: {doc['bayes_kind']}")
     flips = doc.get("flip_test") or {}
     if flips:
         lines.append("context-flip test: predictions unchanged when the context is flipped "

@@ -13,10 +13,13 @@
 
 Every task trains through :func:`pluralign.train.rewards.train_reward_model` (one loop for all
 models) and is scored by :func:`pluralign.eval.results.evaluate_models`, so the files follow the
-results schema of issue 3. Presets: ``paper`` is App. C.1 (Adam, lr 1e-4, 64 tasks a batch,
-MLPs 2×256 GELU, DeepSet with mean pooling); ``tuned`` changes what measurement showed matters
-(sum pooling, lr 3e-4, an antisymmetric pair encoder; see docs/rewards.md); ``tuned-plain`` is
-``tuned`` without the antisymmetric encoder.
+results schema of issue 3. Presets are those of ``pluralign train``
+(:mod:`pluralign.train.presets`): ``paper`` is App. C.1 (Adam, lr 1e-4, 64 tasks a batch, MLPs
+2×256 GELU, DeepSet with mean pooling); ``tuned`` changes what measurement showed matters (sum
+pooling, lr 3e-4, an antisymmetric pair encoder, VPL β_max 0.01; see docs/rewards.md and
+docs/defaults.md); ``tuned-plain`` is ``tuned`` without the antisymmetric encoder. Here every
+model trains a fixed number of steps (2,000; ``--quick`` 300) and keeps its best checkpoint by
+validation accuracy, so the tables stay comparable with earlier runs.
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ from ..data.synthetic import example41, example43, vpl_didactic
 from ..data.tasks import TaskItem, TaskSampler, collate
 from ..data.users import gaussian_bump_users
 from ..train.config import TrainConfig
+from ..train.presets import PRESETS
 from ..train.rewards import RewardTrainConfig, TaskConfig, train_reward_model
-from .bayes import example41_bayes_accuracy, example43_bayes_accuracy, example43_single_context_error
+from .bayes import (example41_bayes_accuracy, example43_bayes_accuracy, example43_single_context_error,
+                    likelihood_from_users)
 from .metrics import EvalConfig, EvalData, batches, correctness, predict, sample_eval_tasks
 from .plots import plot_accuracy
 from .results import evaluate_models, format_table, write_csv, write_json
@@ -46,18 +51,8 @@ from .results import evaluate_models, format_table, write_csv, write_json
 PAPER_NP_BTL_41 = {"0": 0.752, "1": 0.800, "3": 0.882, "5": 0.936, "10": 0.972}
 MODELS_41 = ("btl", "dpl", "np-btl", "vpl")
 
-#: Optimisation and architecture per preset; ``model`` fields apply to the context models.
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"learning_rate": 1e-4, "max_steps": 2000, "quick_steps": 300,
-              "model": {"pooling": "mean"}},
-    # sum pooling + an antisymmetric pair encoder (a flipped context pair negates its evidence):
-    # same Example 4.1 accuracy as tuned-plain, and flipping the context now flips the answers
-    "tuned": {"learning_rate": 3e-4, "max_steps": 2000, "quick_steps": 300,
-              "model": {"pooling": "sum", "pair_symmetry": "antisymmetric"}},
-    # the tuned preset before the antisymmetric encoder (reproduces the older tables)
-    "tuned-plain": {"learning_rate": 3e-4, "max_steps": 2000, "quick_steps": 300,
-                    "model": {"pooling": "sum"}},
-}
+#: training steps of every model when neither --steps nor --quick is given
+SYNTHETIC_STEPS = 2000
 
 
 @dataclass
@@ -69,7 +64,8 @@ class SyntheticBenchConfig:
     the preset. n_pairs: pairs per data set (paper: 20k, split 10k/5k/5k). n_eval_tasks: test
     tasks per N^C. tasks: which experiments (``example-4.1``, ``example-4.3``,
     ``vpl-didactic``). rhos: Example 4.3 correlations. vpl_latent_dim / vpl_beta_max: VPL's
-    latent size and the KL weight β reaches (VPL Table 2: 1; Table 4: 1e-4 or 0). models: restrict every task to these
+    latent size and the KL weight β reaches (None: the preset's — ``paper`` 1 as VPL Table 2,
+    ``tuned`` 0.01; VPL Table 4: 1e-4 or 0). models: restrict every task to these
     models (default: each task's own list; ``--quick`` trains fewer). n_hidden_layers: hidden
     layers of every MLP of every model (None: the model configs' default).
     """
@@ -87,7 +83,7 @@ class SyntheticBenchConfig:
     tasks: tuple[str, ...] = ("example-4.1", "example-4.3", "vpl-didactic")
     models: tuple[str, ...] | None = None
     vpl_latent_dim: int = 8
-    vpl_beta_max: float = 1.0
+    vpl_beta_max: float | None = None
     n_hidden_layers: int | None = None
     seed: int = 0
     progress: bool = True
@@ -102,7 +98,7 @@ class SyntheticBenchConfig:
         bad = set(self.models or ()) - set(MODELS_41)
         if bad:
             raise ValueError(f"unknown model(s) {sorted(bad)}; choose from {MODELS_41}")
-        if self.vpl_beta_max < 0 or self.vpl_latent_dim < 1:
+        if (self.vpl_beta_max is not None and self.vpl_beta_max < 0) or self.vpl_latent_dim < 1:
             raise ValueError("vpl_beta_max must be >= 0 and vpl_latent_dim >= 1")
         if any(not -1.0 <= r <= 1.0 for r in self.rhos):
             raise ValueError(f"rhos must lie in [-1, 1], got {self.rhos}")
@@ -123,23 +119,22 @@ class SyntheticBenchConfig:
     @property
     def steps(self) -> int:
         p = PRESETS[self.preset]
-        return self.max_steps or (p["quick_steps"] if self.quick else p["max_steps"])
+        return self.max_steps or (p.quick_steps if self.quick else (p.max_steps or SYNTHETIC_STEPS))
 
     @property
     def lr(self) -> float:
-        return self.learning_rate or PRESETS[self.preset]["learning_rate"]
+        return self.learning_rate or PRESETS[self.preset].learning_rate
 
 
 def model_fields(name: str, cfg: SyntheticBenchConfig) -> dict[str, Any]:
     """Config fields of model ``name`` under the preset (App. C.1 defaults otherwise)."""
-    fields: dict[str, Any] = {}
+    fields = PRESETS[cfg.preset].model_fields(name)
     if cfg.n_hidden_layers is not None:
         fields["n_hidden_layers"] = cfg.n_hidden_layers
-    if name in ("np-btl", "vpl"):
-        fields.update(PRESETS[cfg.preset]["model"])
-        if name == "vpl":
-            fields.update(latent_dim=cfg.vpl_latent_dim, anneal_steps=cfg.steps,
-                          beta_max=cfg.vpl_beta_max)
+    if name == "vpl":
+        fields.update(latent_dim=cfg.vpl_latent_dim, anneal_steps=cfg.steps)
+        if cfg.vpl_beta_max is not None:
+            fields["beta_max"] = cfg.vpl_beta_max
     return fields
 
 
@@ -155,8 +150,8 @@ def train_models(names, records, cfg: SyntheticBenchConfig, out: Path, log: Call
                             load_best_model_at_end=True, resume_from_checkpoint=False,
                             seed=cfg.seed, disable_tqdm=not cfg.progress, mixed_precision="auto",
                             prefetch_batches=True)
-        rtc = RewardTrainConfig(model=model_fields(name, cfg),
-                                tasks=TaskConfig(n_tasks=cfg.n_tasks, seed=cfg.seed), train=train)
+        rtc = RewardTrainConfig(model=model_fields(name, cfg), tasks=TaskConfig(n_tasks=cfg.n_tasks, seed=cfg.seed),
+                                train=train, preset=None)  # model_fields already applied the preset
         t0 = time.perf_counter()
         torch.manual_seed(cfg.seed)
         model, result = train_reward_model(records, name, rtc, out / "runs" / name)
@@ -171,7 +166,7 @@ def train_models(names, records, cfg: SyntheticBenchConfig, out: Path, log: Call
 
 
 def _bench_meta(cfg: SyntheticBenchConfig, task_info: dict, runs: dict) -> dict[str, Any]:
-    return {"bench_config": dataclasses.asdict(cfg), "preset": PRESETS[cfg.preset],
+    return {"bench_config": dataclasses.asdict(cfg), "preset": dataclasses.asdict(PRESETS[cfg.preset]),
             "train_steps": cfg.steps, "learning_rate": cfg.lr, "data_info": task_info, "runs": runs}
 
 
@@ -269,8 +264,13 @@ def run_vpl_didactic(cfg: SyntheticBenchConfig, out: Path, log: Callable[[str], 
     log(f"VPL didactic mixture ({m} annotators): training {', '.join(names)} for {cfg.steps} steps each")
     models, runs = train_models(names, records, cfg, out / "vpl-didactic", log)
     test = EvalData.from_records(by_split(records)["test"])
+    users = gaussian_bump_users(m, sigma=sigma)
+    # the Bayes line from the annotators' Bradley–Terry probabilities, not from the labels they
+    # happened to draw (those make an oracle that knows every coin flip)
+    test.likelihood = likelihood_from_users(users, test.chosen.numpy(), test.rejected.numpy())
+    test.bayes_kind = "enumeration over the annotators with their Bradley-Terry choice probabilities"
     ecfg = EvalConfig(context_sizes=cfg.context_sizes, n_tasks=cfg.n_eval_tasks, seed=cfg.seed + 12345)
-    curves = reward_curves(models, test, gaussian_bump_users(m, sigma=sigma), n_context, cfg.seed)
+    curves = reward_curves(models, test, users, n_context, cfg.seed)
     doc = evaluate_models(models, test, ecfg, task="vpl-didactic", reward_curves=curves,
                           **_bench_meta(cfg, data_info, runs))
     _finish(doc, out, "vpl-didactic", log)

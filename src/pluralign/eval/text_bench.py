@@ -111,7 +111,7 @@ def _train_config(cfg: TextBenchConfig, name: str) -> Any:
     model.update(cfg.model_fields.get(name, {}))
     tasks = TaskConfig(n_tasks=cfg.n_tasks, n_target=cfg.n_target,
                        context_max=min(max(cfg.context_sizes), cfg.n_target), val_tasks=256, seed=cfg.seed)
-    return RewardTrainConfig(model=model, tasks=tasks, train=train)
+    return RewardTrainConfig(model=model, tasks=tasks, train=train, preset=None)  # its own settings
 
 
 def train_one(records: list[PreferenceRecord], name: str, cfg: TextBenchConfig, out: Path,

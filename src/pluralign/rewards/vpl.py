@@ -26,14 +26,20 @@ from .base import Latent, PreparedCandidates, RewardModel
 from .np_btl import ContextConfig, build_set_encoder, decoder_scores
 
 
+#: β's annealing span when nothing set ``anneal_steps`` (a trainer normally does)
+FALLBACK_ANNEAL_STEPS = 10_000
+
+
 @dataclass
 class VPLConfig(ContextConfig):
     """latent_dim: size of z (VPL Table 2: 8, 16 or 32).
     learn_prior: learn the prior's mean and log-scale (App. E.5) or keep N(0, I).
     beta_max: the KL weight β reaches. beta_schedule: ``cosine`` (cyclical, Table 2) or
     ``constant`` (always beta_max). beta_cycles: annealing cycles within anneal_steps (4 =
-    "every 25% of the steps"). anneal_steps: training steps the schedule spans (set it to the
-    run's max steps; β stays at beta_max afterwards).
+    "every 25% of the steps"). anneal_steps: training steps the schedule spans; β stays at
+    beta_max afterwards. None (the default): the run's length —
+    :func:`pluralign.train.rewards.train_reward_model` sets it to the run's ``max_steps``; a
+    model trained some other way with None anneals over ``FALLBACK_ANNEAL_STEPS``.
     """
 
     latent_dim: int = 16
@@ -41,7 +47,7 @@ class VPLConfig(ContextConfig):
     beta_max: float = 1.0
     beta_schedule: str = "cosine"
     beta_cycles: int = 4
-    anneal_steps: int = 10_000
+    anneal_steps: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -52,7 +58,7 @@ class VPLConfig(ContextConfig):
         if self.beta_schedule not in ("cosine", "constant"):
             raise ValueError(f"VPLConfig.beta_schedule must be 'cosine' or 'constant', "
                              f"got {self.beta_schedule!r}")
-        if self.beta_cycles < 1 or self.anneal_steps < 1:
+        if self.beta_cycles < 1 or (self.anneal_steps is not None and self.anneal_steps < 1):
             raise ValueError(f"VPLConfig.beta_cycles and anneal_steps must be >= 1, got "
                              f"{self.beta_cycles}, {self.anneal_steps}")
 
@@ -104,7 +110,8 @@ class VPLRewardModel(RewardModel):
         c = self.config
         if c.beta_schedule == "constant":
             return c.beta_max
-        return cosine_beta(int(self.train_steps), c.anneal_steps, c.beta_max, 0.0, c.beta_cycles)
+        span = c.anneal_steps if c.anneal_steps is not None else FALLBACK_ANNEAL_STEPS
+        return cosine_beta(int(self.train_steps), span, c.beta_max, 0.0, c.beta_cycles)
 
     # --- interface -------------------------------------------------------------------------
     def reward(self, options: torch.Tensor, z: Latent | None = None) -> torch.Tensor:

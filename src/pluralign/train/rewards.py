@@ -4,8 +4,9 @@
 Training batches follow the NP paper (App. C.1): ``n_tasks`` tasks a batch, each a random user
 with N^C ~ U[context_min, context_max] context pairs drawn *inside* its N^T target pairs; the loss
 is the model's own objective on the targets (``model(batch)``). Validation uses fixed tasks from
-the validation split with the context *disjoint* from the targets and monitors accuracy on
-those unseen pairs, keeping the best checkpoint. Every random stream has its own seed: the
+the validation split with the context *disjoint* from the targets and scores those unseen
+pairs (accuracy and predictive NLL); the preset's metric picks the best checkpoint and stops
+early (:mod:`pluralign.train.presets`; ``tuned``: NLL, a data-scaled step budget). Every random stream has its own seed: the
 training sampler ``tasks.seed``, the validation tasks ``tasks.seed + 1``, the loop ``train.seed``.
 """
 
@@ -29,6 +30,7 @@ from ..data.tasks import TaskSampler, collate, collate_arrays
 from ..eval.metrics import EvalData, correctness, predict
 from .config import ConfigError, TrainConfig, check_types, config_from_dict, read_yaml
 from .loop import FitResult, fit
+from .presets import BUDGET_MIN_STEPS, DEFAULT_PRESET, PRESETS, get_preset, step_budget
 
 RUN_FILE = "run.json"
 
@@ -56,12 +58,19 @@ class TaskConfig:
                               f"{self.context_min}, {self.context_max}, {self.n_target}")
 
 
-def default_train_config() -> TrainConfig:
-    """The NP paper's optimisation (Adam, lr 1e-4) with validation accuracy picking the best
-    checkpoint; bf16 autocast where the hardware runs it natively (``mixed_precision: no`` for
-    fp32 everywhere); the next batch built in a background thread (the sampler is pure)."""
-    return TrainConfig(learning_rate=1e-4, max_steps=2000, eval_steps=100, save_steps=100,
-                       metric_for_best_model="accuracy", greater_is_better=True,
+def default_train_config(preset: str | None = DEFAULT_PRESET) -> TrainConfig:
+    """The training settings of ``preset`` (:mod:`pluralign.train.presets`): its learning
+    rate, validation every ``eval_steps``, the best checkpoint by its metric, early stopping.
+    ``max_steps`` is the preset's fixed budget or, for data-scaled presets, the budget's
+    lower bound (:func:`train_reward_model` replaces it when ``step_budget`` is on).
+    ``None``: the NP paper's optimisation (Adam, lr 1e-4, 2,000 steps, best by accuracy).
+    bf16 autocast where the hardware runs it natively (``mixed_precision: no`` for fp32
+    everywhere); the next batch built in a background thread (the sampler is pure)."""
+    p = get_preset("paper" if preset is None else preset)
+    return TrainConfig(learning_rate=p.learning_rate, max_steps=p.max_steps or BUDGET_MIN_STEPS,
+                       eval_steps=p.eval_steps, save_steps=p.eval_steps,
+                       metric_for_best_model=p.metric, greater_is_better=p.greater_is_better,
+                       early_stopping_patience=p.early_stopping_patience,
                        load_best_model_at_end=True, mixed_precision="auto", prefetch_batches=True)
 
 
@@ -69,28 +78,59 @@ def default_train_config() -> TrainConfig:
 class RewardTrainConfig:
     """Everything ``pluralign train`` reads from its YAML file (sections of the same names).
 
-    model: fields of the chosen model's config (``pluralign.rewards.config_class(name)``);
-    ``option_dim`` is taken from the data. split_fractions / split_seed: the seeded
-    train/validation/test split used when the records carry no ``split``.
+    preset: where unset settings come from (:mod:`pluralign.train.presets`; default ``tuned``;
+    None: no preset — the model config's own defaults and ``train`` exactly as given).
+    model: fields of the chosen model's config (``pluralign.rewards.config_class(name)``), over
+    the preset's; ``option_dim`` is taken from the data. train: the loop's settings (default:
+    the preset's, :func:`default_train_config`). step_budget: replace ``train.max_steps`` by
+    :func:`pluralign.train.presets.step_budget` of the training split (default: on when
+    ``train`` comes from a data-scaled preset, off when ``train`` or its ``max_steps`` is
+    given). split_fractions / split_seed: the seeded train/validation/test split used when
+    the records carry no ``split``.
     """
 
     model: dict[str, Any] = field(default_factory=dict)
     tasks: TaskConfig = field(default_factory=TaskConfig)
-    train: TrainConfig = field(default_factory=default_train_config)
+    train: TrainConfig | None = None
     split_fractions: tuple[float, float, float] = (0.5, 0.25, 0.25)
     split_seed: int = 0
+    preset: str | None = DEFAULT_PRESET
+    step_budget: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ConfigError(f"preset: unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        if self.step_budget is None:
+            self.step_budget = (self.train is None and self.preset is not None
+                                and PRESETS[self.preset].max_steps is None)
+        if self.train is None:
+            self.train = default_train_config(self.preset)
         check_types(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def model_fields(self, model_name: str) -> dict[str, Any]:
+        """The preset's fields for ``model_name`` with this config's ``model`` over them."""
+        base = get_preset(self.preset).model_fields(model_name) if self.preset is not None else {}
+        return {**base, **self.model}
+
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "RewardTrainConfig":
+    def from_yaml(cls, path: str | os.PathLike, preset: str | None = DEFAULT_PRESET) -> "RewardTrainConfig":
+        """A config file over ``preset`` (a ``preset`` key in the file wins); a ``train``
+        section is merged over the preset's training settings, and giving ``train.max_steps``
+        there turns the data-scaled step budget off."""
         data = read_yaml(path)
-        if "train" in data:  # defaults of sections a file leaves out stay the NP-paper ones
-            data["train"] = {**default_train_config().to_dict(), **(data["train"] or {})}
+        preset = data.get("preset", preset)
+        if preset is not None and preset not in PRESETS:
+            raise ConfigError(f"{path}: preset: unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        data["preset"] = preset
+        if "train" in data:  # the sections' unset keys keep the preset's values
+            section = data["train"] or {}
+            data["train"] = {**default_train_config(preset).to_dict(), **section}
+            if "step_budget" not in data:
+                data["step_budget"] = ("max_steps" not in section and preset is not None
+                                       and PRESETS[preset].max_steps is None)
         return config_from_dict(cls, data, str(path))
 
 
@@ -150,7 +190,10 @@ def make_batch_fn(records: Sequence[PreferenceRecord], tasks: TaskConfig):
 
 
 def make_val_fn(records: Sequence[PreferenceRecord], tasks: TaskConfig, batch_size: int = 256):
-    """``val_fn(model) -> {"accuracy", "loss"}`` on fixed disjoint-context validation tasks."""
+    """``val_fn(model) -> {"accuracy", "loss", "nll"}`` on fixed disjoint-context validation
+    tasks: ``loss`` is the model's training objective (VPL's depends on the step's β), ``nll``
+    the predictive -log P(chosen ≻ rejected | context) on the unseen targets, the same quantity
+    for every model and every step (what the tuned presets stop on)."""
     chosen, rejected = numeric_table(records, "validation")
     data = EvalData(chosen, rejected, user_ids(records), user_types(records))
     sampler = TaskSampler(data.users, context_range=(tasks.context_min, tasks.context_max),
@@ -163,14 +206,17 @@ def make_val_fn(records: Sequence[PreferenceRecord], tasks: TaskConfig, batch_si
     @torch.no_grad()
     def val_fn(model: nn.Module) -> dict[str, float]:
         device = next(model.parameters()).device
-        acc, loss, n = [], 0.0, 0
+        acc, loss, n, nll, n_pairs = [], 0.0, 0, 0.0, 0.0
         for batch in fixed:
             batch = batch.to(device)
-            ok = correctness(predict(model, batch)) * batch.target_unseen
+            p = predict(model, batch)
+            ok = correctness(p) * batch.target_unseen
             acc.append((ok.sum(1) / batch.target_unseen.sum(1)).cpu())
+            nll -= float((p.clamp_min(1e-6).log() * batch.target_unseen).sum())
+            n_pairs += float(batch.target_unseen.sum())
             loss += float(model(batch)[0]) * len(batch.user_type)
             n += len(batch.user_type)
-        return {"accuracy": float(torch.cat(acc).mean()), "loss": loss / n}
+        return {"accuracy": float(torch.cat(acc).mean()), "loss": loss / n, "nll": nll / n_pairs}
 
     return val_fn
 
@@ -188,14 +234,18 @@ def train_reward_model(records: Sequence[PreferenceRecord], model_name: str, con
     parts = split_for_training(records, config.split_fractions, config.split_seed)
     train, val = parts["train"], parts["validation"]
     dim = numeric_table(train, "train")[0].shape[1]
-    model = build_model(model_name, config.model, dim)
+    train_cfg = resolved_train_config(config, len(train))
+    fields = config.model_fields(model_name)
+    if model_name == "vpl" and fields.get("anneal_steps") is None:
+        fields["anneal_steps"] = train_cfg.max_steps  # β's schedule spans this run
+    model = build_model(model_name, fields, dim)
     batch_fn = make_batch_fn(train, config.tasks)
     val_fn = make_val_fn(val, config.tasks)
     out = Path(out_dir)
-    result = fit(model, reward_step, batch_fn, config.train, out, val_fn=val_fn, accelerator=accelerator)
-    if result.best_step is not None and config.train.load_best_model_at_end:
+    result = fit(model, reward_step, batch_fn, train_cfg, out, val_fn=val_fn, accelerator=accelerator)
+    if result.best_step is not None and train_cfg.load_best_model_at_end:
         model = type(model).from_pretrained(out / "best")
-    run = {"model": model_name, "data": data_file, "config": config.to_dict(),
+    run = {"model": model_name, "data": data_file, "config": {**config.to_dict(), "train": train_cfg.to_dict()},
            "model_config": model.config.to_dict() if hasattr(model, "config") else None,
            "split_sizes": {k: len(v) for k, v in parts.items()},
            "result": {"step": result.step, "best_step": result.best_step,
@@ -208,6 +258,15 @@ def train_reward_model(records: Sequence[PreferenceRecord], model_name: str, con
         tmp.write_text(json.dumps(run, indent=2, default=_json_default) + "\n")
         os.replace(tmp, out / RUN_FILE)
     return model, result
+
+
+def resolved_train_config(config: RewardTrainConfig, n_train: int) -> TrainConfig:
+    """``config.train`` with ``max_steps`` from the step budget of ``n_train`` training records
+    when ``config.step_budget`` is on."""
+    if not config.step_budget:
+        return config.train
+    steps = step_budget(n_train, config.tasks.n_tasks, config.tasks.n_target, config.train.eval_steps)
+    return dataclasses.replace(config.train, max_steps=steps, save_steps=min(config.train.save_steps, steps))
 
 
 def _json_default(obj: Any) -> Any:

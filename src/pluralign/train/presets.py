@@ -1,0 +1,97 @@
+"""Named settings for training reward models — the one place ``pluralign train``,
+``pluralign bench synthetic`` and ``pluralign bench defaults`` take their defaults from.
+
+* ``tuned`` (the default): what measurement showed works better than the paper's settings —
+  sum pooling and an antisymmetric pair encoder for the context models, lr 3e-4, VPL with
+  β_max = 0.01 (β = 1 collapses VPL's posterior when few pairs conflict; docs/defaults.md), and
+  training to convergence: a step budget that scales with the data (:func:`step_budget`),
+  validation every 100 steps, early stopping on the validation NLL and the best checkpoint by it.
+* ``paper``: the NP paper's App. C.1 (Adam, lr 1e-4, 64 tasks a batch, MLPs 2×256 GELU,
+  DeepSet with mean pooling), 2,000 steps, best checkpoint by validation accuracy; VPL with the
+  VPL paper's β_max = 1 (Table 2).
+* ``tuned-plain``: ``tuned`` without the antisymmetric pair encoder (reproduces older tables).
+
+A preset fills what a config leaves unset: fields given in a YAML file or on the command line
+win (:func:`pluralign.train.rewards.train_reward_model` merges them).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+#: the preset ``pluralign train`` uses when none is named
+DEFAULT_PRESET = "tuned"
+CONTEXT_MODELS = ("np-btl", "vpl")
+
+# step budget of the tuned presets: EPOCHS passes over the training pairs, within these bounds
+BUDGET_EPOCHS = 100
+BUDGET_MIN_STEPS = 2000
+BUDGET_MAX_STEPS = 20000
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Optimisation and model settings of one preset.
+
+    learning_rate: Adam's. model: config fields of the context models (NP-BTL and VPL). vpl:
+    VPL-only fields (over ``model``). max_steps: a fixed budget, or None for
+    :func:`step_budget` of the data. quick_steps: the benches' ``--quick`` budget. metric /
+    greater_is_better: the validation value that picks the best checkpoint (and stops early).
+    early_stopping_patience: validations without improvement before stopping (None: never).
+    """
+
+    name: str
+    learning_rate: float
+    model: dict[str, Any] = field(default_factory=dict)
+    vpl: dict[str, Any] = field(default_factory=dict)
+    max_steps: int | None = None
+    quick_steps: int = 300
+    metric: str = "nll"
+    greater_is_better: bool = False
+    early_stopping_patience: int | None = 5
+    eval_steps: int = 100
+
+    def model_fields(self, model_name: str) -> dict[str, Any]:
+        """Config fields this preset sets for reward model ``model_name`` (BTL and DPL: none)."""
+        if model_name not in CONTEXT_MODELS:
+            return {}
+        fields = dict(self.model)
+        if model_name == "vpl":
+            fields.update(self.vpl)
+        return fields
+
+
+PRESETS: dict[str, Preset] = {
+    "tuned": Preset("tuned", learning_rate=3e-4,
+                    model={"pooling": "sum", "pair_symmetry": "antisymmetric"},
+                    vpl={"beta_max": 0.01}),
+    "paper": Preset("paper", learning_rate=1e-4, model={"pooling": "mean"}, vpl={"beta_max": 1.0},
+                    max_steps=2000, metric="accuracy", greater_is_better=True,
+                    early_stopping_patience=None),
+    "tuned-plain": Preset("tuned-plain", learning_rate=3e-4, model={"pooling": "sum"},
+                          vpl={"beta_max": 0.01}),
+}
+
+
+def get_preset(name: str | None) -> Preset:
+    """The preset called ``name`` (None: :data:`DEFAULT_PRESET`); a clear error otherwise."""
+    name = DEFAULT_PRESET if name is None else name
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def step_budget(n_train_pairs: int, n_tasks: int = 64, n_target: int = 20, eval_steps: int = 100) -> int:
+    """Steps for a run on ``n_train_pairs`` training records: ``BUDGET_EPOCHS`` passes over
+    them, one step seeing ``n_tasks · n_target`` target pairs, clamped to
+    [``BUDGET_MIN_STEPS``, ``BUDGET_MAX_STEPS``] and rounded up to a multiple of ``eval_steps``.
+
+    It is a ceiling: early stopping on the validation NLL usually ends the run before it.
+    """
+    if n_train_pairs < 1 or n_tasks < 1 or n_target < 1 or eval_steps < 1:
+        raise ValueError("n_train_pairs, n_tasks, n_target and eval_steps must be >= 1")
+    steps = math.ceil(BUDGET_EPOCHS * n_train_pairs / (n_tasks * n_target))
+    steps = min(max(steps, BUDGET_MIN_STEPS), BUDGET_MAX_STEPS)
+    return math.ceil(steps / eval_steps) * eval_steps
