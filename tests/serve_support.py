@@ -1,0 +1,79 @@
+"""A tiny trained *text* run for the service tests: a random BERT (byte tokenizer) saved to a
+folder as the embedder, and NP-BTL trained for a few steps on generated text preferences of two
+kinds of users (one likes short answers, one likes long ones)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import torch
+from transformers import BertConfig, BertModel
+
+PROMPTS = ["How do I boil an egg?", "What is a good name for a cat?", "How far is the moon?",
+           "Why is the sky blue?", "How do I make tea?", "What should I read next?"]
+SHORT = ["Boil it.", "Tom.", "Far.", "Light.", "Steep leaves.", "A novel."]
+LONG = ["Put the egg in boiling water for about nine minutes, then cool it in cold water.",
+        "Many people like classic names such as Tom, Luna or Oliver for a cat.",
+        "The moon is about 384,000 kilometres from the Earth on average.",
+        "Sunlight scatters off air molecules and blue light scatters the most.",
+        "Heat water, pour it over the leaves, and let it steep for three minutes.",
+        "Try a novel by an author you liked, or a classic you never finished."]
+CANDIDATES = ["Yes.", "Short answer.", "A somewhat longer answer with a few more words in it.",
+              "A very long answer that goes on and on, with many words, details and examples for you."]
+
+
+def tiny_encoder(folder: Path) -> Path:
+    """Save a random 2-layer BERT and a byte-level tokenizer to ``folder``."""
+    from pluralign.policies.tiny import tiny_tokenizer
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=259, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=256, pad_token_id=258)
+    BertModel(cfg).eval().save_pretrained(folder)
+    tiny_tokenizer(chat_template=False).save_pretrained(folder)
+    return folder
+
+
+def text_records(n_users: int = 16, per_user: int = 24, seed: int = 0):
+    from pluralign.data.records import PreferenceRecord
+
+    rng = random.Random(seed)
+    out = []
+    for u in range(n_users):
+        kind = u % 2  # 0 prefers short answers, 1 long ones
+        for j in range(per_user):
+            i = rng.randrange(len(PROMPTS))
+            short, long_ = SHORT[i], LONG[i]
+            chosen, rejected = (short, long_) if kind == 0 else (long_, short)
+            out.append(PreferenceRecord(user_id=f"u{u}", prompt=PROMPTS[i], chosen=chosen, rejected=rejected,
+                                        user_latent=kind, pair_id=f"p{i}-{j}",
+                                        split="train" if j < per_user // 2 else "validation"))
+    return out
+
+
+def make_text_run(root: Path, steps: int = 30, model: str = "np-btl") -> Path:
+    """Train ``model`` on the generated records embedded by the tiny encoder; returns the run folder
+    (``run.json`` records the embedder so the Personalizer can embed new text)."""
+    from pluralign.features.embed import EmbedderConfig, embed_to_records, load_embedder
+    from pluralign.train.config import TrainConfig
+    from pluralign.train.rewards import RewardTrainConfig, TaskConfig, train_reward_model
+
+    encoder = tiny_encoder(root / "encoder")
+    emb_cfg = EmbedderConfig(model=str(encoder), max_length=64, cache_dir=str(root / "cache"))
+    embedder = load_embedder(emb_cfg)
+    embedder.progress = False
+    records = embed_to_records(text_records(), embedder)
+    cfg = RewardTrainConfig(
+        model={"hidden_dim": 32, "embed_dim": 32, "z_dim": 16} if model == "np-btl" else {"hidden_dim": 32},
+        tasks=TaskConfig(n_tasks=8, context_max=4, n_target=6, val_tasks=16),
+        train=TrainConfig(learning_rate=1e-3, max_steps=steps, eval_steps=steps, save_steps=steps,
+                          metric_for_best_model="accuracy", greater_is_better=True, load_best_model_at_end=True),
+        split_fractions=(0.6, 0.2, 0.2))
+    out = root / "run"
+    train_reward_model(records, model, cfg, out)
+    run = json.loads((out / "run.json").read_text())
+    run["embedder"] = {"model": str(encoder), "max_length": 64, "cache_dir": str(root / "cache")}
+    (out / "run.json").write_text(json.dumps(run, indent=2))
+    return out
