@@ -77,3 +77,46 @@ def make_text_run(root: Path, steps: int = 30, model: str = "np-btl") -> Path:
     run["embedder"] = {"model": str(encoder), "max_length": 64, "cache_dir": str(root / "cache")}
     (out / "run.json").write_text(json.dumps(run, indent=2))
     return out
+
+
+def require(env_var: str | None = None, binary: str | None = None) -> str | None:
+    """The value of ``env_var`` (or path of ``binary``); skips the test when it is absent locally,
+    but fails under CI (``CI`` set), where ``.ci/run`` must have provided it."""
+    import os
+    import shutil
+
+    import pytest
+
+    value = os.environ.get(env_var) if env_var else shutil.which(binary)
+    if not value:
+        what = f"${env_var}" if env_var else f"the {binary} binary"
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} is missing under CI; .ci/run must provide it")
+        pytest.skip(f"{what} not available (set by .ci/run)")
+    return value
+
+
+def fresh_pg_database(base_url: str) -> str:
+    """Create an empty database on the cluster of ``base_url``; returns its URL."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from pluralign.serve.db import normalize_url
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalize_url(base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base_url.rsplit("/", 1)[0] + "/" + name
+
+
+_RUNS: dict[str, Path] = {}
+
+
+def shared_text_run(tmp_path_factory, model: str = "np-btl") -> Path:  # noqa: ANN001
+    """One tiny text run per test process (several test modules share it)."""
+    if model not in _RUNS:
+        _RUNS[model] = make_text_run(tmp_path_factory.mktemp(f"serve-{model}"), steps=8, model=model)
+    return _RUNS[model]

@@ -5,15 +5,15 @@ so another tenant's user id is simply "not found". Routes are plain ``def`` func
 database calls and the model block, and Starlette runs them in its thread pool.
 """
 
-from __future__ import annotations
 
 import hashlib
 import os
 import threading
 import time
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, AsyncIterator
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path as PathParam, Query
 from fastapi.responses import HTMLResponse, Response
@@ -52,11 +52,15 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
     keys_lock = threading.Lock()
     bearer = HTTPBearer(auto_error=False, description="An API key from `pluralign serve keys create`.")
 
-    app = FastAPI(title="pluralign serve", version="1",
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        batcher.close()
+
+    app = FastAPI(title="pluralign serve", version="1", lifespan=lifespan,
                   description="Personalized ranking and question selection from a person's few choices.")
     app.state.engine, app.state.model, app.state.batcher = engine, model, batcher
     install(app)
-    app.add_event_handler("shutdown", batcher.close)
 
     def tenant(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Tenant:
         if cred is None:
