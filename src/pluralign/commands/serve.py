@@ -75,19 +75,18 @@ def run(
         _fail(f"{run_dir}: no run.json; is it a folder written by `pluralign train`?")
     engine = _engine(db)
     _migrate(engine, db)
-    try:
-        model = ServedModel.load(str(run_dir))
-    except Exception as err:  # noqa: BLE001 - any load failure: name the folder
-        _fail(f"cannot load {run_dir}: {err}")
-    typer.echo(f"serving {model.model_name} from {run_dir} on http://{host}:{port} "
-               f"({workers} worker{'s' if workers > 1 else ''}, {engine.dialect.name}); docs at /docs")
+    typer.echo(f"serving {run_dir} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}, "
+               f"{engine.dialect.name}); the page at /, docs at /docs")
     if workers == 1:
         from ..serve.app import create_app
+        try:
+            model = ServedModel.load(str(run_dir))
+        except Exception as err:  # noqa: BLE001 - any load failure: name the folder
+            _fail(f"cannot load {run_dir}: {err}")
         uvicorn.run(create_app(model, db, migrate=False, engine=engine), host=host, port=port,
                     log_level=log_level)
         return
-    del model
-    engine.dispose()
+    engine.dispose()  # each worker loads the run and opens its own connections
     os.environ["PLURALIGN_SERVE_RUN"], os.environ["PLURALIGN_SERVE_DB"] = str(run_dir), db
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="pluralign-metrics-"))
     uvicorn.run("pluralign.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
