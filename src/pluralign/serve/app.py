@@ -6,6 +6,7 @@ database calls and the model block, and Starlette runs them in its thread pool.
 """
 
 
+import asyncio
 import hashlib
 import os
 import threading
@@ -18,6 +19,7 @@ from typing import Annotated, Any, AsyncIterator
 from fastapi import Depends, FastAPI, Header, HTTPException, Path as PathParam, Query
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -62,7 +64,15 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
     app.state.engine, app.state.model, app.state.batcher = engine, model, batcher
     install(app)
 
-    def tenant(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Tenant:
+    def lookup(key: str) -> Tenant:
+        with Session(engine) as session:
+            row = auth.tenant_for_key(session, key)
+            if row is None:
+                raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+            return Tenant(row.id, row.name)
+
+    async def tenant(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Tenant:
+        # async with an in-memory cache: a known key costs no thread hop and no query
         if cred is None:
             raise HTTPException(401, "missing API key: send 'Authorization: Bearer KEY'",
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -72,11 +82,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
             hit = keys.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        with Session(engine) as session:
-            row = auth.tenant_for_key(session, cred.credentials)
-            if row is None:
-                raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
-            found = Tenant(row.id, row.name)
+        found = await run_in_threadpool(lookup, cred.credentials)
         with keys_lock:
             if len(keys) > 10_000:
                 keys.clear()
@@ -93,11 +99,16 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
         return user
 
     def state_of(user: store.UserInfo) -> Any:
-        cached = model.z_cache.get((user.pk, user.revision)) is not None
-        metrics.Z_CACHE.labels("hit" if cached else "miss").inc()
-        return model.user_state((user.pk, user.revision), lambda: [
+        misses = model.z_cache.misses
+        state = model.user_state((user.pk, user.revision), lambda: [
             {"prompt": c.prompt, "chosen": c.chosen, "rejected": c.rejected}
             for c in store.list_choices(engine, user)])
+        metrics.Z_CACHE.labels("miss" if model.z_cache.misses > misses else "hit").inc()
+        return state
+
+    def user_and_state(t: Tenant, user_id: str) -> tuple[store.UserInfo, Any]:
+        user = known_user(t, user_id)
+        return user, state_of(user)
 
     def out(c: store.StoredChoice) -> ChoiceOut:
         return ChoiceOut(seq=c.seq, prompt=c.prompt, chosen=c.chosen, rejected=c.rejected,
@@ -174,13 +185,15 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
                             model=model.model_name, z=z, z_std=z_std)
 
     @app.post("/v1/users/{user_id}/rank", response_model=RankOut, tags=["personalization"])
-    def rank(user_id: UserId, body: RankIn, t: Caller) -> RankOut:
-        user = known_user(t, user_id)
-        scores = batcher.submit(body.prompt, body.candidates, state_of(user)).result(timeout=60)
-        order = sorted(range(len(body.candidates)), key=lambda i: -float(scores[i]))
+    async def rank(user_id: UserId, body: RankIn, t: Caller) -> RankOut:
+        # async: the database work goes to the thread pool, and the wait for the batcher's
+        # forward pass holds no thread (many concurrent ranks, few threads)
+        user, state = await run_in_threadpool(user_and_state, t, user_id)
+        scores = await asyncio.wrap_future(batcher.submit(body.prompt, body.candidates, state))
+        values = scores.tolist()
+        order = sorted(range(len(values)), key=lambda i: -values[i])
         return RankOut(user_id=user_id, n_choices=user.n_choices, model=model.model_name,
-                       ranking=[RankedOut(index=i, candidate=body.candidates[i], score=float(scores[i]))
-                                for i in order])
+                       ranking=[RankedOut(index=i, candidate=body.candidates[i], score=values[i]) for i in order])
 
     @app.post("/v1/users/{user_id}/next-question", response_model=QuestionOut, tags=["personalization"])
     def next_question(user_id: UserId, body: NextQuestionIn, t: Caller) -> QuestionOut:
