@@ -23,7 +23,8 @@ import torch
 
 
 def _build(args, film: bool):
-    from pluralign.policies.np_dpo import NPDPOConfig, NPDPOPolicy, load_base_model
+    from pluralign.features.offline import load_base_model
+    from pluralign.policies.np_dpo.policy import NPDPOConfig, NPDPOPolicy
     from pluralign.policies.tiny import tiny_causal_lm
 
     base = tiny_causal_lm("llama", hidden_size=64) if args.model == "tiny" else load_base_model(args.model)

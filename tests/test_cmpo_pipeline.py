@@ -9,12 +9,12 @@ import torch
 from pluralign.data.cmpo_weights import ConditionedPair
 from pluralign.data.io import write_records
 from pluralign.data.records import PreferenceRecord
-from pluralign.policies.cmpo_fewshot import (FewShotConfig, FewShotWeights, fewshot_step, head_rewards, head_vote,
+from pluralign.policies.cmpo.fewshot import (FewShotConfig, FewShotWeights, fewshot_step, head_rewards, head_vote,
                                              option_features, recovery, simulate_users)
-from pluralign.policies.cmpo_train import (CMPOObjective, TrunkCache, build_pair_table, make_pair_steps,
+from pluralign.policies.cmpo.train import (CMPOObjective, TrunkCache, build_pair_table, make_pair_steps,
                                            make_sft_steps, rows_logprobs, steerlm_prompt, table_metrics)
 from pluralign.policies.logprobs import tokenize_pair
-from pluralign.policies.plural_heads import PluralConfig, PluralLM
+from pluralign.policies.cmpo.plural_heads import PluralConfig, PluralLM
 from pluralign.policies.tiny import tiny_causal_lm, tiny_tokenizer
 
 ATTRS = ["short", "loud"]

@@ -1,11 +1,11 @@
-"""NP-DPO policy: identity at init, reference path, gradients, checkpoints (pluralign.policies.np_dpo)."""
+"""NP-DPO policy: identity at init, reference path, gradients, checkpoints (pluralign.policies.np_dpo.policy)."""
 
 import pytest
 import torch
 
 from pluralign.losses import dpo_loss
 from pluralign.policies.logprobs import sequence_logprobs, tokenize_responses
-from pluralign.policies.np_dpo import NPDPOConfig, NPDPOPolicy
+from pluralign.policies.np_dpo.policy import NPDPOConfig, NPDPOPolicy
 from pluralign.policies.tiny import tiny_causal_lm, tiny_tokenizer
 
 D = 6  # option-embedding size of the fake context
@@ -219,9 +219,9 @@ def _text_records(n_users=4, n_pairs=14):
 @pytest.mark.slow
 def test_train_and_evaluate_tiny_end_to_end(tok, tmp_path):
     from pluralign.eval.results import validate_results
-    from pluralign.policies.data import PolicyData
-    from pluralign.policies.evaluate import PolicyEvalConfig, accuracy_vs_context, steered_behaviour
-    from pluralign.policies.train_np_dpo import PolicyTaskConfig, train_policy
+    from pluralign.policies.np_dpo.data import PolicyData
+    from pluralign.policies.np_dpo.evaluate import PolicyEvalConfig, accuracy_vs_context, steered_behaviour
+    from pluralign.policies.np_dpo.train import PolicyTaskConfig, train_policy
     from pluralign.train.config import TrainConfig
 
     recs = _text_records()
@@ -256,7 +256,7 @@ def test_train_and_evaluate_tiny_end_to_end(tok, tmp_path):
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_prefix_cache_gives_the_full_model_log_probs(tok, arch):
-    from pluralign.policies.data import PolicyData
+    from pluralign.policies.np_dpo.data import PolicyData
 
     base = tiny_causal_lm(arch, n_layers=3)
     policy = NPDPOPolicy(base, NPDPOConfig(option_dim=D, z_dim=8, encoder_hidden=16, lora_rank=4,
@@ -322,9 +322,9 @@ def test_generate_cli_with_choices(tok, tmp_path):
 
 
 def test_encoder_warm_start_copies_a_type_separating_np_btl_encoder(tok, tmp_path):
-    from pluralign.policies.data import PolicyData
-    from pluralign.policies.encoder_warmstart import EncoderWarmStartConfig, warm_start_encoder
-    from pluralign.policies.train_np_dpo import PolicyTaskConfig
+    from pluralign.policies.np_dpo.data import PolicyData
+    from pluralign.policies.np_dpo.encoder_warmstart import EncoderWarmStartConfig, warm_start_encoder
+    from pluralign.policies.np_dpo.train import PolicyTaskConfig
 
     recs = _text_records(n_users=6, n_pairs=16)
     emb = (torch.tensor([[len(r.chosen) / 10.0, 1.0] for r in recs]),
@@ -354,9 +354,9 @@ def test_encoder_warm_start_copies_a_type_separating_np_btl_encoder(tok, tmp_pat
 
 
 def test_encoder_warm_start_does_not_depend_on_the_global_rng(tok, tmp_path):
-    from pluralign.policies.data import PolicyData
-    from pluralign.policies.encoder_warmstart import EncoderWarmStartConfig, warm_start_encoder
-    from pluralign.policies.train_np_dpo import PolicyTaskConfig
+    from pluralign.policies.np_dpo.data import PolicyData
+    from pluralign.policies.np_dpo.encoder_warmstart import EncoderWarmStartConfig, warm_start_encoder
+    from pluralign.policies.np_dpo.train import PolicyTaskConfig
 
     recs = _text_records(n_users=4, n_pairs=12)
     emb = (torch.tensor([[len(r.chosen) / 10.0, 1.0] for r in recs]),

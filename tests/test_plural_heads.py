@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pluralign.policies.logprobs import sequence_logprobs, tokenize_responses
-from pluralign.policies.plural_heads import PluralConfig, PluralLM
+from pluralign.policies.cmpo.plural_heads import PluralConfig, PluralLM
 from pluralign.policies.tiny import tiny_causal_lm, tiny_tokenizer
 
 ATTRS = ["helpfulness", "verbosity", "safety"]

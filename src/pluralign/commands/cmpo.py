@@ -3,8 +3,8 @@
     pluralign cmpo train --out runs/cmpo --data builtin --attributes concise,detailed,formal
     pluralign cmpo eval --out runs/cmpo --interpolate concise:detailed
 
-Thin: parses options, loads the data, calls :mod:`pluralign.policies.cmpo_experiment` /
-:mod:`pluralign.policies.cmpo_report`.
+Thin: parses options, loads the data, calls :mod:`pluralign.policies.cmpo.experiment` /
+:mod:`pluralign.policies.cmpo.report`.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def train(
     threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
 ) -> None:
     """Convert the data to weight-conditioned pairs, train CMPO and the baselines."""
-    from ..policies.cmpo_experiment import CMPOExperimentConfig, run_training
+    from ..policies.cmpo.experiment import CMPOExperimentConfig, run_training
 
     set_threads(threads)
     attrs = _split_names(attributes)
@@ -167,9 +167,9 @@ def evaluate(
     threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
 ) -> None:
     """Attribute-conditioned accuracy vs baselines, behaviour under lambda, few-shot lambda."""
-    from ..policies.cmpo_experiment import CMPOExperimentConfig
-    from ..policies.cmpo_fewshot import FewShotConfig
-    from ..policies.cmpo_report import run_evaluation, run_fewshot
+    from ..policies.cmpo.experiment import CMPOExperimentConfig
+    from ..policies.cmpo.fewshot import FewShotConfig
+    from ..policies.cmpo.report import run_evaluation, run_fewshot
 
     set_threads(threads)
     if not (out / "experiment.json").is_file():

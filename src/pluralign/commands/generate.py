@@ -27,8 +27,8 @@ def _np_dpo_answer(policy_dir: Path, choices: Path, prompt: str, **gen) -> str:
     from ..data.io import read_records
     from ..features.embed import embed_records, load_embedder
     from ..features.offline import resolve_model
-    from ..policies.evaluate import generate_answers
-    from ..policies.np_dpo import NPDPOPolicy
+    from ..policies.np_dpo.evaluate import generate_answers
+    from ..policies.np_dpo.policy import NPDPOPolicy
 
     policy = NPDPOPolicy.from_pretrained(policy_dir)
     if policy.film is None:
@@ -68,9 +68,9 @@ def _cmpo_answer(policy_dir: Path, weights: str, prompt: str, *, max_new_tokens:
     """Answer with the CMPO plural model's heads mixed by the given attribute weights."""
     import torch
 
-    from ..commands.cmpo import tokenizer_for
-    from ..policies.cmpo_eval import generate_texts
-    from ..policies.plural_heads import PluralLM
+    from .cmpo import tokenizer_for
+    from ..policies.cmpo.evaluate import generate_texts
+    from ..policies.cmpo.plural_heads import PluralLM
 
     model = PluralLM.from_pretrained(policy_dir)
     lam = model.as_weights(parse_weights(weights))  # unknown names -> a clear error

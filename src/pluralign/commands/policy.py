@@ -1,6 +1,6 @@
 """``pluralign policy train|eval|experiment``: NP-DPO steerable policies and their DPO baselines.
 
-The YAML config has the sections of :class:`pluralign.policies.experiment.ExperimentConfig`
+The YAML config has the sections of :class:`pluralign.policies.np_dpo.experiment.ExperimentConfig`
 (data, task, policy, train, baselines, eval, behaviour); see docs/np-dpo.md.
 """
 
@@ -23,7 +23,7 @@ def _fail(message: str, code: int = 1) -> None:
 def _config(path: Optional[Path], steps: Optional[int] = None):
     import dataclasses
 
-    from ..policies.experiment import ExperimentConfig
+    from ..policies.np_dpo.experiment import ExperimentConfig
     from ..train.config import ConfigError
 
     if path is not None and not path.exists():
@@ -54,7 +54,7 @@ def train(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
 ) -> None:
     """Train one policy (resumes from OUT/last when it exists)."""
-    from ..policies.experiment import prepare, train_method
+    from ..policies.np_dpo.experiment import prepare_experiment, train_method
 
     if method not in METHODS:
         _fail(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -63,7 +63,7 @@ def train(
     _threads(threads)
     cfg = _config(config)
     try:
-        prep = prepare(cfg, splits=("train", "validation") if method == "np-dpo" else ("train",))
+        prep = prepare_experiment(cfg, splits=("train", "validation") if method == "np-dpo" else ("train",))
         train_method(cfg, prep, method, out, user_type=user_type, max_steps=steps, log=typer.echo)
     except (ValueError, FileNotFoundError, KeyError) as err:
         _fail(str(err))
@@ -78,13 +78,13 @@ def evaluate(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
 ) -> None:
     """Implicit-reward accuracy vs N^C per user type (with baselines) and steered generations."""
-    from ..policies.experiment import evaluate_policies, load_run_policies, prepare
+    from ..policies.np_dpo.experiment import evaluate_policies, load_run_policies, prepare_experiment
 
     _threads(threads)
     cfg = _config(config)
     try:
         models = load_run_policies(run)
-        prep = prepare(cfg, splits=("test",))
+        prep = prepare_experiment(cfg, splits=("test",))
         evaluate_policies(cfg, prep, models, out or run, log=typer.echo)
     except (ValueError, FileNotFoundError, KeyError) as err:
         _fail(str(err))
@@ -98,7 +98,7 @@ def experiment(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
 ) -> None:
     """NP-DPO + BTL-DPO + per-type DPO, then evaluation: the end-to-end run of docs/np-dpo.md."""
-    from ..policies.experiment import run_experiment
+    from ..policies.np_dpo.experiment import run_experiment
 
     _threads(threads)
     cfg = _config(config)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 
 from ..data.records import PreferenceRecord
-
-if TYPE_CHECKING:  # text_bench imports this module
-    from .text_bench import TextBenchConfig
+from .text_config import TextBenchConfig
 
 ENCODERS = {"minilm": {"model": "minilm"}, "smollm2": {"model": "smollm2", "pooling": "last_token"}}
 

@@ -173,3 +173,13 @@ def load_causal_lm(name_or_path: str | os.PathLike = "smollm2", *, dtype: Any = 
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, **kwargs)
     return model, tokenizer
+
+
+def load_base_model(name_or_path: str | os.PathLike, torch_dtype: Any = None) -> Any:
+    """The base causal LM of a policy from a local folder, or the offline SmolLM2 for
+    ``"smollm2"`` (float32 unless ``torch_dtype``); never downloads. Shared by NP-DPO and CMPO."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(resolve_model(name_or_path), local_files_only=True,
+                                                dtype=torch_dtype or torch.float32)

@@ -71,6 +71,14 @@ class RewardModel(nn.Module):
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[RewardConfig]] = RewardConfig
+    #: every concrete model by ``name``, filled as the subclasses are defined (the package
+    #: ``pluralign.rewards`` imports them all), so loading needs no import of the registry
+    registered: ClassVar[dict[str, type["RewardModel"]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            RewardModel.registered[cls.name] = cls
 
     def __init__(self, config: RewardConfig):
         super().__init__()
@@ -132,16 +140,14 @@ class RewardModel(nn.Module):
                         map_location: str | torch.device = "cpu") -> "RewardModel":
         """Load any reward model saved by :meth:`save_pretrained` (on the base class), or a
         specific one (on a subclass, which checks the saved model name)."""
-        from .registry import MODELS
-
         meta, state = checkpoint.load_state(directory)
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise checkpoint.CheckpointError(
                 f"{directory}: not a reward-model checkpoint (format {meta.get('format')!r})")
         name = meta.get("model")
-        if name not in MODELS:
+        if name not in RewardModel.registered:
             raise checkpoint.CheckpointError(f"{directory}: unknown reward model {name!r}")
-        model_cls = MODELS[name]
+        model_cls = RewardModel.registered[name]
         if cls is not RewardModel and model_cls is not cls:
             raise checkpoint.CheckpointError(f"{directory} holds a {name!r} model, not {cls.name!r}")
         model = model_cls(model_cls.config_class.from_dict(meta["config"]))

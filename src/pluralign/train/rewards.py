@@ -175,9 +175,11 @@ def make_val_fn(records: Sequence[PreferenceRecord], tasks: TaskConfig, batch_si
 
 def train_reward_model(records: Sequence[PreferenceRecord], model_name: str, config: RewardTrainConfig,
                        out_dir: str | os.PathLike, *, data_file: str | None = None,
-                       accelerator: Any = None) -> tuple[nn.Module, FitResult]:
+                       accelerator: Any = None, extra: dict[str, Any] | None = None
+                       ) -> tuple[nn.Module, FitResult]:
     """Split, build the model, train it with :func:`fit`, and write ``out_dir/run.json`` (model
-    name, config, data file, split sizes, result) for ``pluralign eval``. Returns the model
+    name, config, data file, split sizes, result, and ``extra``'s keys) for ``pluralign eval``.
+    Returns the model
     (with the best validation weights loaded when ``train.load_best_model_at_end``)."""
     from ..rewards import reward_step
 
@@ -196,7 +198,7 @@ def train_reward_model(records: Sequence[PreferenceRecord], model_name: str, con
            "split_sizes": {k: len(v) for k, v in parts.items()},
            "result": {"step": result.step, "best_step": result.best_step,
                       "best_metrics": result.best_metrics, "stopped_early": result.stopped_early,
-                      "resumed_from": result.resumed_from}}
+                      "resumed_from": result.resumed_from}, **(extra or {})}
     from accelerate import PartialState
 
     if PartialState().is_main_process:

@@ -18,16 +18,16 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..data.cmpo_weights import RatedResponse, attribute_pairs
-from ..train.loop import fit
-from ..data.tasks import collate
-from .cmpo_eval import interpolation, monotone, pair_accuracy, score_sequences, spearman
-from .cmpo_experiment import (CMPOExperimentConfig, _subsample, all_pairs, load_stage, stage_names,
+from ...data.cmpo_weights import RatedResponse, attribute_pairs
+from ...train.loop import fit
+from ...data.tasks import collate
+from .evaluate import interpolation, monotone, pair_accuracy, score_sequences, spearman
+from .experiment import (CMPOExperimentConfig, _subsample, all_pairs, load_stage, stage_names,
                               steerlm_condition, trunk_cache_for)
-from .cmpo_fewshot import (FewShotConfig, FewShotWeights, fewshot_step, option_features, recovery,
+from .fewshot import (FewShotConfig, FewShotWeights, fewshot_step, option_features, recovery,
                            simulate_users)
-from .cmpo_train import TrunkCache, pad_id, reference_from_rows, rows_logprobs, rows_vertex_logprobs
-from .logprobs import tokenize_pair
+from .train import TrunkCache, pad_id, reference_from_rows, rows_logprobs, rows_vertex_logprobs
+from ..logprobs import tokenize_pair
 from .plural_heads import PluralLM
 
 
@@ -193,7 +193,7 @@ def run_fewshot(out_dir: str | Path, config: CMPOExperimentConfig, train: Sequen
     def val_fn(m):
         return {"recovered": recovery(m, tables["val"], n_context=max(contexts), seed=seed, draws=draws)["recovered"]}
 
-    from ..train.config import TrainConfig
+    from ...train.config import TrainConfig
 
     tc = TrainConfig(learning_rate=3e-3, max_steps=steps, eval_steps=max(steps // 5, 1), save_steps=steps,
                      logging_steps=25, metric_for_best_model="recovered", greater_is_better=True,

@@ -20,11 +20,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..data.tasks import TaskSampler
-from ..losses import cdpo_loss
-from ..train.config import TrainConfig, check_types
+from ...data.tasks import TaskSampler
+from ...losses import cdpo_loss
+from ...train.config import TrainConfig, check_types
 from .data import PolicyBatch, PolicyData
-from .np_dpo import NPDPOConfig, NPDPOPolicy
+from .policy import NPDPOConfig, NPDPOPolicy
 
 METHODS = ("np-dpo", "btl-dpo", "type-dpo")
 
@@ -153,7 +153,7 @@ def train_policy(policy: NPDPOPolicy, train: PolicyData, task: PolicyTaskConfig,
     ``out_dir/best`` holds the best (or, without validation data, the final) policy as a
     ``save_pretrained`` folder that :meth:`NPDPOPolicy.from_pretrained` loads.
     """
-    from ..train.loop import fit
+    from ...train.loop import fit
 
     if task.conditioned != (policy.film is not None):
         raise ValueError(f"method {task.method!r} needs a policy with film={task.conditioned}")

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.records import PreferenceRecord
-from .logprobs import collate_tokenized, prompt_text, tokenize_pair
+from ...data.records import PreferenceRecord
+from ..logprobs import collate_tokenized, prompt_text, tokenize_pair
 from .plural_heads import PluralLM
 
 Scorer = Callable[[str], float]

@@ -20,14 +20,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ..data.cmpo_weights import (ConditionedPair, RatedResponse, attribute_pairs, convert_likert,
+from ...data.cmpo_weights import (ConditionedPair, RatedResponse, attribute_pairs, convert_likert,
                                  convert_pairs, summarize)
-from ..data.records import PreferenceRecord
-from ..train.config import TrainConfig
-from ..train.loop import fit
-from .cmpo_train import (CMPOObjective, build_pair_table, TrunkCache, likert_bins, make_pair_steps, make_sft_steps,
+from ...data.records import PreferenceRecord
+from ...train.config import TrainConfig
+from ...train.loop import fit
+from .train import (CMPOObjective, build_pair_table, TrunkCache, likert_bins, make_pair_steps, make_sft_steps,
                          pad_id, steerlm_prompt, table_metrics, to_likert)
-from .logprobs import tokenize_pair
+from ..logprobs import tokenize_pair
 from .plural_heads import PluralConfig, PluralLM, load_base
 
 PAIR_MODES = ("likert", "all_pairs")

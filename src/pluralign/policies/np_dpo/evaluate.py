@@ -23,12 +23,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..data.tasks import TaskItem, TaskSampler
-from ..eval.metrics import summarize
+from ...data.tasks import TaskItem, TaskSampler
+from ...eval.metrics import summarize
 from .data import PolicyBatch, PolicyData
-from .logprobs import prompt_text
-from .np_dpo import NPDPOPolicy
-from .train_np_dpo import policy_logprobs
+from ..logprobs import prompt_text
+from .policy import NPDPOPolicy
+from .train import policy_logprobs
 
 
 @dataclass
@@ -142,7 +142,7 @@ def plot_accuracy_per_type(doc: Mapping[str, Any], path) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..eval.plots import _save
+    from ...eval.plots import _save
 
     types = sorted({t for per in doc["per_type"].values() for t in per}, key=int)
     sizes = doc["context_sizes"]
@@ -176,7 +176,7 @@ def generate_answers(policy: NPDPOPolicy, tokenizer: Any, prompts: Sequence[str]
     """Answers to ``prompts`` under FiLM(z) (``z`` (1, z_dim) or None); ``reference=True``
     answers with the base model (adapters and FiLM off). Sampling is seeded, so two users'
     answers differ only through z."""
-    from .reference import reference_mode
+    from ..reference import reference_mode
 
     texts = [prompt_text(tokenizer, p) for p in prompts]
     old_side = tokenizer.padding_side
@@ -209,7 +209,7 @@ def steered_behaviour(policy: NPDPOPolicy, tokenizer: Any, data: PolicyData, pro
     """Score steered answers per user type: for ``users_per_type`` users of each type in
     ``data`` (test users), k of their pairs give z. Returns ``{"rows": [...], "samples": [...]}``
     with the mean and standard error of ``attribute`` per (model, user type)."""
-    from ..data.builtin.scorers import score
+    from ...data.builtin.scorers import score
 
     rng = np.random.default_rng(seed)
     rows, samples = [], []

@@ -16,11 +16,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..data.records import PreferenceRecord
-from ..data.tables import user_ids, user_types
-from ..data.tasks import TaskBatch, TaskItem, collate
-from .logprobs import TokenizedResponses, collate_tokenized, tokenize_pair
-from .reference import precompute_reference
+from ...data.records import PreferenceRecord
+from ...data.tables import user_ids, user_types
+from ...data.tasks import TaskBatch, TaskItem, collate
+from ..logprobs import TokenizedResponses, collate_tokenized, tokenize_pair
+from ..reference import precompute_reference
 
 
 @dataclass
@@ -151,7 +151,7 @@ class PolicyData:
 
     def prefix_of(self, seq_ids: Sequence[int], batch: TokenizedResponses) -> torch.Tensor | None:
         """(len, L, H) cached prefix states laid out like ``batch``, or None when not cached."""
-        from .prefix import pad_hidden
+        from ..prefix import pad_hidden
 
         if not self.prefix_block or any(int(i) not in self._prefix for i in seq_ids):
             return None

@@ -22,11 +22,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..data.cmpo_weights import ConditionedPair
-from ..losses import cdpo_loss
-from .logprobs import collate_tokenized, tokenize_pair
+from ...data.cmpo_weights import ConditionedPair
+from ...losses import cdpo_loss
+from ..logprobs import collate_tokenized, tokenize_pair
 from .plural_heads import PluralLM
-from .reference import precompute_reference
+from ..reference import precompute_reference
 
 Sequences = list[tuple[list[int], list[int]]]
 

@@ -31,12 +31,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.tasks import TaskBatch, collate
-from ..rewards.np_btl import NPBTLConfig, NPBTLRewardModel
-from ..train.config import TrainConfig, check_types
+from ...data.tasks import TaskBatch, collate
+from ...rewards.np_btl import NPBTLConfig, NPBTLRewardModel
+from ...train.config import TrainConfig, check_types
 from .data import PolicyData
-from .np_dpo import NPDPOPolicy
-from .train_np_dpo import PolicyTaskConfig, make_sampler
+from .policy import NPDPOPolicy
+from .train import PolicyTaskConfig, make_sampler
 
 
 @dataclass
@@ -100,7 +100,7 @@ def warm_start_encoder(policy: NPDPOPolicy, train: PolicyData | ContextTable, ta
     """Train an NP-BTL model on ``train``'s users (context embeddings only) with
     :func:`pluralign.train.loop.fit` and copy its encoder into ``policy``; returns the fit's
     final train metrics and, with ``val``, the NP-BTL validation accuracy on unseen targets."""
-    from ..train.loop import fit
+    from ...train.loop import fit
 
     torch.manual_seed(config.seed)  # the decoder's init must not depend on what ran before
     model = np_btl_with_encoder(policy, config.hidden)

@@ -25,12 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import load_state, save_state
-from ..nn import AttentionSetEncoder, DeepSetEncoder
-from .film import FiLM, decoder_layers_name, top_layers
-from .logprobs import TokenizedResponses, sequence_logprobs
-from .prefix import frozen_blocks, logprobs_from_block, supports_prefix_cache
-from .reference import reference_logprobs
+from ...checkpoint import load_state, save_state
+from ...features.offline import load_base_model
+from ...nn import AttentionSetEncoder, DeepSetEncoder
+from ..film import FiLM, decoder_layers_name, top_layers
+from ..logprobs import TokenizedResponses, sequence_logprobs
+from ..prefix import frozen_blocks, logprobs_from_block, supports_prefix_cache
+from ..reference import reference_logprobs
 
 ENCODERS = ("deepset", "attention")
 
@@ -103,16 +104,6 @@ def build_encoder(config: NPDPOConfig) -> nn.Module:
     else:
         enc = AttentionSetEncoder(config.option_dim, z_dim=config.z_dim, model_dim=h, n_heads=8, hidden=(h, h))
     return OddSetEncoder(enc) if config.encoder_odd else enc
-
-
-def load_base_model(name_or_path: str, torch_dtype: torch.dtype = torch.float32) -> nn.Module:
-    """The base causal LM from a local folder, or the offline SmolLM2 for ``"smollm2"``."""
-    from transformers import AutoModelForCausalLM
-
-    from ..features.offline import resolve_model
-
-    return AutoModelForCausalLM.from_pretrained(resolve_model(name_or_path), local_files_only=True,
-                                                dtype=torch_dtype)
 
 
 def _linear_names(base: nn.Module, layers: list[int], wanted: list[str] | str) -> list[str]:

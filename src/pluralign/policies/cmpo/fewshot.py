@@ -36,11 +36,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checkpoint import load_state, save_state
-from ..data.tasks import TaskBatch, TaskSampler
-from ..losses import bt_nll
-from ..nn import DeepSetEncoder
-from .logprobs import collate_tokenized, tokenize_pair
+from ...checkpoint import load_state, save_state
+from ...data.tasks import TaskBatch, TaskSampler
+from ...losses import bt_nll
+from ...nn import DeepSetEncoder
+from ..logprobs import collate_tokenized, tokenize_pair
 from .plural_heads import PluralLM
 
 

@@ -1,0 +1,255 @@
+"""Using a trained reward model: personalise to a new person from a few of their choices, then
+rank candidate responses for them (issue 11, item 4).
+
+    p = Personalizer.from_pretrained("run")            # a folder written by `pluralign train`
+    u = p.user([{"prompt": ..., "chosen": ..., "rejected": ...}, ...])
+    p.rank("How do I boil an egg?", ["...", "..."], user=u)   # best first, with scores
+
+This is the NP paper's use of a conditional reward model (§3.1, eq. 4-7): the user's choices
+are the context D^C, the model's set encoder turns them into z (``personalize``), and each
+candidate y is scored r(y | z). VPL's z is the posterior q(z | D^C) (VPL §3); the score is
+r(y | E[z]) as in evaluation, and the *spread* is the standard deviation of r(y | z) over
+samples z ~ q, i.e. how unsure the model still is about this person. BTL and DPL have no z:
+they rank the same for everyone (``has_latent`` is False) whatever the choices.
+
+Loading a run needs only the run folder: ``run.json``, ``best/`` and, for text runs, the
+recorded embedder (rebuilt from its alias or folder and checked against the recorded
+fingerprint) and ``features.safetensors`` (:mod:`pluralign.features.options`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch.distributions import Normal
+
+from .data.records import PreferenceRecord
+from .features.options import OptionFeatures, option_kind
+from .rewards import RewardModel
+
+RUN_FILE = "run.json"  # the same name pluralign.train.rewards writes (not imported: no training deps)
+SPREAD_SAMPLES = 256
+
+
+class RunFolderError(ValueError):
+    """A folder that is not a reward-model run, or whose parts disagree."""
+
+
+@dataclass
+class UserState:
+    """One person's few choices, personalised: the context D^C and z = model.personalize(D^C)."""
+
+    n_choices: int
+    context_chosen: torch.Tensor  # (1, C, D) model inputs of the chosen options (C may be 0)
+    context_rejected: torch.Tensor  # (1, C, D)
+    z: torch.Tensor | Normal  # (1, z_dim) tensor; VPL: Normal q(z | D^C); (1, 0) for btl/dpl
+
+
+@dataclass
+class Ranked:
+    """One candidate in a ranking: its position in the input, itself, r(y | z) and (VPL) the
+    posterior standard deviation of r(y | z)."""
+
+    index: int
+    candidate: Any
+    score: float
+    spread: float | None = None
+
+
+def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """``run.json`` of a run folder, or :class:`RunFolderError` saying why it is not one."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise RunFolderError(f"{run}: no such folder")
+    path = run / RUN_FILE
+    if not path.is_file():
+        raise RunFolderError(f"{run}: no {RUN_FILE}; not a folder written by `pluralign train`")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RunFolderError(f"{path}: invalid JSON ({err.msg}, line {err.lineno})") from err
+    if not isinstance(meta, dict) or "model" not in meta:
+        raise RunFolderError(f"{path}: no 'model' field; not a reward-model run")
+    return meta
+
+
+class Personalizer:
+    """A trained reward model with the map from options to its inputs (see the module docstring).
+
+    Attributes: ``model`` (eval mode), ``model_name``, ``has_latent`` (False: ranks the same for
+    everyone), ``option_dim``, ``embedder`` (None for numeric runs), ``features``, ``run``
+    (``run.json``).
+    """
+
+    def __init__(self, model: RewardModel, features: OptionFeatures, run: Mapping[str, Any] | None = None):
+        self.model = model.eval()
+        self.model_name: str = model.name
+        self.has_latent: bool = model.name in ("np-btl", "vpl")
+        self.option_dim: int = int(model.config.option_dim)
+        self.features = features
+        self.embedder = features.embedder
+        self.run = dict(run or {})
+        if features.option_dim != self.option_dim:
+            raise RunFolderError(f"the run's features have {features.option_dim} dimensions, the "
+                                 f"model expects {self.option_dim}")
+
+    @classmethod
+    def from_pretrained(cls, run_dir: str | os.PathLike, *, device: str = "cpu",
+                        cache_dir: str | os.PathLike | None = None) -> "Personalizer":
+        """Load ``run_dir/best``, ``run.json`` and the run's embedder (never the training data).
+        ``cache_dir``: embedding cache root (None: ``$PLURALIGN_CACHE/embeddings``)."""
+        from .checkpoint import CheckpointError
+
+        meta = read_run(run_dir)
+        try:
+            model = RewardModel.from_pretrained(Path(run_dir) / "best", map_location=device)
+        except CheckpointError as err:
+            raise RunFolderError(f"{run_dir}: {err}") from err
+        if model.name != meta["model"]:
+            raise RunFolderError(f"{run_dir}: {RUN_FILE} says {meta['model']!r} but best/ holds a "
+                                 f"{model.name!r} model")
+        feats = OptionFeatures.load(run_dir, meta.get("features"), model.config.option_dim,
+                                    cache_dir=cache_dir, device=device)
+        return cls(model, feats, meta)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # -- options ------------------------------------------------------------------------------
+    def options(self, prompt: Any, responses: Sequence[Any] | torch.Tensor) -> torch.Tensor:
+        """(N, D) model inputs: text responses (to ``prompt``) are embedded through the keyed
+        cache and standardised as in training; vectors pass through."""
+        if isinstance(responses, torch.Tensor):
+            vectors = responses.float().reshape(len(responses), -1)
+        else:
+            responses = list(responses)
+            if not responses:
+                raise ValueError("no candidates")
+            kinds = {option_kind(r) for r in responses}
+            if None in kinds:
+                bad = next(i for i, r in enumerate(responses) if option_kind(r) is None)
+                raise ValueError(f"candidate {bad}: expected text, chat messages or a numeric vector, "
+                                 f"got {type(responses[bad]).__name__}")
+            if len(kinds) > 1:
+                raise ValueError("candidates mix text and numeric vectors")
+            if kinds == {"text"}:
+                empty = [i for i, r in enumerate(responses) if isinstance(r, str) and not r.strip()]
+                if empty:
+                    raise ValueError(f"candidate {empty[0]} is empty text")
+                if not self.features.is_text:
+                    raise ValueError("this run was trained on numeric options; give candidates as "
+                                     f"vectors of {self.option_dim} numbers")
+                prompts = [prompt if prompt is not None else ""] * len(responses)
+                return self.features.embed(prompts, responses, lambda i: f"candidate {i}").to(self.device)
+            if self.features.is_text:
+                raise ValueError("this run was trained on text options; give candidates as text")
+            vectors = torch.tensor([[float(v) for v in r] for r in responses])
+        if vectors.shape[1] != self.option_dim:
+            raise ValueError(f"candidates have {vectors.shape[1]} features, the model expects {self.option_dim}")
+        return self.features.transform(vectors).to(self.device)
+
+    def _choice_vectors(self, choices: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        prompts, chosen, rejected = [], [], []
+        for i, c in enumerate(choices):
+            if isinstance(c, PreferenceRecord):
+                c = {"prompt": c.prompt, "chosen": c.chosen, "rejected": c.rejected}
+            if not isinstance(c, Mapping):
+                raise ValueError(f"choice {i}: expected a record or a dict with prompt/chosen/rejected, "
+                                 f"got {type(c).__name__}")
+            for name in ("chosen", "rejected"):
+                value = c.get(name)
+                if option_kind(value) is None:
+                    raise ValueError(f"choice {i}: field {name!r} "
+                                     + ("missing" if value is None else
+                                        f"must be text, chat messages or a vector, got {type(value).__name__}"))
+                if isinstance(value, str) and not value.strip():
+                    raise ValueError(f"choice {i}: field {name!r} is empty text")
+            prompts.append(c.get("prompt") or "")
+            chosen.append(c["chosen"])
+            rejected.append(c["rejected"])
+        both = [o for pair in zip(chosen, rejected) for o in pair]
+        kinds = {option_kind(o) for o in both}
+        if len(kinds) > 1:
+            raise ValueError("the choices mix text and numeric options")
+        if kinds == {"text"}:
+            if not self.features.is_text:
+                raise ValueError("this run was trained on numeric options; the choices are text")
+            what = lambda k: f"choice {k // 2} field {('chosen', 'rejected')[k % 2]!r}"
+            v = self.features.embed([p for p in prompts for _ in (0, 1)], both, what).to(self.device)
+        else:
+            if self.features.is_text:
+                raise ValueError("this run was trained on text options; the choices are vectors")
+            v = self.options(None, both)
+        return v[0::2], v[1::2]
+
+    # -- people -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def user(self, choices: Sequence[Any] = ()) -> UserState:
+        """Personalise to one person from their choices (records or dicts with ``prompt``,
+        ``chosen``, ``rejected``; ``[]`` = nobody known yet, the population prior)."""
+        choices = list(choices)
+        if choices:
+            cc, cr = self._choice_vectors(choices)
+        else:
+            cc = cr = torch.zeros(0, self.option_dim, device=self.device)
+        cc, cr = cc.unsqueeze(0), cr.unsqueeze(0)
+        mask = torch.ones(1, cc.shape[1], dtype=torch.bool, device=self.device)
+        return UserState(len(choices), cc, cr, self.model.personalize(cc, cr, mask))
+
+    @staticmethod
+    def _stack_z(users: Sequence[UserState]) -> torch.Tensor | Normal:
+        zs = [u.z for u in users]
+        if all(isinstance(z, Normal) for z in zs):
+            return Normal(torch.cat([z.loc for z in zs]), torch.cat([z.scale for z in zs]))
+        if any(isinstance(z, Normal) for z in zs):
+            raise ValueError("users personalised by different models")
+        return torch.cat(zs)
+
+    @torch.no_grad()
+    def score(self, prompt: Any, candidates: Sequence[Any] | torch.Tensor,
+              users: Sequence[UserState]) -> torch.Tensor:
+        """r(candidate | z_user) for every user and candidate in one batch: (U, N)."""
+        users = list(users)
+        if not users:
+            raise ValueError("no users")
+        options = self.options(prompt, candidates)
+        z = self._stack_z(users)
+        return self.model.reward(options.unsqueeze(0).expand(len(users), -1, -1), z).cpu()
+
+    @torch.no_grad()
+    def spread(self, prompt: Any, candidates: Sequence[Any] | torch.Tensor, users: Sequence[UserState],
+               n_samples: int = SPREAD_SAMPLES, seed: int = 0) -> torch.Tensor | None:
+        """VPL: the standard deviation of r(candidate | z) over z ~ q(z | choices), (U, N);
+        None for models without a posterior."""
+        users = list(users)
+        z = self._stack_z(users)
+        if not isinstance(z, Normal):
+            return None
+        options = self.options(prompt, candidates)
+        gen = torch.Generator(device=z.loc.device).manual_seed(seed)
+        eps = torch.randn((n_samples,) + tuple(z.loc.shape), generator=gen, device=z.loc.device)
+        samples = (z.loc + z.scale * eps).reshape(-1, z.loc.shape[-1])  # (S*U, L)
+        opts = options.unsqueeze(0).expand(samples.shape[0], -1, -1)
+        r = self.model.reward(opts, samples).reshape(n_samples, len(users), -1)
+        return r.std(0).cpu()
+
+    def rank(self, prompt: Any, candidates: Sequence[Any] | torch.Tensor,
+             user: UserState | None = None) -> list[Ranked]:
+        """``candidates`` sorted best first for ``user`` (None: nobody known yet), with scores
+        (and VPL's spread). BTL/DPL give the same order for everyone."""
+        user = user if user is not None else self.user([])
+        scores = self.score(prompt, candidates, [user])[0]
+        spread = self.spread(prompt, candidates, [user])
+        order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+        return [Ranked(i, candidates[i], float(scores[i]), None if spread is None else float(spread[0, i]))
+                for i in order]
+
+    def __repr__(self) -> str:
+        kind = f"text via {self.features.spec['model']}" if self.features.is_text else "numeric"
+        return f"Personalizer({self.model_name}, {kind}, option_dim={self.option_dim})"
