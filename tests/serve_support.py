@@ -4,7 +4,6 @@ kinds of users (one likes short answers, one likes long ones)."""
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -54,29 +53,26 @@ def text_records(n_users: int = 16, per_user: int = 24, seed: int = 0):
 
 
 def make_text_run(root: Path, steps: int = 30, model: str = "np-btl") -> Path:
-    """Train ``model`` on the generated records embedded by the tiny encoder; returns the run folder
-    (``run.json`` records the embedder so the Personalizer can embed new text)."""
-    from pluralign.features.embed import EmbedderConfig, embed_to_records, load_embedder
+    """Train ``model`` on the generated text records through the tiny encoder (the run records
+    its embedder, so :class:`pluralign.Personalizer` embeds new text the same way)."""
+    from pluralign.features.options import open_embedder
     from pluralign.train.config import TrainConfig
-    from pluralign.train.rewards import RewardTrainConfig, TaskConfig, train_reward_model
+    from pluralign.train.rewards import RewardTrainConfig, TaskConfig
+    from pluralign.train.run import train_run
 
-    encoder = tiny_encoder(root / "encoder")
-    emb_cfg = EmbedderConfig(model=str(encoder), max_length=64, cache_dir=str(root / "cache"))
-    embedder = load_embedder(emb_cfg)
+    embedder = open_embedder(str(tiny_encoder(root / "encoder")), max_length=256, cache_dir=root / "cache")
     embedder.progress = False
-    records = embed_to_records(text_records(), embedder)
+    fields = {"hidden_dim": 32, "embed_dim": 32, "z_dim": 16} if model == "np-btl" else {"hidden_dim": 32}
     cfg = RewardTrainConfig(
-        model={"hidden_dim": 32, "embed_dim": 32, "z_dim": 16} if model == "np-btl" else {"hidden_dim": 32},
-        tasks=TaskConfig(n_tasks=8, context_max=4, n_target=6, val_tasks=16),
+        model=fields, tasks=TaskConfig(n_tasks=8, context_max=4, n_target=6, val_tasks=16),
         train=TrainConfig(learning_rate=1e-3, max_steps=steps, eval_steps=steps, save_steps=steps,
-                          metric_for_best_model="accuracy", greater_is_better=True, load_best_model_at_end=True),
+                          logging_steps=steps, metric_for_best_model="accuracy", greater_is_better=True,
+                          load_best_model_at_end=True, disable_tqdm=True),
         split_fractions=(0.6, 0.2, 0.2))
-    out = root / "run"
-    train_reward_model(records, model, cfg, out)
-    run = json.loads((out / "run.json").read_text())
-    run["embedder"] = {"model": str(encoder), "max_length": 64, "cache_dir": str(root / "cache")}
-    (out / "run.json").write_text(json.dumps(run, indent=2))
-    return out
+    torch.manual_seed(0)
+    train_run(text_records(), model, cfg, root / "run", embedder=embedder, data_file="serve-prefs.jsonl",
+              log=lambda s: None)
+    return root / "run"
 
 
 def require(env_var: str | None = None, binary: str | None = None) -> str | None:

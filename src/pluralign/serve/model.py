@@ -1,5 +1,5 @@
-"""The served run: a :class:`pluralign.Personalizer` behind one lock, with the per-user z cache,
-an in-memory cache of candidate embeddings, and next-question selection.
+"""The served run: a :class:`pluralign.Personalizer` behind one lock, with the per-user z cache
+and next-question selection.
 
 All personalization goes through the Personalizer (DESIGN.md §7): the service only decides when
 to call it. z of a user is cached under (user row id, revision); every new or undone choice
@@ -18,10 +18,7 @@ from typing import Any, Callable, Hashable, Sequence
 
 import torch
 
-try:  # the real one (src/pluralign/personalizer.py); the stand-in only until it lands
-    from ..personalizer import Personalizer  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - removed at integration
-    from ._interim_personalizer import Personalizer  # type: ignore[assignment]
+from ..personalizer import Personalizer
 
 
 class LRU:
@@ -60,11 +57,10 @@ class Question:
 class ServedModel:
     """The Personalizer of one run plus the caches the service keeps around it."""
 
-    def __init__(self, personalizer: Any, *, z_cache_size: int = 10_000, option_cache_size: int = 1024) -> None:
+    def __init__(self, personalizer: Any, *, z_cache_size: int = 10_000) -> None:
         self.personalizer = personalizer
         self.lock = threading.Lock()
         self.z_cache = LRU(z_cache_size)
-        self.option_cache = LRU(option_cache_size)
 
     @classmethod
     def load(cls, run_dir: str, **kwargs: Any) -> "ServedModel":
@@ -99,20 +95,12 @@ class ServedModel:
         return z.reshape(-1).tolist(), None
 
     # -- candidates ------------------------------------------------------------------------------
-    def options(self, prompt: str, candidates: Sequence[str]) -> torch.Tensor:
-        """(N, D) option vectors, from memory for a repeated (prompt, candidates) list, else via
-        the Personalizer (whose embedder has its own on-disk cache). Call with the lock held."""
-        key = (prompt, tuple(candidates))
-        vectors = self.option_cache.get(key)
-        if vectors is None:
-            vectors = self.personalizer.options(prompt, list(candidates))
-            self.option_cache.put(key, vectors)
-        return vectors
-
     def score(self, prompt: str, candidates: Sequence[str], states: Sequence[Any]) -> torch.Tensor:
-        """Scores (U, N) of ``candidates`` for many users at once (one forward pass)."""
+        """Scores (U, N) of ``candidates`` for many users at once (one forward pass). Candidate
+        texts are embedded through the run's keyed embedding cache (held in memory once read),
+        so a repeated candidate costs a hash lookup, not an encoder pass."""
         with self.lock, torch.inference_mode():
-            return self.personalizer.score(prompt, self.options(prompt, candidates), list(states))
+            return self.personalizer.score(prompt, list(candidates), list(states))
 
     # -- questions -------------------------------------------------------------------------------
     def next_question(self, state: Any, pool: Sequence[dict[str, str]], answered: set[tuple[str, str, str]],
