@@ -154,38 +154,9 @@ class ThreadServer:
         self.thread.join(timeout=10)
 
 
-def process_server(run: Path, db: str, *, workers: int = 1, env: dict | None = None):  # noqa: ANN201
-    """``pluralign serve RUN --db DB`` as a child process on a free port; returns (Popen, url)
-    once /healthz answers."""
-    import os
-    import subprocess
-    import sys
-    import time
+def process_server(run: Path, db: str, *, workers: int = 1):  # noqa: ANN201
+    """``pluralign serve RUN --db DB`` as a child process on a free port: (Popen, url)."""
+    from pluralign.serve.loadgen import spawn_server
 
-    import httpx
-
-    port = free_port()
     src = str(Path(__file__).resolve().parents[1] / "src")
-    child_env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                 "OMP_NUM_THREADS": "1", **(env or {})}
-    import tempfile
-
-    log = tempfile.NamedTemporaryFile(prefix="pluralign-serve-", suffix=".log", delete=False)
-    # its own process group, so a test can kill -9 the server and all its workers at once
-    proc = subprocess.Popen([sys.executable, "-m", "pluralign.cli", "serve", str(run), "--db", db,
-                             "--port", str(port), "--workers", str(workers)], env=child_env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    proc.log_path = log.name
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {Path(log.name).read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not answer /healthz within 120 s")
+    return spawn_server(run, db, port=free_port(), workers=workers, pythonpath=src)

@@ -19,7 +19,7 @@ import httpx  # noqa: E402
 
 from pluralign.serve import auth  # noqa: E402
 from pluralign.serve.db import make_engine  # noqa: E402
-from pluralign.serve.loadgen import LoadConfig, retry_unknown, run_load, verify_choices  # noqa: E402
+from pluralign.serve.loadgen import LoadConfig, retry_unknown, run_load, stop_server, verify_choices  # noqa: E402
 from pluralign.serve.migrate import upgrade  # noqa: E402
 from pluralign.serve.model import ServedModel  # noqa: E402
 from serve_support import (CANDIDATES, LONG, PROMPTS, SHORT, fresh_pg_database, process_server, require,  # noqa: E402
@@ -42,16 +42,6 @@ def tenant_key(db: str) -> tuple:
     return engine, auth.create_key(engine, "load")
 
 
-def stop(proc) -> None:  # noqa: ANN001
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except Exception:  # noqa: BLE001
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def test_mixed_load_has_no_5xx_and_stores_every_acknowledged_choice_once(tmp_path_factory, db_url):
     run = shared_text_run(tmp_path_factory)
     engine, key = tenant_key(db_url)
@@ -61,7 +51,7 @@ def test_mixed_load_has_no_5xx_and_stores_every_acknowledged_choice_once(tmp_pat
                          n_requests=10)
         report = asyncio.run(run_load(url, key, cfg))
     finally:
-        stop(proc)
+        stop_server(proc)
     summary = report.summary()
     print(f"\n{db_url.split(':')[0]}: {summary['all']['n']} requests in {report.seconds:.1f} s: "
           + "; ".join(f"{k} {v['rps']:.0f}/s p50 {v['p50_ms']:.0f} ms p99 {v['p99_ms']:.0f} ms"
@@ -108,5 +98,5 @@ def test_kill_9_mid_load_loses_and_duplicates_nothing(tmp_path_factory, db_url):
                                                   for c in stored])
                 assert z == pytest.approx(again.z.reshape(-1).tolist(), abs=1e-5), user
     finally:
-        stop(proc)
+        stop_server(proc)
         engine.dispose()

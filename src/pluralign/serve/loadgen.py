@@ -11,11 +11,17 @@ ones whose outcome is unknown (a connection error), which a client would retry w
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from sqlalchemy import func, select
@@ -178,3 +184,44 @@ def verify_choices(engine: Engine, tenant: str, report: LoadReport) -> list[str]
         if counts.get(u) != stored_n.get(u):
             problems.append(f"user {u}: n_choices {counts.get(u)} but {stored_n.get(u)} rows")
     return problems
+
+
+def spawn_server(run: str | os.PathLike, db: str, *, port: int, workers: int = 1, pythonpath: str | None = None,
+                 wait_s: float = 180.0) -> tuple[subprocess.Popen, str]:
+    """Start ``pluralign serve RUN --db DB`` on 127.0.0.1:``port`` in its own process group (so
+    a test can kill -9 the server and all its workers at once); returns (process, url) once
+    /healthz answers. Its output goes to ``process.log_path``."""
+    import httpx
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath + os.pathsep + os.environ.get("PYTHONPATH", "")
+    log = tempfile.NamedTemporaryFile(prefix="pluralign-serve-", suffix=".log", delete=False)
+    proc = subprocess.Popen([sys.executable, "-m", "pluralign.cli", "serve", str(run), "--db", db,
+                             "--port", str(port), "--workers", str(workers)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = log.name  # type: ignore[attr-defined]
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {Path(log.name).read_text()[-2000:]}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise RuntimeError(f"server did not answer /healthz within {wait_s:.0f} s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (SIGKILL after 20 s)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
