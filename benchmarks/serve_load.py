@@ -32,7 +32,7 @@ from pluralign.serve.migrate import upgrade
 # name: (mix, n_candidates, fresh candidate texts, clients, requests per client)
 SCENARIOS = {
     "rank-10-cached": ({"rank": 1.0}, 10, False, 32, 40),
-    "rank-10-uncached": ({"rank": 1.0}, 10, True, 8, 8),
+    "rank-10-uncached": ({"rank": 1.0}, 10, True, 4, 5),
     "rank-1000-cached": ({"rank": 1.0}, 1000, False, 8, 5),
     "rank-1000-uncached": ({"rank": 1.0}, 1000, True, 1, 1),
     "choices": ({"choice": 1.0}, 10, False, 64, 30),

@@ -105,8 +105,9 @@ class ServedModel:
     # -- questions -------------------------------------------------------------------------------
     def next_question(self, state: Any, pool: Sequence[dict[str, str]], answered: set[tuple[str, str, str]],
                       seed: int) -> Question | None:
-        """The next pair to ask: ``Personalizer.next_question`` (active selection) when the
-        Personalizer has it, else a random pair seeded by (user, revision). Pairs the user has
+        """The next pair to ask: ``Personalizer.next_question`` (active selection, issue 12) when
+        the Personalizer has it and the model has a latent, else a random pair seeded by (user,
+        revision). Pairs the user has
         answered (either way round) are skipped; None when none are left."""
         def asked(q: dict[str, str]) -> bool:
             return (q["prompt"], q["a"], q["b"]) in answered or (q["prompt"], q["b"], q["a"]) in answered
@@ -115,9 +116,9 @@ class ServedModel:
         if not open_idx:
             return None
         select = getattr(self.personalizer, "next_question", None)
-        if select is not None:
+        if select is not None and self.has_latent:  # BTL/DPL learn nothing about a person from answers
             with self.lock, torch.inference_mode():
-                pick = select(state, [pool[i] for i in open_idx])
+                pick = select(state, [pool[i] for i in open_idx], seed=seed % (2**31))
             j = open_idx[_picked_index(pick)]
             method = "active"
         else:
@@ -128,8 +129,10 @@ class ServedModel:
 
 
 def _picked_index(pick: Any) -> int:
-    """Position in the pool from whatever ``next_question`` returns (an index, or an object or
-    dict with ``index``)."""
+    """Position in the pool from what ``next_question`` returns: ``(index, item)`` (issue 12's
+    API), an index, or an object or dict with ``index``."""
+    if isinstance(pick, tuple):
+        return int(pick[0])
     if isinstance(pick, int):
         return pick
     if isinstance(pick, dict):
