@@ -13,7 +13,6 @@ import threading
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, AsyncIterator
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path as PathParam, Query
@@ -238,8 +237,3 @@ def app_from_env() -> Any:
     run, db = os.environ["PLURALIGN_SERVE_RUN"], os.environ["PLURALIGN_SERVE_DB"]
     # the command has migrated already; workers must not race on it (SQLite has no advisory lock)
     return create_app(ServedModel.load(run), db, migrate=False)
-
-
-def default_db_url(run_dir: str | Path) -> str:
-    """SQLite file beside the run: ``RUN/serve.sqlite``."""
-    return f"sqlite:///{Path(run_dir) / 'serve.sqlite'}"

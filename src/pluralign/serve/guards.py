@@ -75,6 +75,12 @@ def install(app: FastAPI) -> None:
         plain = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
         return JSONResponse({"detail": message, "errors": plain}, status_code=422)
 
+    @app.exception_handler(ValueError)
+    async def _refused(request: Request, exc: ValueError) -> JSONResponse:
+        # the Personalizer raises ValueError for input it cannot use (after our own checks,
+        # e.g. a text its embedder refuses): the caller's input, so a 422 with its message
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)

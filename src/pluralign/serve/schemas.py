@@ -4,8 +4,9 @@ and never coerce types, so a typo or a number where text belongs is a 422 naming
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MAX_TEXT = 20_000  # characters of one prompt or response
 MAX_CANDIDATES = 4096
@@ -13,7 +14,23 @@ MAX_POOL = 2000
 USER_ID = r"^[A-Za-z0-9._:@-]{1,128}$"
 POOL_ID = r"^[A-Za-z0-9._-]{1,128}$"
 
-Text = Field(max_length=MAX_TEXT)
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL; refuse it everywhere alike
+        raise ValueError("text must not contain NUL characters")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return _no_nul(value)
+
+
+#: a prompt (may be empty) and an answer (must have content), both at most MAX_TEXT characters
+Prompt = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_no_nul)]
+Answer = Annotated[str, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_not_blank)]
 
 
 class In(BaseModel):
@@ -21,9 +38,9 @@ class In(BaseModel):
 
 
 class ChoiceIn(In):
-    prompt: str = Field("", max_length=MAX_TEXT, description="The question (may be empty).")
-    chosen: str = Field(min_length=1, max_length=MAX_TEXT, description="The answer the person preferred.")
-    rejected: str = Field(min_length=1, max_length=MAX_TEXT, description="The answer they did not.")
+    prompt: Prompt = Field("", description="The question (may be empty).")
+    chosen: Answer = Field(description="The answer the person preferred.")
+    rejected: Answer = Field(description="The answer they did not.")
 
     @model_validator(mode="after")
     def _distinct(self) -> "ChoiceIn":
@@ -72,15 +89,8 @@ class Deleted(BaseModel):
 
 
 class RankIn(In):
-    prompt: str = Field("", max_length=MAX_TEXT)
-    candidates: list[str] = Field(min_length=1, max_length=MAX_CANDIDATES)
-
-    @model_validator(mode="after")
-    def _sizes(self) -> "RankIn":
-        for i, c in enumerate(self.candidates):
-            if len(c) > MAX_TEXT:
-                raise ValueError(f"candidates[{i}] has {len(c)} characters; at most {MAX_TEXT}")
-        return self
+    prompt: Prompt = ""
+    candidates: list[Answer] = Field(min_length=1, max_length=MAX_CANDIDATES)
 
 
 class RankedOut(BaseModel):
@@ -98,9 +108,9 @@ class RankOut(BaseModel):
 
 
 class QuestionItem(In):
-    prompt: str = Field("", max_length=MAX_TEXT)
-    a: str = Field(min_length=1, max_length=MAX_TEXT)
-    b: str = Field(min_length=1, max_length=MAX_TEXT)
+    prompt: Prompt = ""
+    a: Answer
+    b: Answer
 
 
 class NextQuestionIn(In):
@@ -125,8 +135,8 @@ class QuestionOut(BaseModel):
 
 
 class Candidates(In):
-    prompt: str = Field("", max_length=MAX_TEXT)
-    responses: list[str] = Field(min_length=1, max_length=200)
+    prompt: Prompt = ""
+    responses: list[Answer] = Field(min_length=1, max_length=200)
 
 
 class PoolIn(In):
