@@ -6,14 +6,12 @@ database calls and the model block, and Starlette runs them in its thread pool.
 """
 
 
-import asyncio
 import hashlib
 import os
 import threading
 import time
-from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Annotated, Any, AsyncIterator
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path as PathParam, Query
 from fastapi.responses import HTMLResponse, Response
@@ -53,12 +51,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
     keys_lock = threading.Lock()
     bearer = HTTPBearer(auto_error=False, description="An API key from `pluralign serve keys create`.")
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        batcher.close()
-
-    app = FastAPI(title="pluralign serve", version="1", lifespan=lifespan,
+    app = FastAPI(title="pluralign serve", version="1",
                   description="Personalized ranking and question selection from a person's few choices.")
     app.state.engine, app.state.model, app.state.batcher = engine, model, batcher
     install(app)
@@ -104,10 +97,6 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
             for c in store.list_choices(engine, user)])
         metrics.Z_CACHE.labels("miss" if model.z_cache.misses > misses else "hit").inc()
         return state
-
-    def user_and_state(t: Tenant, user_id: str) -> tuple[store.UserInfo, Any]:
-        user = known_user(t, user_id)
-        return user, state_of(user)
 
     def out(c: store.StoredChoice) -> ChoiceOut:
         return ChoiceOut(seq=c.seq, prompt=c.prompt, chosen=c.chosen, rejected=c.rejected,
@@ -185,10 +174,14 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
 
     @app.post("/v1/users/{user_id}/rank", response_model=RankOut, tags=["personalization"])
     async def rank(user_id: UserId, body: RankIn, t: Caller) -> RankOut:
-        # async: the database work goes to the thread pool, and the wait for the batcher's
-        # forward pass holds no thread (many concurrent ranks, few threads)
-        user, state = await run_in_threadpool(user_and_state, t, user_id)
-        scores = await asyncio.wrap_future(batcher.submit(body.prompt, body.candidates, state))
+        # on the event loop, no thread hand-offs (see batching.py): the user lookup is one indexed
+        # query; only a z-cache miss (embedding the user's choices) goes to the thread pool
+        user = known_user(t, user_id)
+        if model.z_cache.get((user.pk, user.revision)) is not None:
+            state = state_of(user)
+        else:
+            state = await run_in_threadpool(state_of, user)
+        scores = await batcher.submit(body.prompt, body.candidates, state)
         values = scores.tolist()
         order = sorted(range(len(values)), key=lambda i: -values[i])
         return RankOut(user_id=user_id, n_choices=user.n_choices, model=model.model_name,
