@@ -98,8 +98,13 @@ def migrate(db: str = typer.Option(..., "--db", help=DB_HELP)) -> None:
     """Create or upgrade the database schema (the server also does this at start-up)."""
     from ..serve.migrate import current, head
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     engine = _engine(db)
-    before = current(engine)
+    try:
+        before = current(engine)
+    except SQLAlchemyError as err:
+        _fail(f"cannot migrate {db}: {err.__class__.__name__}: {str(err).splitlines()[0]}")
     _migrate(engine, db)
     typer.echo(f"{db}: schema at revision {head()} (was {before or 'empty'})")
 
