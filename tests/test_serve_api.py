@@ -212,3 +212,4 @@ def test_revoked_key_is_refused(served, tmp_path):
             assert client.put("/v1/users/a", headers=h).status_code == 401
     finally:
         app_module.KEY_TTL = old
+        engine.dispose()
