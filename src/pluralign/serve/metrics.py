@@ -1,0 +1,30 @@
+"""Prometheus metrics. With several worker processes (``--workers``) the CLI points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before they start, and /metrics sums all workers."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram,
+                               generate_latest)
+
+REQUESTS = Counter("pluralign_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("pluralign_http_request_seconds", "Request latency", ["route"],
+                    buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+RANK_BATCH = Histogram("pluralign_rank_batch_size", "Rank requests scored in one batch",
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+CHOICES = Counter("pluralign_choices_total", "Choices posted", ["result"])  # stored / replayed
+Z_CACHE = Counter("pluralign_z_cache_total", "z cache lookups", ["result"])  # hit / miss
+
+
+def render() -> tuple[bytes, str]:
+    """The metrics page (all workers' when in multi-process mode) and its content type."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

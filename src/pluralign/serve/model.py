@@ -1,0 +1,140 @@
+"""The served run: a :class:`pluralign.Personalizer` behind one lock, with the per-user z cache
+and next-question selection.
+
+All personalization goes through the Personalizer (DESIGN.md §7): the service only decides when
+to call it. z of a user is cached under (user row id, revision); every new or undone choice
+bumps the revision in the database, so a stale z is never served, by any worker. Calls into the
+model hold one lock: the embedder's tokenizer and cache are not thread-safe, and on a CPU one
+forward pass at a time (micro-batched, :mod:`.batching`) is faster than several competing.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Sequence
+
+import torch
+
+from ..personalizer import Personalizer
+
+
+class LRU:
+    """A small thread-safe least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self._data, self._lock = size, OrderedDict(), threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                self.hits += 1
+                return self._data[key]
+            self.misses += 1
+            return None
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Question:
+    index: int
+    prompt: str
+    a: str
+    b: str
+    method: str  # "active" (Personalizer.next_question) or "random"
+
+
+class ServedModel:
+    """The Personalizer of one run plus the caches the service keeps around it."""
+
+    def __init__(self, personalizer: Any, *, z_cache_size: int = 10_000) -> None:
+        self.personalizer = personalizer
+        self.lock = threading.Lock()
+        self.z_cache = LRU(z_cache_size)
+
+    @classmethod
+    def load(cls, run_dir: str, **kwargs: Any) -> "ServedModel":
+        torch.set_num_threads(1)  # one worker process per core (uvicorn --workers) scales better
+        return cls(Personalizer.from_pretrained(run_dir), **kwargs)
+
+    @property
+    def model_name(self) -> str:
+        return self.personalizer.model_name
+
+    @property
+    def has_latent(self) -> bool:
+        return bool(self.personalizer.has_latent)
+
+    # -- users -----------------------------------------------------------------------------------
+    def user_state(self, key: Hashable, load_choices: Callable[[], Sequence[dict[str, str]]]) -> Any:
+        """The user's :class:`UserState` for cache key ``key`` = (user id, revision); the
+        choices are read (``load_choices``) and personalized only on a miss."""
+        state = self.z_cache.get(key)
+        if state is None:
+            choices = list(load_choices())
+            with self.lock:
+                state = self.personalizer.user(choices)
+            self.z_cache.put(key, state)
+        return state
+
+    def z_summary(self, state: Any) -> tuple[list[float], list[float] | None]:
+        """z as lists (the posterior mean and std for VPL's Normal)."""
+        z = state.z
+        if isinstance(z, torch.distributions.Normal):
+            return z.mean.reshape(-1).tolist(), z.stddev.reshape(-1).tolist()
+        return z.reshape(-1).tolist(), None
+
+    # -- candidates ------------------------------------------------------------------------------
+    def score(self, prompt: str, candidates: Sequence[str], states: Sequence[Any]) -> torch.Tensor:
+        """Scores (U, N) of ``candidates`` for many users at once (one forward pass). Candidate
+        texts are embedded through the run's keyed embedding cache (held in memory once read),
+        so a repeated candidate costs a hash lookup, not an encoder pass."""
+        with self.lock, torch.inference_mode():
+            return self.personalizer.score(prompt, list(candidates), list(states))
+
+    # -- questions -------------------------------------------------------------------------------
+    def next_question(self, state: Any, pool: Sequence[dict[str, str]], answered: set[tuple[str, str, str]],
+                      seed: int) -> Question | None:
+        """The next pair to ask: ``Personalizer.next_question`` (active selection, issue 12) when
+        the Personalizer has it and the model has a latent, else a random pair seeded by (user,
+        revision). Pairs the user has
+        answered (either way round) are skipped; None when none are left."""
+        def asked(q: dict[str, str]) -> bool:
+            return (q["prompt"], q["a"], q["b"]) in answered or (q["prompt"], q["b"], q["a"]) in answered
+
+        open_idx = [i for i, q in enumerate(pool) if not asked(q)]
+        if not open_idx:
+            return None
+        select = getattr(self.personalizer, "next_question", None)
+        if select is not None and self.has_latent:  # BTL/DPL learn nothing about a person from answers
+            with self.lock, torch.inference_mode():
+                pick = select(state, [pool[i] for i in open_idx], seed=seed % (2**31))
+            j = open_idx[_picked_index(pick)]
+            method = "active"
+        else:
+            j = random.Random(seed).choice(open_idx)
+            method = "random"
+        q = pool[j]
+        return Question(j, q["prompt"], q["a"], q["b"], method)
+
+
+def _picked_index(pick: Any) -> int:
+    """Position in the pool from what ``next_question`` returns: ``(index, item)`` (issue 12's
+    API), an index, or an object or dict with ``index``."""
+    if isinstance(pick, tuple):
+        return int(pick[0])
+    if isinstance(pick, int):
+        return pick
+    if isinstance(pick, dict):
+        return int(pick["index"])
+    return int(getattr(pick, "index"))

@@ -1,0 +1,63 @@
+"""Fuzz every endpoint from the service's own OpenAPI schema (schemathesis): no input, valid or
+not, may give a 5xx, and valid responses must match the schema. Bounded: a few examples per
+operation, so it fits the suite's budget."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("schemathesis")
+import schemathesis  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis.errors import Unsatisfiable  # noqa: E402
+from schemathesis import GenerationMode  # noqa: E402
+
+from pluralign.serve import auth  # noqa: E402
+from pluralign.serve.app import create_app  # noqa: E402
+from pluralign.serve.model import ServedModel  # noqa: E402
+from serve_support import LONG, PROMPTS, SHORT, shared_text_run  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    served = ServedModel.load(str(shared_text_run(tmp_path_factory)))
+    app = create_app(served, f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'f.sqlite'}")
+    key = auth.create_key(app.state.engine, "acme")
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as client:  # a known user and pool, so some cases reach the model
+        h = {"Authorization": f"Bearer {key}"}
+        client.post("/v1/users/alice/choices", json={"prompt": PROMPTS[0], "chosen": SHORT[0],
+                                                     "rejected": LONG[0]}, headers=h)
+        client.put("/v1/pools/p", json={"questions": [{"prompt": PROMPTS[1], "a": SHORT[1], "b": LONG[1]}]},
+                   headers=h)
+        yield schemathesis.openapi.from_asgi("/openapi.json", app), h
+
+
+def test_every_operation_with_valid_and_invalid_input_gives_no_server_error(service):
+    schema, auth_header = service
+    operations = [op.ok() for op in schema.get_all_operations()]
+    labels = {op.label for op in operations}
+    assert {"POST /v1/users/{user_id}/choices", "POST /v1/users/{user_id}/rank",
+            "POST /v1/users/{user_id}/next-question", "DELETE /v1/users/{user_id}"} <= labels
+    calls: dict[str, int] = {}
+    for op in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            @given(op.as_strategy(generation_mode=mode))
+            @settings(max_examples=5, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=list(HealthCheck))
+            def run(case):
+                for headers in (auth_header, {}):
+                    response = case.call(headers=headers)
+                    assert response.status_code < 500, (op.label, mode, case.path_parameters, case.query,
+                                                        case.body, response.status_code, response.text[:300])
+
+            try:
+                run()
+            except Unsatisfiable:
+                assert mode is GenerationMode.NEGATIVE, op.label  # nothing to break (no inputs)
+                continue
+            calls[op.label] = calls.get(op.label, 0) + 1
+    assert len(calls) == len(operations)
