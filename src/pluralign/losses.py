@@ -156,10 +156,14 @@ def cosine_beta(step: int, total_steps: int, beta_max: float = 1.0, beta_min: fl
     return float(beta_min + (beta_max - beta_min) * 0.5 * (1.0 - math.cos(math.pi * phase)))
 
 
+def preference_correct(p_chosen: torch.Tensor) -> torch.Tensor:
+    """Per pair: 1 where P(chosen ≻ rejected) > 1/2, 1/2 on an exact tie (a coin flip), else 0."""
+    return (p_chosen > 0.5).to(p_chosen.dtype) + 0.5 * (p_chosen == 0.5).to(p_chosen.dtype)
+
+
 def preference_accuracy(p_chosen: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Fraction of real pairs with P(chosen ≻ rejected) > 0.5 (ties count half)."""
-    score = (p_chosen > 0.5).to(p_chosen.dtype) + 0.5 * (p_chosen == 0.5).to(p_chosen.dtype)
-    return masked_mean(score, mask)
+    return masked_mean(preference_correct(p_chosen), mask)
 
 
 # ============================================================================================

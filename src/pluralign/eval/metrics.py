@@ -25,6 +25,7 @@ from torch import nn
 from ..data.records import PreferenceRecord
 from ..data.tables import option_vectors, pair_conflicts, user_ids, user_types
 from ..data.tasks import TaskBatch, TaskItem, TaskSampler, collate
+from ..losses import preference_correct
 
 DEFAULT_CONTEXT_SIZES = (0, 1, 3, 5, 10)
 
@@ -144,8 +145,8 @@ def predict(model: nn.Module, batch: TaskBatch, flip_context: bool = False) -> t
 
 
 def correctness(p: torch.Tensor) -> torch.Tensor:
-    """1 where P(chosen ≻ rejected) > 1/2, 1/2 on an exact tie, else 0."""
-    return (p > 0.5).float() + 0.5 * (p == 0.5).float()
+    """1 where P(chosen ≻ rejected) > 1/2, 1/2 on an exact tie, else 0 (as float)."""
+    return preference_correct(p.float())
 
 
 def task_accuracy(model: nn.Module, items: Sequence[TaskItem], data: EvalData,

@@ -27,7 +27,7 @@ from ..data.records import PreferenceRecord
 from ..data.splits import by_split, split_records
 from ..data.tables import option_vectors, user_ids, user_types
 from ..data.tasks import TaskSampler, collate, collate_arrays
-from ..eval.metrics import EvalData, correctness, predict
+from ..losses import preference_correct
 from .config import ConfigError, TrainConfig, check_types, config_from_dict, read_yaml
 from .loop import FitResult, fit
 from .presets import BUDGET_MIN_STEPS, DEFAULT_PRESET, PRESETS, get_preset, step_budget
@@ -195,9 +195,8 @@ def make_val_fn(records: Sequence[PreferenceRecord], tasks: TaskConfig, batch_si
     the predictive -log P(chosen ≻ rejected | context) on the unseen targets, the same quantity
     for every model and every step (what the tuned presets stop on)."""
     chosen, rejected = numeric_table(records, "validation")
-    data = EvalData(chosen, rejected, user_ids(records), user_types(records))
-    sampler = TaskSampler(data.users, context_range=(tasks.context_min, tasks.context_max),
-                          n_target=tasks.n_target, context_in_target=False, user_types=data.types,
+    sampler = TaskSampler(user_ids(records), context_range=(tasks.context_min, tasks.context_max),
+                          n_target=tasks.n_target, context_in_target=False, user_types=user_types(records),
                           seed=tasks.seed + 1)
     items = sampler.sample(tasks.val_tasks, step=0, stream=0)
     fixed = [collate(items[i: i + batch_size], chosen, rejected)
@@ -209,8 +208,8 @@ def make_val_fn(records: Sequence[PreferenceRecord], tasks: TaskConfig, batch_si
         acc, loss, n, nll, n_pairs = [], 0.0, 0, 0.0, 0.0
         for batch in fixed:
             batch = batch.to(device)
-            p = predict(model, batch)
-            ok = correctness(p) * batch.target_unseen
+            p = model.predict(batch).float()  # the RewardModel interface, as in pluralign.eval
+            ok = preference_correct(p) * batch.target_unseen
             acc.append((ok.sum(1) / batch.target_unseen.sum(1)).cpu())
             nll -= float((p.clamp_min(1e-6).log() * batch.target_unseen).sum())
             n_pairs += float(batch.target_unseen.sum())
