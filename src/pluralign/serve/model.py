@@ -105,9 +105,8 @@ class ServedModel:
     # -- questions -------------------------------------------------------------------------------
     def next_question(self, state: Any, pool: Sequence[dict[str, str]], answered: set[tuple[str, str, str]],
                       seed: int) -> Question | None:
-        """The next pair to ask: ``Personalizer.next_question`` (active selection, issue 12) when
-        the Personalizer has it and the model has a latent, else a random pair seeded by (user,
-        revision). Pairs the user has
+        """The next pair to ask: ``Personalizer.next_question`` (active selection, issue 12) for
+        VPL runs, else a random pair seeded by (user, revision). Pairs the user has
         answered (either way round) are skipped; None when none are left."""
         def asked(q: dict[str, str]) -> bool:
             return (q["prompt"], q["a"], q["b"]) in answered or (q["prompt"], q["b"], q["a"]) in answered
@@ -116,7 +115,10 @@ class ServedModel:
         if not open_idx:
             return None
         select = getattr(self.personalizer, "next_question", None)
-        if select is not None and self.has_latent:  # BTL/DPL learn nothing about a person from answers
+        # BTL/DPL learn nothing about a person from answers; NP-BTL's information gain needs a
+        # particle posterior built from known people's choices (pluralign.active), which a run
+        # folder does not hold, so NP-BTL runs are asked at random; VPL uses q(z | answers)
+        if select is not None and self.has_latent and self.model_name != "np-btl":
             with self.lock, torch.inference_mode():
                 pick = select(state, [pool[i] for i in open_idx], seed=seed % (2**31))
             j = open_idx[_picked_index(pick)]
