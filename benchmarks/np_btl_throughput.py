@@ -36,7 +36,8 @@ from torch import nn
 from pluralign.data.tasks import TaskSampler, collate, collate_arrays
 from pluralign.rewards import build_reward_model
 from pluralign.train.config import TrainConfig
-from pluralign.train.loop import build_optimizer, resolve_precision
+from pluralign.train.accelerator import resolve_precision
+from pluralign.train.loop import build_optimizer
 from pluralign.train.prefetch import PrefetchingBatchFn
 
 

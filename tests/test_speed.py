@@ -18,7 +18,7 @@ from pluralign.data.tasks import TaskSampler, collate, collate_arrays
 from pluralign.nn import ConditionedRewardDecoder, DeepSetEncoder, masked_pool
 from pluralign.rewards import RewardModel, build_reward_model
 from pluralign.train.config import TrainConfig
-from pluralign.train.loop import resolve_precision
+from pluralign.train.accelerator import resolve_precision
 from pluralign.train.prefetch import PrefetchingBatchFn
 
 OLD = Path(__file__).parent / "fixtures" / "old_checkpoints"
@@ -168,7 +168,7 @@ def test_mixed_precision_auto_and_flag():
     assert TrainConfig(mixed_precision="auto").mixed_precision == "auto"
     assert resolve_precision("no", cpu=True) == "no" and resolve_precision("bf16", cpu=True) == "bf16"
     assert resolve_precision("auto", cpu=True) in ("no", "bf16")
-    from pluralign.train.loop import cpu_has_native_bf16
+    from pluralign.train.accelerator import cpu_has_native_bf16
 
     assert resolve_precision("auto", cpu=True) == ("bf16" if cpu_has_native_bf16() else "no")
 
