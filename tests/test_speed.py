@@ -227,3 +227,37 @@ def test_training_with_prefetch_gives_the_same_weights(tmp_path):
         weights.append(model.state_dict())
     for k in weights[0]:
         assert torch.equal(weights[0][k], weights[1][k]), k
+
+
+def test_fused_cache_follows_a_fused_adam_step():
+    # fused Adam updates parameters in place without bumping their version counters; the
+    # cached product must still follow (a stale one made every in-loop validation score the
+    # first validation's weights)
+    torch.manual_seed(3)
+    dec = ConditionedRewardDecoder(D, 5, embed_dim=16, hidden=(16, 16))
+    opt = torch.optim.Adam(dec.parameters(), lr=0.1, fused=True)
+    y, z = torch.randn(4, 7, D), torch.randn(4, 5)
+    for _ in range(2):
+        with torch.no_grad():
+            torch.testing.assert_close(dec(y, z), dec.forward_concat(y, z), rtol=1e-5, atol=1e-6)
+        dec(y, z).pow(2).sum().backward()
+        opt.step()
+        opt.zero_grad()
+
+
+def test_in_loop_validation_equals_the_saved_best_checkpoint(tmp_path):
+    from pluralign.data.synthetic import example41
+    from pluralign.rewards.base import RewardModel
+    from pluralign.train.rewards import (RewardTrainConfig, TaskConfig, make_val_fn, split_for_training,
+                                         train_reward_model)
+
+    records, _ = example41(n_pairs=600, seed=0)
+    cfg = RewardTrainConfig(tasks=TaskConfig(n_tasks=16, val_tasks=32),
+                            train=TrainConfig(learning_rate=3e-3, max_steps=30, eval_steps=10, save_steps=10,
+                                              metric_for_best_model="nll", load_best_model_at_end=True,
+                                              disable_tqdm=True),
+                            model={"hidden_dim": 32, "embed_dim": 32, "z_dim": 16})
+    _, result = train_reward_model(records, "np-btl", cfg, tmp_path / "run")
+    val = split_for_training(records, cfg.split_fractions, cfg.split_seed)["validation"]
+    fresh = make_val_fn(val, cfg.tasks)(RewardModel.from_pretrained(tmp_path / "run" / "best").eval())
+    assert fresh["nll"] == pytest.approx(result.best_metrics["nll"], rel=1e-4)

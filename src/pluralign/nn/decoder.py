@@ -46,6 +46,10 @@ class ConditionedRewardDecoder(nn.Module):
         self.head = MLP(embed_dim + z_dim, 1, hidden, act)
         self._fused_cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
+    def train(self, mode: bool = True) -> "ConditionedRewardDecoder":
+        self._fused_cache = None  # the loop validates after optimiser steps: never reuse across them
+        return super().train(mode)
+
     # --- the two halves of MLP2's first layer ----------------------------------------------
     @property
     def _first(self) -> nn.Linear:
@@ -54,8 +58,12 @@ class ConditionedRewardDecoder(nn.Module):
     def _fused(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(W_e A, W_e c) of the module doc, or None when fusing would cost more.
 
-        Outside autograd (evaluation, serving) the product is cached until a parameter changes
-        (an optimiser step or ``load_state_dict`` bumps the tensors' version counters)."""
+        Outside autograd (evaluation, serving) the product is cached until a parameter changes.
+        The version counters alone do not say so: PyTorch's fused Adam (``fused=True``, what
+        :func:`pluralign.train.loop.build_optimizer` uses) updates parameters in place without
+        bumping them, and a stale product made every validation in a training run score the
+        first validation's weights. So the key also holds the tensors' sums (a pass over
+        ~66k numbers, ~20 µs), and switching between train and eval mode drops the cache."""
         last = self.embed.net[-1]
         out_w, mid = self._first.weight.shape[0], last.weight.shape[1]
         if out_w * mid > self.embed_dim * (out_w + mid):
@@ -63,7 +71,7 @@ class ConditionedRewardDecoder(nn.Module):
         w_e = self._first.weight[:, : self.embed_dim]
         if torch.is_grad_enabled():
             return w_e @ last.weight, w_e @ last.bias
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device)
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device, float(t.detach().sum()))
                     for t in (self._first.weight, last.weight, last.bias))
         if self._fused_cache is None or self._fused_cache[0] != key:
             with torch.autocast(w_e.device.type, enabled=False):  # cache the fp32 product
