@@ -39,7 +39,9 @@ RUN_FILE = "run.json"
 class TaskConfig:
     """n_tasks: tasks per batch and process (NP paper: 64). context_min/context_max: N^C range
     (paper: 0-10). n_target: N^T (paper: 20). val_tasks: fixed validation tasks. seed: the
-    training sampler's seed (validation tasks use seed + 1)."""
+    training sampler's seed (validation tasks use seed + 1). context_in_target: draw each
+    training task's context inside its targets (the NP paper's convention, App. C.1) or, when
+    False, disjoint from them as at evaluation."""
 
     n_tasks: int = 64
     context_min: int = 0
@@ -47,6 +49,7 @@ class TaskConfig:
     n_target: int = 20
     val_tasks: int = 256
     seed: int = 0
+    context_in_target: bool = True
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -179,7 +182,7 @@ def make_batch_fn(records: Sequence[PreferenceRecord], tasks: TaskConfig):
     """``batch_fn(step, stream)`` over the training records (context ⊂ target)."""
     chosen, rejected = numeric_table(records, "train")
     sampler = TaskSampler(user_ids(records), context_range=(tasks.context_min, tasks.context_max),
-                          n_target=tasks.n_target, context_in_target=True,
+                          n_target=tasks.n_target, context_in_target=tasks.context_in_target,
                           user_types=user_types(records), seed=tasks.seed)
 
     def batch_fn(step: int, stream: int):
