@@ -148,7 +148,9 @@ class BayesResult:
     (the number to print beside a model evaluated on the same tasks; ties count 0.5).
     ``expected_accuracy``: the same predictor's accuracy in expectation under the posterior,
     mean of max(q, 1-q) (lower variance; equal in expectation for a correct likelihood table).
-    Per-item arrays: ``item_accuracy`` (nan for items without unseen targets), ``n_context``.
+    Per-item arrays: ``item_accuracy`` (nan for items without unseen targets), ``n_context``,
+    ``posterior`` over the types and ``q`` per target (what :mod:`pluralign.eval.single_reward`
+    scores a single reward against).
     """
 
     accuracy: float
@@ -160,6 +162,7 @@ class BayesResult:
     item_n_unseen: np.ndarray
     n_context: np.ndarray
     posterior: np.ndarray  # (B, n_types)
+    q: np.ndarray | None = None  # (B, T) p(the stored chosen option of each target is the user's choice)
 
     def by_context(self, expected: bool = False) -> dict[int, float]:
         """Pooled unseen-target accuracy for each context size present."""
@@ -262,4 +265,4 @@ def bayes_optimal_accuracy(likelihood: np.ndarray, items: Sequence, prior: np.nd
         expected_accuracy=float(np.where(unseen, expected, 0).sum() / max(total, 1)),
         n_targets=total, n_inconsistent=int(impossible.sum()),
         item_accuracy=item_acc, item_expected=item_exp, item_n_unseen=n_unseen,
-        n_context=np.array([len(it.context) for it in items]), posterior=post)
+        n_context=np.array([len(it.context) for it in items]), posterior=post, q=q)

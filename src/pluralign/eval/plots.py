@@ -38,6 +38,10 @@ def plot_accuracy(doc: Mapping[str, Any], path: str | os.PathLike, title: str | 
     if bayes:
         ns = [n for n in sizes if str(n) in bayes]
         ax.plot(ns, [100 * bayes[str(n)] for n in ns], "k--", label="Bayes-optimal")
+    single = doc.get("single_reward")
+    if single:  # the best one reward per context can do (pluralign.eval.single_reward)
+        ns = [n for n in sizes if str(n) in single]
+        ax.plot(ns, [100 * single[str(n)] for n in ns], "k:", label="best single reward")
     ax.set_xlabel("context pairs $N^C$")
     ax.set_ylabel("accuracy on unseen target pairs (%)")
     ax.set_xticks(sizes)

@@ -171,6 +171,9 @@ def format_table(doc: Mapping[str, Any]) -> str:
     if doc.get("bayes"):
         rows.append(["bayes-optimal"] + [f"{100 * doc['bayes'][n]:.1f}" if n in doc["bayes"] else "-"
                                          for n in sizes])
+    if doc.get("single_reward"):
+        rows.append(["best single reward"] + [f"{100 * doc['single_reward'][n]:.1f}"
+                                              if n in doc["single_reward"] else "-" for n in sizes])
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     lines = [f"{doc['task']}: accuracy on unseen target pairs (%), ± standard error over tasks",
