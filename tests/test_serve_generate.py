@@ -285,3 +285,26 @@ def test_generation_does_not_block_other_requests_and_overflow_gets_503(np_serve
         assert results["gen"].status_code == 200, results["gen"].text
         page = http.get("/metrics").text
         assert "pluralign_generations_total" in page and "pluralign_generate_rejected_total" in page
+
+
+# -- the command ----------------------------------------------------------------------------------------
+def test_serve_command_detects_a_policy_run(np_run, tmp_path, monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from pluralign.cli import app as cli
+
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
+    db = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    r = CliRunner().invoke(cli, ["serve", str(np_run), "--db", db, "--max-generations", "3"])
+    assert r.exit_code == 0, r.output
+    assert f"serving {np_run} (np-dpo)" in r.output
+    app = started["app"]
+    assert app.state.model.kind == "np-dpo" and app.state.policy_pool.max_pending == 3
+    with TestClient(app) as client:
+        h = {"Authorization": f"Bearer {auth.create_key(app.state.engine, 'acme')}"}
+        assert client.get("/healthz").json()["kind"] == "np-dpo"
+        client.post("/v1/users/lee/choices", json=short_wins(0), headers=h)
+        r = client.post("/v1/users/lee/generate", json={"prompt": "hi", "max_new_tokens": 3}, headers=h)
+        assert r.status_code == 200 and r.json()["steered_by"] == "choices", r.text
