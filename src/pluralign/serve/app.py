@@ -217,13 +217,8 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
             raise HTTPException(400, "this run is a reward model; generate needs an NP-DPO or CMPO policy "
                                      "run (rank and personalize work here)")
         user = known_user(t, user_id)
-        if body.weights is not None and model.kind != "cmpo":
-            raise HTTPException(422, f"weights: steer CMPO runs only; this {model.kind} run is steered by the "
-                                     "user's choices (leave weights out)")
         if body.weights is not None:
-            unknown = sorted(set(body.weights) - set(model.attributes))
-            if unknown:
-                raise HTTPException(422, f"weights: unknown attribute(s) {unknown}; this run has {model.attributes}")
+            model.check_weights(body.weights)  # ValueError -> 422 naming the fault, before any LM work
         start = time.perf_counter()
 
         def work() -> tuple[Any, str, Any]:

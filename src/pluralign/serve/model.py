@@ -121,6 +121,15 @@ class ServedModel:
             return self.personalizer.score(prompt, list(candidates), list(states))
 
     # -- generation (policy runs) ----------------------------------------------------------------
+    def check_weights(self, weights: dict[str, float]) -> None:
+        """ValueError unless ``weights`` may steer this run: a CMPO run, attribute names it has."""
+        if self.kind != "cmpo":
+            raise ValueError(f"weights: steer CMPO runs only; this {self.kind} run is steered by the "
+                             "user's choices (leave weights out)")
+        unknown = sorted(set(weights) - set(self.attributes))
+        if unknown:
+            raise ValueError(f"weights: unknown attribute(s) {unknown}; this run has {self.attributes}")
+
     def generate(self, state: Any, prompt: str, *, weights: dict[str, float] | None = None,
                  **decoding: Any) -> tuple[Any, str, dict[str, float] | None]:
         """One answer for the user ``state``: (:class:`~pluralign.policies.steering.Generated`,
@@ -131,9 +140,7 @@ class ServedModel:
         policy = self.personalizer
         z, steered_by = state.z, state.steered_by
         if weights is not None:
-            if self.kind != "cmpo":
-                raise ValueError(f"weights: steer CMPO runs only; this {self.kind} run is steered by the "
-                                 "user's choices (leave weights out)")
+            self.check_weights(weights)
             z, steered_by = policy.weights(weights), "weights"
         with self.lock:
             out = policy.generate(prompt, z, **decoding)
