@@ -308,3 +308,18 @@ def test_serve_command_detects_a_policy_run(np_run, tmp_path, monkeypatch):
         client.post("/v1/users/lee/choices", json=short_wins(0), headers=h)
         r = client.post("/v1/users/lee/generate", json={"prompt": "hi", "max_new_tokens": 3}, headers=h)
         assert r.status_code == 200 and r.json()["steered_by"] == "choices", r.text
+
+
+def test_an_unconditioned_dpo_policy_serves_one_answer_for_everyone(np_run, tmp_path):
+    from pluralign.policies.np_dpo.policy import NPDPOConfig, NPDPOPolicy
+    from pluralign.policies.tiny import tiny_causal_lm
+
+    cfg = NPDPOConfig(base_model=str(np_run.parent / "base"), option_dim=32, film=False, lora_rank=4)
+    NPDPOPolicy(tiny_causal_lm("llama", seed=0), cfg).save_pretrained(tmp_path / "dpo" / "best")
+    served = ServedModel.load(str(tmp_path / "dpo"))
+    assert served.kind == "np-dpo" and served.model_name == "dpo" and not served.has_latent
+    a = served.user_state(("a", 1), lambda: [short_wins(0)])
+    b = served.user_state(("b", 1), lambda: [long_wins(0)])
+    out_a, by, weights = served.generate(a, QUESTION, max_new_tokens=6)
+    assert by == "none" and weights is None and out_a.tokens == 6
+    assert served.generate(b, QUESTION, max_new_tokens=6)[0].text == out_a.text

@@ -190,17 +190,18 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
         # on the event loop, no thread hand-offs (see batching.py): the user lookup is one indexed
         # query; only a z-cache miss (embedding the user's choices) goes to the thread pool
         user = known_user(t, user_id)
-        if model.z_cache.get((user.pk, user.revision)) is not None:
-            state = state_of(user)
-        else:
-            state = await run_in_threadpool(state_of, user)
         if model.is_policy:
-            # implicit reward log pi(y | x, user) - log pi_ref(y | x): LM passes, off the event loop
+            # implicit reward log pi(y | x, user) - log pi_ref(y | x): LM passes (and, for CMPO, the
+            # user's weights from theirs), all in the bounded policy pool, off the event loop
             if len(body.candidates) > MAX_POLICY_CANDIDATES:
                 raise HTTPException(422, f"candidates: a {model.kind} policy run ranks at most "
                                          f"{MAX_POLICY_CANDIDATES} candidates a request, got {len(body.candidates)}")
-            scores = (await on_policy_pool(model.score, body.prompt, body.candidates, [state]))[0]
+            scores = (await on_policy_pool(lambda: model.score(body.prompt, body.candidates, [state_of(user)])))[0]
         else:
+            if model.z_cache.get((user.pk, user.revision)) is not None:
+                state = state_of(user)
+            else:
+                state = await run_in_threadpool(state_of, user)
             scores = await batcher.submit(body.prompt, body.candidates, state)
         values = scores.tolist()
         order = sorted(range(len(values)), key=lambda i: -values[i])

@@ -56,7 +56,7 @@ class Question:
 
 
 class ServedModel:
-    """The Personalizer of one run plus the caches the service keeps around it."""
+    """The Personalizer (or steered policy) of one run plus the caches the service keeps around it."""
 
     def __init__(self, personalizer: Any, *, kind: str = "reward-model", z_cache_size: int = 10_000) -> None:
         self.personalizer = personalizer
