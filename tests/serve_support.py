@@ -160,3 +160,60 @@ def process_server(run: Path, db: str, *, workers: int = 1):  # noqa: ANN201
 
     src = str(Path(__file__).resolve().parents[1] / "src")
     return spawn_server(run, db, port=free_port(), workers=workers, pythonpath=src)
+
+
+# -- tiny policy runs (generate) -------------------------------------------------------------------
+def _tiny_base(folder: Path) -> Path:
+    """A random tiny llama and its byte-level tokenizer saved where a policy records its base."""
+    from pluralign.policies.tiny import tiny_causal_lm, tiny_tokenizer
+
+    tiny_causal_lm("llama", seed=0).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return folder
+
+
+def make_np_dpo_run(root: Path) -> Path:
+    """An NP-DPO run folder as ``pluralign policy train`` leaves it (``RUN/best``), with the tiny
+    BERT as context embedder. FiLM starts as the identity (its output layer is zero), so it is set
+    to random values: then z visibly steers generation, as after training."""
+    from pluralign.policies.np_dpo.policy import NPDPOConfig, NPDPOPolicy
+    from pluralign.policies.tiny import tiny_causal_lm
+
+    base, encoder = _tiny_base(root / "base"), tiny_encoder(root / "encoder")
+    torch.manual_seed(0)
+    # encoder_odd: opposite choices give opposite z (and no choices z = 0)
+    cfg = NPDPOConfig(base_model=str(base), option_dim=32, context_embedder=str(encoder), z_dim=8,
+                      encoder_hidden=16, lora_rank=4, encoder_odd=True)
+    policy = NPDPOPolicy(tiny_causal_lm("llama", seed=0), cfg)
+    with torch.no_grad():
+        for p in policy.film.parameters():
+            p.normal_(0.0, 0.1)
+        for p in policy.encoder.outer.parameters():  # the random BERT's texts differ little
+            p.mul_(30.0)
+    policy.save_pretrained(root / "run" / "best")
+    return root / "run"
+
+
+def make_cmpo_run(root: Path, fewshot: bool = True) -> Path:
+    """A CMPO run folder as ``pluralign cmpo train`` + ``eval`` leave it: ``cmpo/model``,
+    ``experiment.json`` and (``fewshot``) ``fewshot/model``. The heads start as copies of the
+    base head, so each is moved by its own random offset: then lambda visibly steers."""
+    import json
+
+    from pluralign.policies.cmpo.fewshot import FewShotConfig, FewShotWeights
+    from pluralign.policies.cmpo.plural_heads import PluralConfig, PluralLM
+    from pluralign.policies.tiny import tiny_causal_lm
+
+    base = _tiny_base(root / "base")
+    torch.manual_seed(0)
+    model = PluralLM(tiny_causal_lm("llama", seed=0), PluralConfig(attributes=["concise", "detailed"],
+                                                                   base_model=str(base), lora_rank=4))
+    with torch.no_grad():
+        model.heads.add_(torch.randn_like(model.heads))
+    run = root / "run"
+    model.save_pretrained(run / "cmpo" / "model")
+    (run / "experiment.json").write_text(json.dumps({"attributes": ["concise", "detailed"], "beta": 0.5,
+                                                     "max_length": 64, "base_model": str(base)}))
+    if fewshot:
+        FewShotWeights(FewShotConfig(k=2, hidden=16, features="sum+mean")).save_pretrained(run / "fewshot" / "model")
+    return run

@@ -59,35 +59,46 @@ def _migrate(engine, db: str) -> None:  # noqa: ANN001
 
 @app.command("run")
 def run(
-    run_dir: Path = typer.Argument(..., help="A run folder written by `pluralign train` (or the demo)."),
+    run_dir: Path = typer.Argument(..., help="A run folder: a reward model (`pluralign train`, the demo), an "
+                                             "NP-DPO policy (`pluralign policy train`) or CMPO (`pluralign cmpo train`)."),
     db: str = typer.Option(..., "--db", help=DB_HELP),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (one per core)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    max_generations: int = typer.Option(8, "--max-generations", min=1,
+                                        help="Policy runs: generations (and policy rankings) admitted at once per "
+                                             "worker, running or queued; more get 503 + Retry-After."),
 ) -> None:
-    """Serve RUN over HTTP: users, choices, rank, next-question, a web page at /, docs at /docs."""
+    """Serve RUN over HTTP: users, choices, rank, next-question, generate (policy runs), a web page
+    at /, docs at /docs. The kind of run is read from the folder."""
     import uvicorn
 
+    from ..policies.runs import PolicyRunError, find_run
     from ..serve.model import ServedModel
 
-    if not (run_dir / "run.json").is_file():
-        _fail(f"{run_dir}: no run.json; is it a folder written by `pluralign train`?")
+    try:
+        kind, _ = find_run(run_dir)
+    except PolicyRunError as err:
+        _fail(str(err))
     engine = _engine(db)
     _migrate(engine, db)
-    typer.echo(f"serving {run_dir} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}, "
+    typer.echo(f"serving {run_dir} ({kind}) on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}, "
                f"{engine.dialect.name}); the page at /, docs at /docs")
     if workers == 1:
         from ..serve.app import create_app
+        from ..serve.generation import PolicyPool
         try:
             model = ServedModel.load(str(run_dir))
         except Exception as err:  # noqa: BLE001 - any load failure: name the folder
             _fail(f"cannot load {run_dir}: {err}")
-        uvicorn.run(create_app(model, db, migrate=False, engine=engine), host=host, port=port,
-                    log_level=log_level)
+        uvicorn.run(create_app(model, db, migrate=False, engine=engine,
+                               policy_pool=PolicyPool(max_pending=max_generations)),
+                    host=host, port=port, log_level=log_level)
         return
     engine.dispose()  # each worker loads the run and opens its own connections
     os.environ["PLURALIGN_SERVE_RUN"], os.environ["PLURALIGN_SERVE_DB"] = str(run_dir), db
+    os.environ["PLURALIGN_SERVE_MAX_GENERATIONS"] = str(max_generations)
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="pluralign-metrics-"))
     uvicorn.run("pluralign.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level)

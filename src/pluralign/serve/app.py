@@ -24,15 +24,17 @@ from sqlalchemy.orm import Session
 from . import auth, metrics, store
 from .batching import RankBatcher
 from .db import make_engine
+from .generation import Busy, PolicyPool
 from .guards import BodyLimit, install
 from .model import ServedModel
-from .schemas import (USER_ID, ChoiceCreated, ChoiceIn, ChoiceList, ChoiceOut, Deleted, NextQuestionIn,
-                      POOL_ID, Personalized, PoolIn, PoolOut, QuestionOut, RankedOut, RankIn, RankOut,
-                      Undone, UserOut)
+from .schemas import (USER_ID, ChoiceCreated, ChoiceIn, ChoiceList, ChoiceOut, Deleted, GenerateIn, GenerateOut,
+                      NextQuestionIn, POOL_ID, Personalized, PoolIn, PoolOut, QuestionOut, RankedOut, RankIn,
+                      RankOut, Undone, UserOut)
 
 UserId = Annotated[str, PathParam(pattern=USER_ID, description="The client's id for the person.")]
 PoolId = Annotated[str, PathParam(pattern=POOL_ID)]
 KEY_TTL = 5.0  # seconds a resolved API key is trusted without asking the database (revocation delay)
+MAX_POLICY_CANDIDATES = 64  # a policy scores each candidate with two LM passes: rank fewer at once
 
 
 class Tenant:
@@ -40,20 +42,23 @@ class Tenant:
         self.id, self.name = id, name
 
 
-def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine: Engine | None = None) -> FastAPI:
-    """The service for ``model`` over the database at ``db_url`` (migrated first unless told not)."""
+def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine: Engine | None = None,
+               policy_pool: PolicyPool | None = None) -> FastAPI:
+    """The service for ``model`` over the database at ``db_url`` (migrated first unless told not).
+    ``policy_pool``: where a policy run generates and ranks (default: one thread, 8 admitted)."""
     engine = engine or make_engine(db_url)
     if migrate:
         from .migrate import upgrade
         upgrade(engine)
     batcher = RankBatcher(model.score, on_batch=metrics.RANK_BATCH.observe)
+    pool = policy_pool or PolicyPool()
     keys: dict[str, tuple[float, Tenant]] = {}
     keys_lock = threading.Lock()
     bearer = HTTPBearer(auto_error=False, description="An API key from `pluralign serve keys create`.")
 
     app = FastAPI(title="pluralign serve", version="1",
                   description="Personalized ranking and question selection from a person's few choices.")
-    app.state.engine, app.state.model, app.state.batcher = engine, model, batcher
+    app.state.engine, app.state.model, app.state.batcher, app.state.policy_pool = engine, model, batcher, pool
     install(app)
 
     def lookup(key: str) -> Tenant:
@@ -83,6 +88,13 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
 
     Caller = Annotated[Tenant, Depends(tenant)]
 
+    async def on_policy_pool(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await pool.run(fn, *args, **kwargs)
+        except Busy as err:
+            metrics.GENERATE_REJECTED.inc()
+            raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
+
     def known_user(t: Tenant, user_id: str) -> store.UserInfo:
         user = store.get_user(engine, t.id, user_id)
         if user is None:
@@ -111,8 +123,9 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
     def healthz() -> dict[str, Any]:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return {"status": "ok", "model": model.model_name, "personalized": model.has_latent,
-                "database": engine.dialect.name, "pid": os.getpid()}
+        return {"status": "ok", "model": model.model_name, "kind": model.kind, "personalized": model.has_latent,
+                "generate": model.is_policy, "attributes": model.attributes, "database": engine.dialect.name,
+                "pid": os.getpid()}
 
     @app.get("/metrics", tags=["service"], response_class=Response)
     def prometheus() -> Response:
@@ -177,15 +190,51 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
         # on the event loop, no thread hand-offs (see batching.py): the user lookup is one indexed
         # query; only a z-cache miss (embedding the user's choices) goes to the thread pool
         user = known_user(t, user_id)
-        if model.z_cache.get((user.pk, user.revision)) is not None:
-            state = state_of(user)
+        if model.is_policy:
+            # implicit reward log pi(y | x, user) - log pi_ref(y | x): LM passes (and, for CMPO, the
+            # user's weights from theirs), all in the bounded policy pool, off the event loop
+            if len(body.candidates) > MAX_POLICY_CANDIDATES:
+                raise HTTPException(422, f"candidates: a {model.kind} policy run ranks at most "
+                                         f"{MAX_POLICY_CANDIDATES} candidates a request, got {len(body.candidates)}")
+            scores = (await on_policy_pool(lambda: model.score(body.prompt, body.candidates, [state_of(user)])))[0]
         else:
-            state = await run_in_threadpool(state_of, user)
-        scores = await batcher.submit(body.prompt, body.candidates, state)
+            if model.z_cache.get((user.pk, user.revision)) is not None:
+                state = state_of(user)
+            else:
+                state = await run_in_threadpool(state_of, user)
+            scores = await batcher.submit(body.prompt, body.candidates, state)
         values = scores.tolist()
         order = sorted(range(len(values)), key=lambda i: -values[i])
         return RankOut(user_id=user_id, n_choices=user.n_choices, model=model.model_name,
                        ranking=[RankedOut(index=i, candidate=body.candidates[i], score=values[i]) for i in order])
+
+    @app.post("/v1/users/{user_id}/generate", response_model=GenerateOut, tags=["personalization"],
+              responses={400: {"description": "The run is a reward model: it cannot generate."},
+                         503: {"description": "Too many generations running or queued; retry."}})
+    async def generate(user_id: UserId, body: GenerateIn, t: Caller) -> GenerateOut:
+        """An answer to ``prompt`` steered for this person: NP-DPO by z of their choices; CMPO by
+        the given ``weights``, else by weights inferred from their choices (else uniform)."""
+        if not model.is_policy:
+            raise HTTPException(400, "this run is a reward model; generate needs an NP-DPO or CMPO policy "
+                                     "run (rank and personalize work here)")
+        user = known_user(t, user_id)
+        if body.weights is not None:
+            model.check_weights(body.weights)  # ValueError -> 422 naming the fault, before any LM work
+        start = time.perf_counter()
+
+        def work() -> tuple[Any, str, Any]:
+            state = state_of(user)  # z from the choices (cached per revision), as rank uses
+            return model.generate(state, body.prompt, weights=body.weights, max_new_tokens=body.max_new_tokens,
+                                  do_sample=body.do_sample, temperature=body.temperature, top_p=body.top_p,
+                                  seed=body.seed)
+
+        out, steered_by, used = await on_policy_pool(work)
+        metrics.GENERATIONS.labels(steered_by).inc()
+        metrics.GENERATED_TOKENS.inc(out.tokens)
+        metrics.GENERATE_SECONDS.observe(time.perf_counter() - start)
+        return GenerateOut(user_id=user_id, model=model.model_name, text=out.text, tokens=out.tokens,
+                           finish_reason=out.finish_reason, steered_by=steered_by, n_choices=user.n_choices,
+                           weights=used)
 
     @app.post("/v1/users/{user_id}/next-question", response_model=QuestionOut, tags=["personalization"])
     def next_question(user_id: UserId, body: NextQuestionIn, t: Caller) -> QuestionOut:
@@ -228,5 +277,6 @@ def app_from_env() -> Any:
     """The app for ``uvicorn --factory`` (several workers): run and database from the environment
     variables the ``pluralign serve`` command sets."""
     run, db = os.environ["PLURALIGN_SERVE_RUN"], os.environ["PLURALIGN_SERVE_DB"]
+    pool = PolicyPool(max_pending=int(os.environ.get("PLURALIGN_SERVE_MAX_GENERATIONS", "8")))
     # the command has migrated already; workers must not race on it (SQLite has no advisory lock)
-    return create_app(ServedModel.load(run), db, migrate=False)
+    return create_app(ServedModel.load(run), db, migrate=False, policy_pool=pool)

@@ -15,6 +15,11 @@ RANK_BATCH = Histogram("pluralign_rank_batch_size", "Rank requests scored in one
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 CHOICES = Counter("pluralign_choices_total", "Choices posted", ["result"])  # stored / replayed
 Z_CACHE = Counter("pluralign_z_cache_total", "z cache lookups", ["result"])  # hit / miss
+GENERATIONS = Counter("pluralign_generations_total", "Answers generated", ["steered_by"])  # choices/weights/none
+GENERATED_TOKENS = Counter("pluralign_generated_tokens_total", "Tokens generated")
+GENERATE_SECONDS = Histogram("pluralign_generate_seconds", "Generation time, queueing included",
+                             buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+GENERATE_REJECTED = Counter("pluralign_generate_rejected_total", "Policy calls refused: pool full (503)")
 
 
 def render() -> tuple[bytes, str]:

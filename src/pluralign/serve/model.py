@@ -1,5 +1,6 @@
-"""The served run: a :class:`pluralign.Personalizer` behind one lock, with the per-user z cache
-and next-question selection.
+"""The served run: a :class:`pluralign.Personalizer` (a reward model) or a steered policy
+(:mod:`pluralign.policies.steering`: NP-DPO or CMPO) behind one lock, with the per-user z cache,
+next-question selection and, for policies, generation.
 
 All personalization goes through the Personalizer (DESIGN.md §7): the service only decides when
 to call it. z of a user is cached under (user row id, revision); every new or undone choice
@@ -55,17 +56,34 @@ class Question:
 
 
 class ServedModel:
-    """The Personalizer of one run plus the caches the service keeps around it."""
+    """The Personalizer (or steered policy) of one run plus the caches the service keeps around it."""
 
-    def __init__(self, personalizer: Any, *, z_cache_size: int = 10_000) -> None:
+    def __init__(self, personalizer: Any, *, kind: str = "reward-model", z_cache_size: int = 10_000) -> None:
         self.personalizer = personalizer
+        self.kind = kind  # "reward-model", "np-dpo" or "cmpo" (pluralign.policies.runs.KINDS)
         self.lock = threading.Lock()
         self.z_cache = LRU(z_cache_size)
 
     @classmethod
     def load(cls, run_dir: str, **kwargs: Any) -> "ServedModel":
+        """The run in ``run_dir``, of the kind its folder shows (:func:`pluralign.policies.runs.find_run`)."""
+        from ..policies.runs import find_run, load_policy
+
         torch.set_num_threads(1)  # one worker process per core (uvicorn --workers) scales better
-        return cls(Personalizer.from_pretrained(run_dir), **kwargs)
+        kind, _ = find_run(run_dir)
+        if kind == "reward-model":
+            return cls(Personalizer.from_pretrained(run_dir), **kwargs)
+        return cls(load_policy(run_dir), kind=kind, **kwargs)
+
+    @property
+    def is_policy(self) -> bool:
+        """True for NP-DPO and CMPO runs: they generate, and rank by implicit reward."""
+        return self.kind != "reward-model"
+
+    @property
+    def attributes(self) -> list[str]:
+        """CMPO's steering attributes (the names ``weights`` may use); [] otherwise."""
+        return list(getattr(self.personalizer, "attributes", []) or [])
 
     @property
     def model_name(self) -> str:
@@ -102,6 +120,34 @@ class ServedModel:
         with self.lock, torch.inference_mode():
             return self.personalizer.score(prompt, list(candidates), list(states))
 
+    # -- generation (policy runs) ----------------------------------------------------------------
+    def check_weights(self, weights: dict[str, float]) -> None:
+        """ValueError unless ``weights`` may steer this run: a CMPO run, attribute names it has."""
+        if self.kind != "cmpo":
+            raise ValueError(f"weights: steer CMPO runs only; this {self.kind} run is steered by the "
+                             "user's choices (leave weights out)")
+        unknown = sorted(set(weights) - set(self.attributes))
+        if unknown:
+            raise ValueError(f"weights: unknown attribute(s) {unknown}; this run has {self.attributes}")
+
+    def generate(self, state: Any, prompt: str, *, weights: dict[str, float] | None = None,
+                 **decoding: Any) -> tuple[Any, str, dict[str, float] | None]:
+        """One answer for the user ``state``: (:class:`~pluralign.policies.steering.Generated`,
+        steered_by, the CMPO weights used). CMPO: ``weights`` given steer; else those inferred
+        from the user's choices (or the run's default). NP-DPO: z of the user's choices."""
+        if not self.is_policy:
+            raise NotAPolicy("this run is a reward model; generate needs an NP-DPO or CMPO policy run")
+        policy = self.personalizer
+        z, steered_by = state.z, state.steered_by
+        if weights is not None:
+            self.check_weights(weights)
+            z, steered_by = policy.weights(weights), "weights"
+        with self.lock:
+            out = policy.generate(prompt, z, **decoding)
+        used = ({a: round(float(w), 6) for a, w in zip(self.attributes, z.reshape(-1).tolist())}
+                if self.kind == "cmpo" else None)
+        return out, steered_by, used
+
     # -- questions -------------------------------------------------------------------------------
     def next_question(self, state: Any, pool: Sequence[dict[str, str]], answered: set[tuple[str, str, str]],
                       seed: int) -> Question | None:
@@ -128,6 +174,10 @@ class ServedModel:
             method = "random"
         q = pool[j]
         return Question(j, q["prompt"], q["a"], q["b"], method)
+
+
+class NotAPolicy(ValueError):
+    """A policy-only request (generate) made of a reward-model run."""
 
 
 def _picked_index(pick: Any) -> int:

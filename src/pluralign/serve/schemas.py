@@ -157,3 +157,42 @@ class Personalized(BaseModel):
     model: str
     z: list[float]
     z_std: list[float] | None = None
+
+
+MAX_NEW_TOKENS = 256
+MAX_GENERATE_PROMPT = 4000  # characters; the model's positions bound it further (a 422 then)
+MAX_WEIGHTS = 64
+
+
+class GenerateIn(In):
+    prompt: Annotated[str, Field(min_length=1, max_length=MAX_GENERATE_PROMPT), AfterValidator(_not_blank)] = Field(
+        description="What the person asks (one user turn; the run's chat template is applied).")
+    max_new_tokens: int = Field(64, ge=1, le=MAX_NEW_TOKENS, description="Most tokens to generate.")
+    do_sample: bool = Field(False, description="Sample (seeded by 'seed') instead of greedy decoding.")
+    temperature: float = Field(0.7, gt=0.0, le=5.0, allow_inf_nan=False, description="Sampling temperature.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False, description="Nucleus sampling mass.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Sampling seed: the same request gives the same text.")
+    weights: dict[Annotated[str, Field(min_length=1, max_length=128)],
+                  Annotated[float, Field(ge=-100.0, le=100.0, allow_inf_nan=False)]] | None = Field(
+        None, min_length=1, max_length=MAX_WEIGHTS,
+        description="CMPO runs only: attribute weights lambda (names the run was trained with; missing "
+                    "ones are 0). Without them the weights are inferred from the person's choices.")
+
+    @model_validator(mode="after")
+    def _sampling(self) -> "GenerateIn":
+        set_ = self.model_fields_set
+        if not self.do_sample and ({"temperature", "top_p", "seed"} & set_):
+            raise ValueError("temperature, top_p and seed apply to sampling; set do_sample to true")
+        return self
+
+
+class GenerateOut(BaseModel):
+    user_id: str
+    model: str
+    text: str
+    tokens: int = Field(description="Generated tokens (the end-of-sequence token not counted).")
+    finish_reason: str = Field(description="'stop' (the model ended) or 'length' (max_new_tokens reached).")
+    steered_by: str = Field(description="'choices' (the person's choices), 'weights' (given CMPO weights) or "
+                                        "'none' (no choices yet: NP-DPO's empty-context z, CMPO's uniform weights).")
+    n_choices: int
+    weights: dict[str, float] | None = Field(None, description="CMPO: the attribute weights used.")
