@@ -160,11 +160,17 @@ def test_bench_defaults_smoke(tmp_path):
         validate_results(doc)
         assert doc["runs"]["np-btl"]["steps"] == 3 and set(gaps(doc)) == {"0", "1", "3"}
         assert doc["bayes"]["3"] > doc["bayes"]["0"] and (tmp_path / f"{name}.png").stat().st_size > 0
+        # one reward per context cannot beat the posterior majority
+        assert all(doc["single_reward"][n] <= doc["bayes"][n] + 1e-9 for n in doc["bayes"])
+        assert set(gaps(doc, line="single_reward")) == {"0", "1", "3"}
     assert "Monte Carlo" in json.loads((tmp_path / "dirichlet-k3-d6.json").read_text())["bayes_kind"]
     assert json.loads((tmp_path / "types-k2-d4.json").read_text())["bayes_kind"].startswith("exact")
     assert (tmp_path / "summary.csv").read_text().startswith("population,model,gap_0")
+    assert all("meets_target_vs_single_reward" in r for r in summary["rows"])
     with pytest.raises(ValueError, match="unknown population"):
         DefaultsBenchConfig(populations=("nope",))
+    with pytest.raises(ValueError, match="split"):
+        DefaultsBenchConfig(split="train")
 
 
 def test_bayes_line_from_recorded_labels_says_what_it_is():

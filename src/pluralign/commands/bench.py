@@ -87,13 +87,15 @@ def defaults(
     steps: int = typer.Option(None, "--steps", help="Override the default step budget (the run is then not the plain default)."),
     seed: int = typer.Option(0, "--seed", help="Seed of data, training and evaluation (tuning used other seeds)."),
     jobs: int = typer.Option(1, "--jobs", help="Populations trained in parallel processes (one thread each)."),
+    split: str = typer.Option("test", "--split", help="Score on 'test' (the bench) or 'validation' (for tuning, with a --seed other than 0)."),
+    config: Path = typer.Option(None, "--config", help="Train this `pluralign train --config` YAML file instead of the plain default (tuning a candidate default)."),
 ) -> None:
     """The plain default `pluralign train` on simulated populations it was not tuned on, each
     beside its Bayes-optimal line; a summary of the gap to Bayes per N^C."""
     from ..eval.defaults_bench import DefaultsBenchConfig, run_defaults_bench
 
     fields = dict(quick=quick, n_eval_tasks=eval_tasks, mc_samples=mc_samples, max_steps=steps, seed=seed,
-                  jobs=jobs)
+                  jobs=jobs, split=split, train_config=str(config) if config else None)
     if population:
         fields["populations"] = tuple(population)
     if model:

@@ -62,7 +62,11 @@ class DefaultsBenchConfig:
     target is about). seed: data, training and evaluation seed (the tuning never used 0).
     n_eval_tasks: test tasks per N^C. mc_samples: Dirichlet draws of the Monte Carlo posterior.
     max_steps: override the default step budget (then it is no longer the plain default).
-    jobs: populations trained in parallel processes (each single-threaded).
+    jobs: populations trained in parallel processes (each single-threaded). split: where the
+    models are scored — ``test`` (the bench) or ``validation`` (tuning: choose settings there,
+    with a seed other than the report's, and read the test split once). train_config: a
+    ``pluralign train --config`` YAML file trained instead of the plain default (a candidate
+    default under tuning; the bench's own runs use none).
     """
 
     populations: tuple[str, ...] = tuple(p.name for p in POPULATIONS)
@@ -76,8 +80,12 @@ class DefaultsBenchConfig:
     max_steps: int | None = None
     progress: bool = False
     jobs: int = 1
+    split: str = "test"
+    train_config: str | None = None
 
     def __post_init__(self) -> None:
+        if self.split not in ("test", "validation"):
+            raise ValueError(f"split must be test or validation, got {self.split!r}")
         known = {p.name for p in POPULATIONS}
         bad = set(self.populations) - known
         if bad:
@@ -161,7 +169,8 @@ def run_population(spec: PopulationSpec, cfg: DefaultsBenchConfig, out: Path,
     records, info, pop = make_population(spec, seed=cfg.seed)
     models, runs = {}, {}
     for name in cfg.models:
-        rtc = RewardTrainConfig(split_seed=cfg.seed)
+        rtc = (RewardTrainConfig.from_yaml(cfg.train_config) if cfg.train_config else RewardTrainConfig())
+        rtc.split_seed = cfg.seed
         rtc.tasks.seed = cfg.seed
         # an interrupted bench, run again on the same --out, continues its training runs
         rtc.train = dataclasses.replace(rtc.train, seed=cfg.seed, disable_tqdm=not cfg.progress)
@@ -179,7 +188,7 @@ def run_population(spec: PopulationSpec, cfg: DefaultsBenchConfig, out: Path,
                       "model_config": model.config.to_dict()}
         log(f"  {spec.name}: trained {name} for {result.step} steps in {seconds:.0f}s "
             f"(best step {result.best_step}{', stopped early' if result.stopped_early else ''})")
-    test = eval_data(by_split(records)["test"], pop, cfg.mc_samples, cfg.seed)
+    test = eval_data(by_split(records)[cfg.split], pop, cfg.mc_samples, cfg.seed)
     ecfg = EvalConfig(context_sizes=cfg.context_sizes, n_tasks=cfg.n_eval_tasks, seed=cfg.seed + 12345,
                       flip_test=False, active_units="vpl" in cfg.models)
     doc = evaluate_models(models, test, ecfg, task=spec.name, population=dataclasses.asdict(spec),
