@@ -35,12 +35,14 @@ def test_presets_resolve():
         get_preset("fast")
     cfg = RewardTrainConfig()  # what `pluralign train` uses with no flags
     assert cfg.preset == "tuned" and cfg.step_budget
-    assert cfg.train.learning_rate == 3e-4 and cfg.train.metric_for_best_model == "nll"
-    assert cfg.train.early_stopping_patience == 5 and cfg.train.load_best_model_at_end
+    assert cfg.train.learning_rate == 1e-3 and cfg.train.metric_for_best_model == "nll"
+    assert cfg.train.early_stopping_patience == 10 and cfg.train.load_best_model_at_end
+    assert cfg.train.lr_scheduler_type == "cosine"
     assert cfg.model_fields("np-btl") == {"pooling": "sum", "pair_symmetry": "antisymmetric"}
     assert cfg.model_fields("vpl")["beta_max"] == 0.01 and cfg.model_fields("btl") == {}
     paper = RewardTrainConfig(preset="paper")
     assert not paper.step_budget and paper.train.max_steps == 2000 and paper.train.learning_rate == 1e-4
+    assert paper.train.lr_scheduler_type == "constant"
     assert paper.model_fields("np-btl") == {"pooling": "mean"} and paper.model_fields("vpl")["beta_max"] == 1.0
     # the config's own fields win over the preset's; no preset keeps the model defaults
     assert RewardTrainConfig(model={"pooling": "mean"}).model_fields("np-btl")["pooling"] == "mean"
@@ -54,16 +56,16 @@ def test_presets_resolve():
 
 
 def test_step_budget_rule():
-    # 100 passes over the training pairs at 64 tasks x 20 targets a step, within [2000, 20000]
-    assert step_budget(12800) == 2000  # 1000 steps -> the floor
-    assert step_budget(64000) == 5000
-    assert step_budget(40000) == 3200  # 3125 rounded up to a multiple of eval_steps
+    # 300 passes over the training pairs at 64 tasks x 20 targets a step, within [3000, 20000]
+    assert step_budget(6400) == 3000  # 1500 steps -> the floor
+    assert step_budget(16000) == 3800  # 3750 rounded up to a multiple of eval_steps
+    assert step_budget(40000) == 9400
     assert step_budget(10 ** 7) == 20000
-    assert step_budget(64000, n_tasks=32) == 10000
+    assert step_budget(16000, n_tasks=32) == 7500
     cfg = RewardTrainConfig()
-    assert resolved_train_config(cfg, 64000).max_steps == 5000
+    assert resolved_train_config(cfg, 16000).max_steps == 3800
     fixed = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_steps=7), step_budget=False)
-    assert resolved_train_config(fixed, 64000).max_steps == 7
+    assert resolved_train_config(fixed, 16000).max_steps == 7
 
 
 def _records():

@@ -48,8 +48,8 @@ def fit_single_rewards(posterior: np.ndarray, directions: np.ndarray, diffs: np.
     prefers = (torch.as_tensor(directions, dtype=torch.float32) @ d.T > 0).float()  # (M, S)
     p = post @ prefers  # (B, S) posterior share of users preferring y_a
     # start from the posterior-mean direction (the Borda-like aggregate), then fit
-    w = (post @ torch.as_tensor(directions, dtype=torch.float32)).clone()
-    w = w + 1e-3 * torch.randn(w.shape, generator=torch.Generator().manual_seed(seed))
+    start = post @ torch.as_tensor(directions, dtype=torch.float32)
+    w = start + 1e-3 * torch.randn(start.shape, generator=torch.Generator().manual_seed(seed))
     w.requires_grad_(True)
     opt = torch.optim.Adam([w], lr=lr)
     scale = d.norm(dim=1).mean()
@@ -68,7 +68,12 @@ def fit_single_rewards(posterior: np.ndarray, directions: np.ndarray, diffs: np.
         loss.backward()
         opt.step()
     with torch.no_grad():
-        return (w / w.norm(dim=1, keepdim=True).clamp_min(1e-8)).numpy()
+        # keep whichever of the start (the posterior-mean direction, exact when the posterior
+        # is certain) and the fit agrees with more of the posterior's preferences on the sample
+        fitted = w / w.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        agree = lambda v: (p * (v @ d.T > 0) + (1 - p) * (v @ d.T < 0)).mean(dim=1)  # noqa: E731
+        better = (agree(fitted) >= agree(start)).unsqueeze(1)
+        return torch.where(better, fitted, start / start.norm(dim=1, keepdim=True).clamp_min(1e-8)).numpy()
 
 
 def single_reward_accuracy(bayes: BayesResult, items, directions: np.ndarray, diffs: np.ndarray,

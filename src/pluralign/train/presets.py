@@ -2,10 +2,12 @@
 ``pluralign bench synthetic`` and ``pluralign bench defaults`` take their defaults from.
 
 * ``tuned`` (the default): what measurement showed works better than the paper's settings —
-  sum pooling and an antisymmetric pair encoder for the context models, lr 3e-4, VPL with
+  sum pooling and an antisymmetric pair encoder for the context models, VPL with
   β_max = 0.01 (β = 1 collapses VPL's posterior when few pairs conflict; docs/defaults.md), and
-  training to convergence: a step budget that scales with the data (:func:`step_budget`),
-  validation every 100 steps, early stopping on the validation NLL and the best checkpoint by it.
+  training to convergence: Adam at lr 1e-3 decayed to 0 by a half-cosine over a step budget that
+  scales with the data (:func:`step_budget`), validation every 100 steps, early stopping on the
+  validation NLL (patience 10) and the best checkpoint by it (chosen on validation users of
+  seed-1 populations of ``pluralign bench defaults``; docs/defaults.md).
 * ``paper``: the NP paper's App. C.1 (Adam, lr 1e-4, 64 tasks a batch, MLPs 2×256 GELU,
   DeepSet with mean pooling), 2,000 steps, best checkpoint by validation accuracy; VPL with the
   VPL paper's β_max = 1 (Table 2).
@@ -26,8 +28,8 @@ DEFAULT_PRESET = "tuned"
 CONTEXT_MODELS = ("np-btl", "vpl")
 
 # step budget of the tuned presets: EPOCHS passes over the training pairs, within these bounds
-BUDGET_EPOCHS = 100
-BUDGET_MIN_STEPS = 2000
+BUDGET_EPOCHS = 300
+BUDGET_MIN_STEPS = 3000
 BUDGET_MAX_STEPS = 20000
 
 
@@ -40,6 +42,8 @@ class Preset:
     :func:`step_budget` of the data. quick_steps: the benches' ``--quick`` budget. metric /
     greater_is_better: the validation value that picks the best checkpoint (and stops early).
     early_stopping_patience: validations without improvement before stopping (None: never).
+    lr_scheduler_type: the learning rate's schedule over the run (``cosine``: half-cosine to 0
+    at ``max_steps``; ``constant``).
     """
 
     name: str
@@ -50,8 +54,9 @@ class Preset:
     quick_steps: int = 300
     metric: str = "nll"
     greater_is_better: bool = False
-    early_stopping_patience: int | None = 5
+    early_stopping_patience: int | None = 10
     eval_steps: int = 100
+    lr_scheduler_type: str = "cosine"
 
     def model_fields(self, model_name: str) -> dict[str, Any]:
         """Config fields this preset sets for reward model ``model_name`` (BTL and DPL: none)."""
@@ -64,13 +69,13 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "tuned": Preset("tuned", learning_rate=3e-4,
+    "tuned": Preset("tuned", learning_rate=1e-3,
                     model={"pooling": "sum", "pair_symmetry": "antisymmetric"},
                     vpl={"beta_max": 0.01}),
     "paper": Preset("paper", learning_rate=1e-4, model={"pooling": "mean"}, vpl={"beta_max": 1.0},
                     max_steps=2000, metric="accuracy", greater_is_better=True,
-                    early_stopping_patience=None),
-    "tuned-plain": Preset("tuned-plain", learning_rate=3e-4, model={"pooling": "sum"},
+                    early_stopping_patience=None, lr_scheduler_type="constant"),
+    "tuned-plain": Preset("tuned-plain", learning_rate=1e-3, model={"pooling": "sum"},
                           vpl={"beta_max": 0.01}),
 }
 
@@ -88,7 +93,7 @@ def step_budget(n_train_pairs: int, n_tasks: int = 64, n_target: int = 20, eval_
     them, one step seeing ``n_tasks · n_target`` target pairs, clamped to
     [``BUDGET_MIN_STEPS``, ``BUDGET_MAX_STEPS``] and rounded up to a multiple of ``eval_steps``.
 
-    It is a ceiling: early stopping on the validation NLL usually ends the run before it.
+    It is a ceiling: early stopping on the validation NLL may end the run before it.
     """
     if n_train_pairs < 1 or n_tasks < 1 or n_target < 1 or eval_steps < 1:
         raise ValueError("n_train_pairs, n_tasks, n_target and eval_steps must be >= 1")

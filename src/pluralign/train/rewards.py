@@ -74,6 +74,7 @@ def default_train_config(preset: str | None = DEFAULT_PRESET) -> TrainConfig:
                        eval_steps=p.eval_steps, save_steps=p.eval_steps,
                        metric_for_best_model=p.metric, greater_is_better=p.greater_is_better,
                        early_stopping_patience=p.early_stopping_patience,
+                       lr_scheduler_type=p.lr_scheduler_type,
                        load_best_model_at_end=True, mixed_precision="auto", prefetch_batches=True)
 
 
