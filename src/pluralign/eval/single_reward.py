@@ -21,7 +21,7 @@ score w on the task's unseen targets in expectation: q if w prefers the stored c
 Bayes line's). Nonlinear rewards do not do better at the population level: on the bench's
 populations at N^C = 0 a 2 × 256 MLP reward trained on 75,000 pairs reached the linear fit's
 accuracy to 0.1 pp (K = 2: 62.5 / 62.5, K = 3: 64.2 / 64.2, K = 5: 67.2 / 67.3; Bayes 62.5,
-70.1, 70.5; docs/defaults.md). It is an estimate (a fitted w, a sampled d), not a bound.
+70.0, 70.4; benchmarks/single_reward_check.py). It is an estimate (a fitted w, a sampled d), not a bound.
 """
 
 from __future__ import annotations
