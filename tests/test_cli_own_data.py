@@ -15,7 +15,7 @@ from pluralign.data.io import read_dataset_folder, read_records, to_hf_dataset, 
 from own_data import answer, pet_records, tiny_encoder_dir
 
 CONFIG = """\
-preset: tuned-plain  # the settings this pipeline test was written with (plain pair encoder, best by accuracy)
+# the default preset (tuned: antisymmetric pair encoder), with a tiny model and short run
 model:
   hidden_dim: 32
   embed_dim: 32
