@@ -84,7 +84,7 @@ def train(
 
     from ..train.config import ConfigError
     from ..train.presets import PRESETS
-    from ..train.rewards import RUN_FILE, RewardTrainConfig
+    from ..train.rewards import RUN_FILE, RewardTrainConfig, check_model_fields
     from ..train.run import train_run
 
     if model not in MODEL_NAMES:
@@ -100,6 +100,8 @@ def train(
             cfg = dataclasses.replace(cfg, train=train_cfg, tasks=tasks,
                                       split_seed=seed if seed is not None else cfg.split_seed,
                                       step_budget=cfg.step_budget and steps is None)
+        check_model_fields(model, cfg.model_fields(model),
+                           f"{config}: model" if config else f"--preset {preset}: model")
     except (ConfigError, ValueError) as err:
         _fail(str(err))
     records = _read(data)

@@ -28,7 +28,7 @@ from ..data.records import PreferenceRecord, prompt_text
 from ..data.splits import by_split, split_records
 from ..features.options import OptionFeatures, fit_features
 from .loop import FitResult
-from .rewards import RewardTrainConfig, TaskConfig, train_reward_model
+from .rewards import RewardTrainConfig, TaskConfig, check_model_fields, train_reward_model
 
 
 def split_method(records: Sequence[PreferenceRecord], fractions: Sequence[float], seed: int) -> dict[str, Any]:
@@ -84,6 +84,7 @@ def train_run(records: Sequence[PreferenceRecord], model_name: str, config: Rewa
     if not records:
         raise ValueError(f"{data_file or 'records'}: no records")
     source = data_file or "records"
+    check_model_fields(model_name, config.model_fields(model_name))
     have = [r.split is not None for r in records]
     if any(have) and not all(have):
         first = have.index(False)
