@@ -140,14 +140,12 @@ def train(
 
 
 def _check_resume(out: Path, model: str, data: Path) -> None:
-    """Resuming ``out`` only makes sense for the same model (and says so when the data differ)."""
+    """Says when a resumed run continues on other data (:func:`pluralign.train.run.check_out_folder`
+    refuses another model, kind of options or embedder)."""
     from ..train.rewards import RUN_FILE
 
     meta = json.loads((out / RUN_FILE).read_text())
-    if meta.get("model") != model:
-        _fail(f"--out {out} holds a {meta.get('model')!r} run; --model is {model!r}. "
-              "Pick a new --out folder (or delete the old run)")
-    if meta.get("data") not in (None, str(data)):
+    if meta.get("model") == model and meta.get("data") not in (None, str(data)):
         typer.echo(f"warning: {out} was trained on {meta['data']}; resuming it on {data}", err=True)
 
 

@@ -28,7 +28,7 @@ from ..data.records import PreferenceRecord, prompt_text
 from ..data.splits import by_split, split_records
 from ..features.options import OptionFeatures, fit_features
 from .loop import FitResult
-from .rewards import RewardTrainConfig, TaskConfig, check_model_fields, train_reward_model
+from .rewards import RUN_FILE, RewardTrainConfig, TaskConfig, check_model_fields, train_reward_model
 
 
 def split_method(records: Sequence[PreferenceRecord], fractions: Sequence[float], seed: int) -> dict[str, Any]:
@@ -62,6 +62,41 @@ def check_pairs_per_user(parts: dict[str, list[PreferenceRecord]], tasks: TaskCo
             notes.append(f"{source}: {len(short)} of {len(counts)} users have fewer than {need} {split} "
                          f"pairs and are left out of {split} tasks: {shown}")
     return notes
+
+
+def check_out_folder(out: Path, model_name: str, text: bool, embedder: Any = None) -> None:
+    """An existing non-empty ``out`` must be a run this one can resume: same model, same kind
+    of options and the same embedder (resuming on other inputs would mix two runs' features in
+    one folder); a folder of other files is never written into."""
+    import json
+
+    from ..features.options import embedder_spec
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: the output folder is a file; give a new or empty folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    run_file = out / RUN_FILE
+    if not run_file.is_file():
+        if not (out / "last").is_dir():  # a data-parallel run in progress has last/ before run.json
+            raise ValueError(f"{out}: the output folder holds other files and no {RUN_FILE}; "
+                             "give a new or empty folder")
+        return
+    meta = json.loads(run_file.read_text())
+    if meta.get("model") != model_name:
+        raise ValueError(f"{out} holds a {meta.get('model')!r} run; the model is {model_name!r}. "
+                         "Pick a new output folder (or delete the old run)")
+    recorded = (meta.get("features") or {}).get("embedder")
+    if text != (recorded is not None):
+        raise ValueError(f"{out} holds a run on {'text' if recorded else 'numeric'} options; these "
+                         f"records have {'text' if text else 'numeric'} options. Pick a new output folder")
+    if text and embedder is not None:
+        spec = embedder_spec(embedder)
+        diff = sorted(k for k in spec if recorded.get(k) != spec[k])
+        if diff:
+            raise ValueError(f"{out} holds a run embedded with {recorded.get('model')!r}; resuming it with "
+                             f"{spec['model']!r} would mix two encoders' vectors (they differ in "
+                             f"{', '.join(diff)}). Pick a new output folder, or the run's embedder")
 
 
 def _attach(records: Sequence[PreferenceRecord], chosen, rejected) -> list[PreferenceRecord]:
@@ -99,8 +134,12 @@ def train_run(records: Sequence[PreferenceRecord], model_name: str, config: Rewa
             raise ValueError(f"{source}: the {name} split is empty ({len(records)} records)")
     for note in check_pairs_per_user(parts, config.tasks, source):
         log(f"warning: {note}")
-    if not records[0].is_numeric and embedder is None and make_embedder is not None:
+    out = Path(out_dir)
+    text = not records[0].is_numeric
+    check_out_folder(out, model_name, text)
+    if text and embedder is None and make_embedder is not None:
         embedder = make_embedder()
+    check_out_folder(out, model_name, text, embedder)
     if not records[0].is_numeric and embedder is None:
         raise ValueError(f"{source}: text records need an embedder")
     with warnings.catch_warnings(record=True) as caught:
@@ -109,7 +148,6 @@ def train_run(records: Sequence[PreferenceRecord], model_name: str, config: Rewa
     for w in caught:
         log(f"warning: {w.message}")
     vec = _attach(records, chosen, rejected)
-    out = Path(out_dir)
     extra = {"split": split_info}
     from accelerate import PartialState
 
