@@ -185,13 +185,14 @@ class OptionFeatures:
         if not records:
             raise ValueError("no records")
         numeric = records[0].is_numeric
+        first = describe(0, "chosen") + ": " if describe else ""
         if numeric == self.is_text:
             have, want = ("numeric", "text") if numeric else ("text", "numeric")
-            raise ValueError(f"the records have {have} options but the run was trained on {want} options")
+            raise ValueError(f"{first}the records have {have} options but the run was trained on {want} options")
         if not self.is_text:
             chosen, rejected = option_vectors(records)
             if chosen.shape[1] != self.option_dim:
-                raise ValueError(f"the records' options have {chosen.shape[1]} features, the run's "
+                raise ValueError(f"{first}the records' options have {chosen.shape[1]} features, the run's "
                                  f"model expects {self.option_dim}")
             return chosen, rejected
         prompts = [r.prompt for r in records for _ in (0, 1)]

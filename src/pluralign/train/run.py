@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 from torch import nn
 
 from ..data.records import PreferenceRecord, prompt_text
-from ..data.splits import by_split, split_records
+from ..data.splits import by_split, how_split, split_records
 from ..features.options import OptionFeatures, fit_features
 from .loop import FitResult
 from .rewards import RUN_FILE, RewardTrainConfig, TaskConfig, check_model_fields, train_reward_model
@@ -120,6 +120,8 @@ def train_run(records: Sequence[PreferenceRecord], model_name: str, config: Rewa
         raise ValueError(f"{data_file or 'records'}: no records")
     source = data_file or "records"
     check_model_fields(model_name, config.model_fields(model_name))
+    out, text = Path(out_dir), not records[0].is_numeric
+    check_out_folder(out, model_name, text)
     have = [r.split is not None for r in records]
     if any(have) and not all(have):
         first = have.index(False)
@@ -127,16 +129,15 @@ def train_run(records: Sequence[PreferenceRecord], model_name: str, config: Rewa
                          f"but {describe(first, 'split') if describe else f'record {first}'} has none: "
                          "give every record a split, or none (then a seeded split is made)")
     split_info = split_method(records, config.split_fractions, config.split_seed)
+    how = how_split(records, config.split_fractions, config.split_seed)
     records = split_records(records, tuple(config.split_fractions), seed=config.split_seed)
     parts = by_split(records)
     for name in ("train", "validation"):
         if not parts[name]:
-            raise ValueError(f"{source}: the {name} split is empty ({len(records)} records)")
+            raise ValueError(f"{source}: the {name} split is empty ({how}); give more prompts or "
+                             "pairs, or a 'split' column")
     for note in check_pairs_per_user(parts, config.tasks, source):
         log(f"warning: {note}")
-    out = Path(out_dir)
-    text = not records[0].is_numeric
-    check_out_folder(out, model_name, text)
     if text and embedder is None and make_embedder is not None:
         embedder = make_embedder()
     check_out_folder(out, model_name, text, embedder)
