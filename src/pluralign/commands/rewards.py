@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -199,6 +202,8 @@ def evaluate(
 
     if split not in ("train", "validation", "test"):
         _fail(f"--split must be train, validation or test, got {split!r}")
+    if out.is_dir():
+        _fail(f"--out {out} is a folder; give a file name such as {out / 'results.json'}")
     sizes = _context_sizes(context_sizes)
     models, split_keys, targets, features = {}, set(), set(), []
     for run in runs:
@@ -253,12 +258,21 @@ def evaluate(
             _fail(str(err) if str(err).startswith(str(data)) else f"{data}: {err}")
     for w in caught:  # e.g. long texts cut (the message names the file and line)
         typer.echo(f"warning: {w.message}", err=True)
-    write_json(doc, out)
-    # beside the JSON, same stem ("example-4.1.json" -> "example-4.1.csv": not with_suffix)
+    # beside the JSON, same stem ("example-4.1.json" -> "example-4.1.csv": not with_suffix); all
+    # written in a temporary folder first and moved into place together, so a failure leaves none
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.stem}.tmp-", dir=out.parent))
+    try:
+        write_json(doc, stage / out.name)
+        write_csv(doc, stage / (out.stem + ".csv"))
+        plot_accuracy(doc, stage / (out.stem + ".png"))
+        per_type = plot_per_type(doc, stage / (out.stem + "-per-type.png"))
+        for f in sorted(stage.iterdir()):
+            os.replace(f, out.parent / f.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     csv_path, png_path = out.with_name(out.stem + ".csv"), out.with_name(out.stem + ".png")
-    write_csv(doc, csv_path)
-    plot_accuracy(doc, png_path)
-    per_type = plot_per_type(doc, out.with_name(out.stem + "-per-type.png"))
+    per_type = per_type and out.with_name(per_type.name)
     typer.echo(format_table(doc))
     if doc.get("per_type"):
         typer.echo(format_per_type(doc, names))
