@@ -345,6 +345,7 @@ def test_pair_symmetry_values_are_writable_in_yaml(tmp_path, value):
     ("nope", "'nope' is not one of 'none', 'antisymmetric'"),
     ("None", "'None' is not one of 'none', 'antisymmetric'"),
     ("null", "null is not allowed (expected one of 'none', 'antisymmetric')"),
+    ("off", "False is not one of 'none', 'antisymmetric' (YAML reads yes/no/on/off unquoted as true/false"),
 ])
 def test_pair_symmetry_unknown_values_are_named(tmp_path, value, message):
     (tmp_path / "c.yaml").write_text(f"model:\n  pair_symmetry: {value}\n")

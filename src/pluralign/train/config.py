@@ -167,7 +167,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where}: null is not allowed (expected {_describe(tp)})")
     if origin is Literal:  # before the 'None'-string check: "none" may be one of the values
         if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not {_describe(tp)}")
+            hint = (" (YAML reads yes/no/on/off unquoted as true/false: quote the word)"
+                    if isinstance(value, bool) else "")
+            raise ConfigError(f"{where}: {value!r} is not {_describe(tp)}{hint}")
         return value
     if isinstance(value, str) and value.strip().lower() in _NONE_STRINGS:
         raise ConfigError(f"{where}: the string {value!r} is not a value; write null (unquoted) "
