@@ -133,8 +133,8 @@ def mixed_options_eval(fx, d, fmt):
 def mixed_choices(fx, d, fmt):
     rows = [{"prompt": "p", "chosen": answer("cat"), "rejected": answer("dog")},
             {"prompt": "p", "chosen": [1.0, 2.0], "rejected": [2.0, 1.0]}]
-    if fmt == "parquet":  # one type per column: a numeric person for a text run
-        rows = [{"user_id": "me", **r, "chosen": [1.0, 2.0], "rejected": [2.0, 1.0]} for r in rows]
+    if fmt == "parquet":  # one type per column: a numeric person for a text run (no user_id: optional)
+        rows = [{**r, "chosen": [1.0, 2.0], "rejected": [2.0, 1.0]} for r in rows]
         expect = ["choices.parquet:1: field 'chosen': a numeric vector, but this run was trained on text options"]
     else:
         expect = ["choices.jsonl:2: field 'chosen': vector option in a file of text options (line 1)"]

@@ -20,36 +20,18 @@ def read_choices(file: Path, user: str | None) -> tuple[list[Any], list[int]]:
     """One person's choices from a JSONL/Parquet file of ``prompt``/``chosen``/``rejected`` rows
     (``user_id`` optional; ``--user`` picks one person from a file of several), with the line
     (JSONL) or row (Parquet) of each, for messages."""
-    from ..data.io import read_records
-    from ..data.records import Problem, RecordValidationError, check_consistent, parse_record
+    from ..data.io import read_records, record_lines
+    from ..data.records import RecordValidationError
 
     if not file.is_file():
         _fail(f"--choices {file}: no such file")
-    if file.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        records, lines, problems = [], [], []
-        for line_no, raw in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as err:
-                problems.append(Problem(str(file), line_no, "<row>", f"invalid JSON: {err.msg}"))
-                continue
-            if isinstance(row, dict):
-                row.setdefault("user_id", "(you)")
-            rec = parse_record(row, str(file), line_no, problems)
-            if rec is not None:
-                records.append(rec)
-                lines.append(line_no)
-        problems += check_consistent(records, str(file), lines)
-    else:
-        try:
-            records, problems = read_records(file), []
-        except RecordValidationError as err:
-            records, problems = [], err.problems
-        except ValueError as err:
-            _fail(str(err))
-        lines = list(range(1, len(records) + 1))
+    try:
+        records, problems = read_records(file, defaults={"user_id": "(you)"}), []
+    except RecordValidationError as err:
+        records, problems = [], err.problems
+    except ValueError as err:
+        _fail(f"--choices {err}")
+    lines = record_lines(file) if records else []
     if problems:
         for p in problems[:50]:
             typer.echo(str(p), err=True)

@@ -45,10 +45,9 @@ def locator(file: Path):
     """``describe(i, field)`` -> ``FILE:LINE: field 'FIELD'`` (field None: ``FILE:LINE``) for
     record i of ``file`` (JSONL: the i-th non-blank line, as the reader numbers them; Parquet and
     datasets: row i + 1)."""
-    lines = None
-    if file.is_file() and file.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        with open(file, "rb") as fh:
-            lines = [n for n, raw in enumerate(fh, start=1) if raw.strip()]
+    from ..data.io import record_lines
+
+    lines = record_lines(file) if file.is_file() and file.suffix.lower() in (".jsonl", ".json", ".ndjson") else None
 
     def describe(i: int, field: str | None) -> str:
         at = f"{file}:{lines[i] if lines else i + 1}"
