@@ -159,7 +159,7 @@ class Personalizer:
             if want not in kinds or len(set(kinds)) > 1:
                 bad = next(i for i, k in enumerate(kinds) if k != want)
                 raise ValueError(f"{where(bad)}: " + (
-                    f"a numeric vector, but this run was trained on text options; give candidates as text"
+                    "a numeric vector, but this run was trained on text options; give candidates as text"
                     if want == "text" else "text, but this run was trained on numeric options; give "
                     f"candidates as vectors of {self.option_dim} numbers"))
             if want == "text":
