@@ -123,11 +123,12 @@ class Personalizer:
             raise RunFolderError(f"{run_dir}: {RUN_FILE} says {meta['model']!r} but best/ holds a "
                                  f"{model.name!r} model")
         recorded = meta.get("model_config") or {}
-        differ = sorted(k for k, v in model.config.to_dict().items() if k in recorded and recorded[k] != v)
+        have = json.loads(json.dumps(model.config.to_dict(), default=list))  # as run.json holds it
+        differ = sorted(k for k, v in have.items() if k in recorded and recorded[k] != v)
         if differ:
             k = differ[0]
             raise RunFolderError(f"{run_dir}: best/ holds another run's model: {RUN_FILE} records "
-                                 f"{k} = {recorded[k]!r}, best/ has {getattr(model.config, k)!r}"
+                                 f"{k} = {recorded[k]!r}, best/ has {have[k]!r}"
                                  + (f" (and {len(differ) - 1} more)" if len(differ) > 1 else ""))
         feats = OptionFeatures.load(run_dir, meta.get("features"), model.config.option_dim,
                                     cache_dir=cache_dir, device=device)
