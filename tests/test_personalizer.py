@@ -76,9 +76,9 @@ def test_numeric_rank_score_and_shapes(numeric_runs):
     assert ranked[0].spread is None
     with pytest.raises(ValueError, match="trained on numeric"):
         p.rank("q", ["a text"])
-    with pytest.raises(ValueError, match="3 features"):
+    with pytest.raises(ValueError, match="candidate 0: a vector of 3 numbers; the model expects 2"):
         p.rank(None, [[1.0, 2.0, 3.0]])
-    with pytest.raises(ValueError, match="choice 0: field 'rejected' missing"):
+    with pytest.raises(ValueError, match="choice 0: field 'rejected': missing"):
         p.user([{"chosen": [1.0, 0.0]}])
 
 
@@ -115,7 +115,7 @@ def test_text_run_personalises_two_new_people(text_run):
                   {"prompt": "other", "chosen": answer("dog"), "rejected": answer("fish")}])
     assert p.rank("a new question", cands, cat)[0].candidate == answer("cat")
     assert p.rank("a new question", cands, dog)[0].candidate == answer("dog")
-    with pytest.raises(ValueError, match="candidate 1 is empty"):
+    with pytest.raises(ValueError, match="candidate 1: empty text"):
         p.rank("q", ["x", " "])
     with pytest.raises(ValueError, match="trained on text"):
         p.rank(None, [[0.0] * 32])

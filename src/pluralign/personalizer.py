@@ -25,7 +25,7 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch.distributions import Normal
@@ -71,7 +71,9 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise RunFolderError(f"{run}: no such folder")
     path = run / RUN_FILE
     if not path.is_file():
-        raise RunFolderError(f"{run}: no {RUN_FILE}; not a folder written by `pluralign train`")
+        hint = (f" (it is a checkpoint of the run {run.parent}: give that folder)"
+                if (run.parent / RUN_FILE).is_file() else "")
+        raise RunFolderError(f"{run}: no {RUN_FILE}; not a folder written by `pluralign train`{hint}")
     try:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -120,6 +122,14 @@ class Personalizer:
         if model.name != meta["model"]:
             raise RunFolderError(f"{run_dir}: {RUN_FILE} says {meta['model']!r} but best/ holds a "
                                  f"{model.name!r} model")
+        recorded = meta.get("model_config") or {}
+        have = json.loads(json.dumps(model.config.to_dict(), default=list))  # as run.json holds it
+        differ = sorted(k for k, v in have.items() if k in recorded and recorded[k] != v)
+        if differ:
+            k = differ[0]
+            raise RunFolderError(f"{run_dir}: best/ holds another run's model: {RUN_FILE} records "
+                                 f"{k} = {recorded[k]!r}, best/ has {have[k]!r}"
+                                 + (f" (and {len(differ) - 1} more)" if len(differ) > 1 else ""))
         feats = OptionFeatures.load(run_dir, meta.get("features"), model.config.option_dim,
                                     cache_dir=cache_dir, device=device)
         return cls(model, feats, meta)
@@ -129,49 +139,57 @@ class Personalizer:
         return next(self.model.parameters()).device
 
     # -- options ------------------------------------------------------------------------------
-    def options(self, prompt: Any, responses: Sequence[Any] | torch.Tensor) -> torch.Tensor:
+    def options(self, prompt: Any, responses: Sequence[Any] | torch.Tensor,
+                describe: Callable[[int], str] | None = None) -> torch.Tensor:
         """(N, D) model inputs: text responses (to ``prompt``) are embedded through the keyed
-        cache and standardised as in training; vectors pass through."""
+        cache and standardised as in training; vectors pass through. ``describe(i)`` names
+        response i in messages (default ``candidate i``; the CLI: ``FILE:LINE``)."""
+        where = describe or (lambda i: f"candidate {i}")
         if isinstance(responses, torch.Tensor):
             vectors = responses.float().reshape(len(responses), -1)
         else:
             responses = list(responses)
             if not responses:
                 raise ValueError("no candidates")
-            kinds = {option_kind(r) for r in responses}
+            kinds = [option_kind(r) for r in responses]
             if None in kinds:
-                bad = next(i for i, r in enumerate(responses) if option_kind(r) is None)
-                raise ValueError(f"candidate {bad}: expected text, chat messages or a numeric vector, "
+                bad = kinds.index(None)
+                raise ValueError(f"{where(bad)}: expected text, chat messages or a numeric vector, "
                                  f"got {type(responses[bad]).__name__}")
-            if len(kinds) > 1:
-                raise ValueError("candidates mix text and numeric vectors")
-            if kinds == {"text"}:
+            want = "text" if self.features.is_text else "vector"
+            if want not in kinds or len(set(kinds)) > 1:
+                bad = next(i for i, k in enumerate(kinds) if k != want)
+                raise ValueError(f"{where(bad)}: " + (
+                    "a numeric vector, but this run was trained on text options; give candidates as text"
+                    if want == "text" else "text, but this run was trained on numeric options; give "
+                    f"candidates as vectors of {self.option_dim} numbers"))
+            if want == "text":
                 empty = [i for i, r in enumerate(responses) if isinstance(r, str) and not r.strip()]
                 if empty:
-                    raise ValueError(f"candidate {empty[0]} is empty text")
-                if not self.features.is_text:
-                    raise ValueError("this run was trained on numeric options; give candidates as "
-                                     f"vectors of {self.option_dim} numbers")
+                    raise ValueError(f"{where(empty[0])}: empty text")
                 prompts = [prompt if prompt is not None else ""] * len(responses)
-                return self.features.embed(prompts, responses, lambda i: f"candidate {i}").to(self.device)
-            if self.features.is_text:
-                raise ValueError("this run was trained on text options; give candidates as text")
+                return self.features.embed(prompts, responses, where).to(self.device)
+            bad = next((i for i, r in enumerate(responses) if len(r) != self.option_dim), None)
+            if bad is not None:
+                raise ValueError(f"{where(bad)}: a vector of {len(responses[bad])} numbers; the model "
+                                 f"expects {self.option_dim}")
             vectors = torch.tensor([[float(v) for v in r] for r in responses])
         if vectors.shape[1] != self.option_dim:
             raise ValueError(f"candidates have {vectors.shape[1]} features, the model expects {self.option_dim}")
         return self.features.transform(vectors).to(self.device)
 
-    def prepared(self, prompt: Any, candidates: Sequence[Any] | torch.Tensor) -> PreparedCandidates:
+    def prepared(self, prompt: Any, candidates: Sequence[Any] | torch.Tensor,
+                 describe: Callable[[int], str] | None = None) -> PreparedCandidates:
         """``model.prepare_candidates(options(prompt, candidates))``, reused for a candidate set
         seen before (same prompt and texts, or the same vectors; the last
-        :data:`PREPARED_CACHE` sets are kept)."""
+        :data:`PREPARED_CACHE` sets are kept). ``describe``: as for :meth:`options`."""
         key = self._candidates_key(prompt, candidates)
         hit = self._prepared.get(key)
         if hit is not None:
             self._prepared.move_to_end(key)
             return hit
         with torch.no_grad():
-            prepared = self.model.prepare_candidates(self.options(prompt, candidates))
+            prepared = self.model.prepare_candidates(self.options(prompt, candidates, describe))
         self._prepared[key] = prepared
         while len(self._prepared) > PREPARED_CACHE:
             self._prepared.popitem(last=False)
@@ -196,48 +214,55 @@ class Personalizer:
         self._prepared.clear()
         self._last_tensor = None
 
-    def _choice_vectors(self, choices: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _choice_vectors(self, choices: Sequence[Any], describe: Callable[[int, str], str] | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(chosen, rejected) model inputs of choices; ``describe(i, field)`` names choice i's
+        field in messages (default ``choice i: field 'f'``; the CLI: ``FILE:LINE: field 'f'``)."""
+        where = describe or (lambda i, name: f"choice {i}: field {name!r}")
         prompts, chosen, rejected = [], [], []
         for i, c in enumerate(choices):
             if isinstance(c, PreferenceRecord):
                 c = {"prompt": c.prompt, "chosen": c.chosen, "rejected": c.rejected}
             if not isinstance(c, Mapping):
-                raise ValueError(f"choice {i}: expected a record or a dict with prompt/chosen/rejected, "
-                                 f"got {type(c).__name__}")
+                raise ValueError(f"{where(i, '<row>')}: expected a record or a dict with prompt/chosen/"
+                                 f"rejected, got {type(c).__name__}")
             for name in ("chosen", "rejected"):
                 value = c.get(name)
                 if option_kind(value) is None:
-                    raise ValueError(f"choice {i}: field {name!r} "
-                                     + ("missing" if value is None else
-                                        f"must be text, chat messages or a vector, got {type(value).__name__}"))
+                    raise ValueError(f"{where(i, name)}: " + ("missing" if value is None else
+                                     f"must be text, chat messages or a vector, got {type(value).__name__}"))
                 if isinstance(value, str) and not value.strip():
-                    raise ValueError(f"choice {i}: field {name!r} is empty text")
+                    raise ValueError(f"{where(i, name)}: empty text")
             prompts.append(c.get("prompt") or "")
             chosen.append(c["chosen"])
             rejected.append(c["rejected"])
         both = [o for pair in zip(chosen, rejected) for o in pair]
-        kinds = {option_kind(o) for o in both}
-        if len(kinds) > 1:
-            raise ValueError("the choices mix text and numeric options")
-        if kinds == {"text"}:
-            if not self.features.is_text:
-                raise ValueError("this run was trained on numeric options; the choices are text")
-            what = lambda k: f"choice {k // 2} field {('chosen', 'rejected')[k % 2]!r}"
-            v = self.features.embed([p for p in prompts for _ in (0, 1)], both, what).to(self.device)
+        want = "text" if self.features.is_text else "vector"
+        for k, o in enumerate(both):
+            at = where(k // 2, ("chosen", "rejected")[k % 2])
+            if option_kind(o) != want:
+                raise ValueError(f"{at}: " + (
+                    "a numeric vector, but this run was trained on text options" if want == "text" else
+                    f"text, but this run was trained on numeric options ({self.option_dim} numbers each)"))
+            if want == "vector" and len(o) != self.option_dim:
+                raise ValueError(f"{at}: a vector of {len(o)} numbers; the model expects {self.option_dim}")
+        if want == "text":
+            v = self.features.embed([p for p in prompts for _ in (0, 1)], both,
+                                    lambda k: where(k // 2, ("chosen", "rejected")[k % 2])).to(self.device)
         else:
-            if self.features.is_text:
-                raise ValueError("this run was trained on text options; the choices are vectors")
             v = self.options(None, both)
         return v[0::2], v[1::2]
 
     # -- people -------------------------------------------------------------------------------
     @torch.no_grad()
-    def user(self, choices: Sequence[Any] = ()) -> UserState:
+    def user(self, choices: Sequence[Any] = (), describe: Callable[[int, str], str] | None = None) -> UserState:
         """Personalise to one person from their choices (records or dicts with ``prompt``,
-        ``chosen``, ``rejected``; ``[]`` = nobody known yet, the population prior)."""
+        ``chosen``, ``rejected``; ``[]`` = nobody known yet, the population prior).
+        ``describe(i, field)`` names choice i's field in errors and warnings (e.g. its file
+        and line; default ``choice i: field 'f'``)."""
         choices = list(choices)
         if choices:
-            cc, cr = self._choice_vectors(choices)
+            cc, cr = self._choice_vectors(choices, describe)
         else:
             cc = cr = torch.zeros(0, self.option_dim, device=self.device)
         cc, cr = cc.unsqueeze(0), cr.unsqueeze(0)

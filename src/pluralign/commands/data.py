@@ -165,17 +165,47 @@ def text(
 
     if name not in builtin.REGISTRY:
         _fail(f"unknown built-in text set {name!r}; choose one of: {', '.join(builtin.REGISTRY)}")
+    if out.suffix.lower() not in (".jsonl", ".parquet"):
+        _fail(f"--out {out}: unknown extension {out.suffix!r} (expected .jsonl or .parquet)")
+    for option, value in (("--users-per-type", users_per_type), ("--pairs-per-user", pairs_per_user)):
+        if value is not None and value < 1:
+            _fail(f"{option} must be at least 1, got {value}")
     kwargs: dict[str, Any] = {"seed": seed}
     if users_per_type is not None:
         kwargs["users_per_group" if name.startswith("pets") else "users_per_type"] = users_per_type
     if pairs_per_user is not None:
         kwargs["pairs_per_user"] = pairs_per_user
-    records = builtin.load(name, **kwargs)
+    try:
+        records = builtin.load(name, **kwargs)
+    except ValueError as err:
+        _fail(f"{name}: {err}")
     if not split:
         records = [r.replace(split=None) for r in records]
     write_records(records, out)
     users = len({r.user_id for r in records})
     typer.echo(f"wrote {len(records)} text pairs of {users} users ({name}) to {out}")
+    _warn_few_pairs(records, out)
+
+
+def _warn_few_pairs(records: list, out: Path) -> None:
+    """Say when `pluralign train`'s default tasks will not fit these users (the file is still
+    valid: a --config with smaller tasks trains on it)."""
+    from ..data.splits import by_split, how_split, split_records
+    from ..train.rewards import TaskConfig
+    from ..train.run import check_pairs_per_user
+
+    parts = by_split(split_records(records))
+    empty = [name for name in ("train", "validation") if not parts[name]]
+    if empty:
+        notes = [f"{out}: the {empty[0]} split `pluralign train` makes of it is empty "
+                 f"({how_split(records, (0.5, 0.25, 0.25), 0)}); keep the built-in split (no --no-split)"]
+    else:
+        try:
+            notes = check_pairs_per_user(parts, TaskConfig(), str(out))
+        except ValueError as err:
+            notes = [f"{err} (or raise --pairs-per-user)"]
+    for note in notes:
+        typer.echo(f"warning: {note}", err=True)
 
 
 @app.command()

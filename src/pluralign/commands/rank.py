@@ -16,60 +16,51 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def read_choices(file: Path, user: str | None) -> list[Any]:
+def read_choices(file: Path, user: str | None) -> tuple[list[Any], list[int]]:
     """One person's choices from a JSONL/Parquet file of ``prompt``/``chosen``/``rejected`` rows
-    (``user_id`` optional; ``--user`` picks one person from a file of several)."""
-    from ..data.io import read_records
-    from ..data.records import Problem, RecordValidationError, parse_record
+    (``user_id`` optional; ``--user`` picks one person from a file of several), with the line
+    (JSONL) or row (Parquet) of each, for messages."""
+    from ..data.io import read_records, record_lines
+    from ..data.records import RecordValidationError
 
     if not file.is_file():
         _fail(f"--choices {file}: no such file")
-    if file.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        records, problems = [], []
-        for line_no, raw in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as err:
-                problems.append(Problem(str(file), line_no, "<row>", f"invalid JSON: {err.msg}"))
-                continue
-            if isinstance(row, dict):
-                row.setdefault("user_id", "(you)")
-            rec = parse_record(row, str(file), line_no, problems)
-            if rec is not None:
-                records.append(rec)
-    else:
-        try:
-            records, problems = read_records(file), []
-        except RecordValidationError as err:
-            records, problems = [], err.problems
-        except ValueError as err:
-            _fail(str(err))
+    try:
+        records, problems = read_records(file, defaults={"user_id": "(you)"}), []
+    except RecordValidationError as err:
+        records, problems = [], err.problems
+    except ValueError as err:
+        _fail(f"--choices {err}")
+    lines = record_lines(file) if records else []
     if problems:
         for p in problems[:50]:
             typer.echo(str(p), err=True)
         _fail(f"--choices {file}: {len(problems)} problem(s)")
+    if not records:
+        _fail(f"--choices {file}: no choices in the file (leave --choices out for the population's view)")
     users = sorted({r.user_id for r in records})
     if user is not None:
-        records = [r for r in records if r.user_id == user]
-        if not records:
+        keep = [i for i, r in enumerate(records) if r.user_id == user]
+        if not keep:
             _fail(f"--choices {file} has no choices of --user {user!r} (users: {', '.join(users[:10])})")
+        records, lines = [records[i] for i in keep], [lines[i] for i in keep]
     elif len(users) > 1:
         _fail(f"--choices {file} holds the choices of {len(users)} users ({', '.join(users[:5])}"
               f"{' ...' if len(users) > 5 else ''}); pick one with --user")
-    return records
+    return records, lines
 
 
-def read_candidates(file: Path) -> list[Any]:
+def read_candidates(file: Path) -> tuple[list[Any], list[str]]:
     """Candidates from a ``.txt`` file (one per line) or a ``.jsonl`` file (each line a JSON
-    string, a vector, or an object with ``response``/``text``/``candidate``)."""
+    string, a vector, or an object with ``response``/``text``/``candidate``), with where each
+    came from (``FILE:LINE``)."""
     if not file.is_file():
         _fail(f"--candidates {file}: no such file")
-    out = []
+    out, where = [], []
     for line_no, raw in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
         if not raw.strip():
             continue
+        where.append(f"{file}:{line_no}")
         if file.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
             out.append(raw)
             continue
@@ -85,7 +76,17 @@ def read_candidates(file: Path) -> list[Any]:
         if isinstance(value, str) and not value.strip():
             _fail(f"{file}:{line_no}: empty candidate")
         out.append(value)
-    return out
+    if not out:
+        _fail(f"--candidates {file}: no candidates in the file")
+    return out, where
+
+
+def _vector_or_text(value: str) -> Any:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return value
+    return parsed if isinstance(parsed, list) else value
 
 
 def _short(candidate: Any, width: int = 90) -> str:
@@ -108,17 +109,23 @@ def rank(
     """Rank candidates for one person, best first, with the model's scores r(y | your choices)."""
     from ..personalizer import Personalizer
 
-    cands = (read_candidates(candidates) if candidates else []) + list(candidate or [])
+    cands, sources = read_candidates(candidates) if candidates else ([], [])
+    cands += list(candidate or [])
+    sources += [f"--candidate #{k}" for k in range(1, len(candidate or []) + 1)]
     if not cands:
         _fail("no candidates: give --candidates FILE and/or --candidate TEXT")
-    mine = read_choices(choices, user) if choices else []
+    mine, lines = read_choices(choices, user) if choices else ([], [])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             p = Personalizer.from_pretrained(run)
             if p.features.is_text and prompt is None:
                 _fail("--prompt is needed: this run reads prompt + response texts")
-            state = p.user(mine)
+            if not p.features.is_text:  # numeric runs: --candidate "[0.5, 1.0]" is a vector
+                n = len(candidate or [])
+                cands[len(cands) - n:] = [_vector_or_text(c) for c in cands[len(cands) - n:]]
+            state = p.user(mine, lambda i, name: f"{choices}:{lines[i]}: field {name!r}")
+            p.prepared(prompt, cands, lambda i: sources[i])  # checked (and kept) with their lines
             ranked = p.rank(prompt, cands, user=state)
         except (ValueError, FileNotFoundError) as err:
             _fail(str(err))

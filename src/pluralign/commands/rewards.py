@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -39,17 +42,43 @@ def _read(file: Path):
 
 
 def locator(file: Path):
-    """``describe(i, field)`` -> ``FILE:LINE: field 'FIELD'`` for record i of ``file`` (JSONL: the
-    i-th non-blank line, as the reader numbers them; Parquet and datasets: row i + 1)."""
-    lines = None
-    if file.is_file() and file.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        with open(file, "rb") as fh:
-            lines = [n for n, raw in enumerate(fh, start=1) if raw.strip()]
+    """``describe(i, field)`` -> ``FILE:LINE: field 'FIELD'`` (field None: ``FILE:LINE``) for
+    record i of ``file`` (JSONL: the i-th non-blank line, as the reader numbers them; Parquet and
+    datasets: row i + 1)."""
+    from ..data.io import record_lines
 
-    def describe(i: int, field: str) -> str:
-        return f"{file}:{lines[i] if lines else i + 1}: field '{field}'"
+    lines = record_lines(file) if file.is_file() and file.suffix.lower() in (".jsonl", ".json", ".ndjson") else None
+
+    def describe(i: int, field: str | None) -> str:
+        at = f"{file}:{lines[i] if lines else i + 1}"
+        return at if field is None else f"{at}: field '{field}'"
 
     return describe
+
+
+def _check_eval_users(part, describe, data: Path, split: str, n_target: int, context_max: int) -> None:
+    """Name the users of the evaluated split with fewer pairs than an evaluation task needs
+    (N^T targets + the largest N^C as disjoint context): a warning when some are, an error
+    when all are, each with the options that set the need."""
+    from collections import Counter
+
+    need = n_target + context_max
+    counts = Counter(r.user_id for r in part)
+    first = {}
+    for i, r in enumerate(part):
+        first.setdefault(r.user_id, i)
+    short = sorted((u for u, n in counts.items() if n < need), key=lambda u: first[u])
+    if not short:
+        return
+    shown = "; ".join(f"{u!r} has {counts[u]} (from {describe(first[u], None)})" for u in short[:3])
+    more = f"; ... {len(short) - 3} more" if len(short) > 3 else ""
+    what = (f"{need} pairs in the {split} split that a task needs (--n-target {n_target} + "
+            f"the largest --context-sizes {context_max})")
+    if len(short) == len(counts):
+        _fail(f"{data}: no user has the {what}: {shown}{more}. Lower --n-target or --context-sizes, "
+              "or give users more pairs")
+    typer.echo(f"warning: {data}: {len(short)} of {len(counts)} users lack the {what} and are left out: "
+               f"{shown}{more}", err=True)
 
 
 def _context_sizes(text: str) -> tuple[int, ...]:
@@ -84,7 +113,7 @@ def train(
 
     from ..train.config import ConfigError
     from ..train.presets import PRESETS
-    from ..train.rewards import RUN_FILE, RewardTrainConfig
+    from ..train.rewards import RUN_FILE, RewardTrainConfig, check_model_fields
     from ..train.run import train_run
 
     if model not in MODEL_NAMES:
@@ -100,6 +129,8 @@ def train(
             cfg = dataclasses.replace(cfg, train=train_cfg, tasks=tasks,
                                       split_seed=seed if seed is not None else cfg.split_seed,
                                       step_budget=cfg.step_budget and steps is None)
+        check_model_fields(model, cfg.model_fields(model),
+                           f"{config}: model" if config else f"--preset {preset}: model")
     except (ConfigError, ValueError) as err:
         _fail(str(err))
     records = _read(data)
@@ -138,14 +169,12 @@ def train(
 
 
 def _check_resume(out: Path, model: str, data: Path) -> None:
-    """Resuming ``out`` only makes sense for the same model (and says so when the data differ)."""
+    """Says when a resumed run continues on other data (:func:`pluralign.train.run.check_out_folder`
+    refuses another model, kind of options or embedder)."""
     from ..train.rewards import RUN_FILE
 
     meta = json.loads((out / RUN_FILE).read_text())
-    if meta.get("model") != model:
-        _fail(f"--out {out} holds a {meta.get('model')!r} run; --model is {model!r}. "
-              "Pick a new --out folder (or delete the old run)")
-    if meta.get("data") not in (None, str(data)):
+    if meta.get("model") == model and meta.get("data") not in (None, str(data)):
         typer.echo(f"warning: {out} was trained on {meta['data']}; resuming it on {data}", err=True)
 
 
@@ -163,7 +192,7 @@ def evaluate(
     """Accuracy on unseen target pairs vs N^C, per user type, with the Bayes line and the
     context-flip / active-unit diagnostics; writes JSON, CSV and PNG and prints a table. Text
     records are embedded with the runs' recorded embedder."""
-    from ..data.splits import by_split, split_records
+    from ..data.splits import how_split, split_records
     from ..eval.metrics import EvalConfig, EvalData
     from ..eval.plots import plot_accuracy, plot_per_type
     from ..eval.results import evaluate_models, format_table, write_csv, write_json
@@ -172,6 +201,8 @@ def evaluate(
 
     if split not in ("train", "validation", "test"):
         _fail(f"--split must be train, validation or test, got {split!r}")
+    if out.is_dir():
+        _fail(f"--out {out} is a folder; give a file name such as {out / 'results.json'}")
     sizes = _context_sizes(context_sizes)
     models, split_keys, targets, features = {}, set(), set(), []
     for run in runs:
@@ -194,32 +225,53 @@ def evaluate(
                   "evaluate them separately")
     fractions, split_seed = split_keys.pop()
     records = _read(data)
-    parts = by_split(split_records(records, fractions, seed=split_seed))
-    if not parts[split]:
-        _fail(f"the {split} split of {data} is empty")
+    if not records:
+        _fail(f"{data}: no records")
+    how = how_split(records, fractions, split_seed)
+    records = split_records(records, fractions, seed=split_seed)
+    index = [i for i, r in enumerate(records) if r.split == split]  # record -> its place in the file
+    part = [records[i] for i in index]
+    if not part:
+        _fail(f"{data}: the {split} split is empty ({how}, as the runs were trained); "
+              "pick another --split, or give more prompts or pairs")
+    where = locator(data)
+    describe = lambda i, field: where(index[i], field)  # noqa: E731
+    target = n_target if n_target is not None else max(targets)
+    _check_eval_users(part, describe, data, split, target, max(sizes))
     import warnings
+
+    from ..data.tasks import SkippedUsersWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
+        warnings.simplefilter("ignore", SkippedUsersWarning)  # _check_eval_users named them
         try:
-            chosen, rejected = feats.record_vectors(parts[split])
-            eval_data = EvalData.from_records(parts[split], chosen, rejected)
-            cfg = EvalConfig(context_sizes=sizes, n_tasks=n_tasks, seed=seed,
-                             n_target=n_target if n_target is not None else max(targets))
+            chosen, rejected = feats.record_vectors(part, describe)
+            eval_data = EvalData.from_records(part, chosen, rejected)
+            cfg = EvalConfig(context_sizes=sizes, n_tasks=n_tasks, seed=seed, n_target=target)
             names = type_names(records)
             doc = evaluate_models(models, eval_data, cfg, task=task or data.stem,
                                   runs=[str(r) for r in runs], data_file=str(data), split=split,
                                   user_types={str(k): v for k, v in names.items()})
         except (ValueError, TypeError) as err:
-            _fail(f"{data}: {err}")
-    for w in caught:  # e.g. test users with too few pairs for a task, long texts cut
-        typer.echo(f"warning: {data} ({split} split): {w.message}", err=True)
-    write_json(doc, out)
-    # beside the JSON, same stem ("example-4.1.json" -> "example-4.1.csv": not with_suffix)
+            _fail(str(err) if str(err).startswith(str(data)) else f"{data}: {err}")
+    for w in caught:  # e.g. long texts cut (the message names the file and line)
+        typer.echo(f"warning: {w.message}", err=True)
+    # beside the JSON, same stem ("example-4.1.json" -> "example-4.1.csv": not with_suffix); all
+    # written in a temporary folder first and moved into place together, so a failure leaves none
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.stem}.tmp-", dir=out.parent))
+    try:
+        write_json(doc, stage / out.name)
+        write_csv(doc, stage / (out.stem + ".csv"))
+        plot_accuracy(doc, stage / (out.stem + ".png"))
+        per_type = plot_per_type(doc, stage / (out.stem + "-per-type.png"))
+        for f in sorted(stage.iterdir()):
+            os.replace(f, out.parent / f.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     csv_path, png_path = out.with_name(out.stem + ".csv"), out.with_name(out.stem + ".png")
-    write_csv(doc, csv_path)
-    plot_accuracy(doc, png_path)
-    per_type = plot_per_type(doc, out.with_name(out.stem + "-per-type.png"))
+    per_type = per_type and out.with_name(per_type.name)
     typer.echo(format_table(doc))
     if doc.get("per_type"):
         typer.echo(format_per_type(doc, names))

@@ -28,8 +28,9 @@ def _parse_constant(name: str) -> float:
     return float(name)  # kept as a float so validation reports it with the field name
 
 
-def read_jsonl(path: str | os.PathLike) -> list[PreferenceRecord]:
-    """Read a JSON-lines file of records; blank lines are skipped."""
+def read_jsonl(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> list[PreferenceRecord]:
+    """Read a JSON-lines file of records; blank lines are skipped. ``defaults``: fields a row
+    may leave out (e.g. ``user_id`` in a file of one person's choices)."""
     file = str(path)
     records, lines, problems = [], [], []
     with open(path, "rb") as fh:
@@ -46,6 +47,8 @@ def read_jsonl(path: str | os.PathLike) -> list[PreferenceRecord]:
             except json.JSONDecodeError as err:
                 problems.append(Problem(file, line_no, "<row>", f"invalid JSON: {err.msg} (column {err.colno})"))
                 continue
+            if defaults and isinstance(row, dict):
+                row = {**defaults, **row}
             rec = parse_record(row, file, line_no, problems)
             if rec is not None:
                 records.append(rec)
@@ -54,6 +57,19 @@ def read_jsonl(path: str | os.PathLike) -> list[PreferenceRecord]:
     if problems:
         raise RecordValidationError(problems)
     return records
+
+
+def record_lines(path: str | os.PathLike) -> list[int]:
+    """The line (JSONL: blank lines are not records) or row (Parquet) of each record
+    :func:`read_records` returns, counted from 1 as an editor shows them."""
+    if Path(path).is_file() and Path(path).suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        with open(path, "rb") as fh:
+            return [n for n, raw in enumerate(fh, start=1) if raw.decode("utf-8", "replace").strip()]
+    if Path(path).suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return list(range(1, pq.ParquetFile(path).metadata.num_rows + 1))
+    raise ValueError(f"{path}: lines are known for .jsonl and .parquet files")
 
 
 def _clean_arrow_value(value: Any) -> Any:
@@ -65,10 +81,11 @@ def _clean_arrow_value(value: Any) -> Any:
     return value
 
 
-def _rows_to_records(rows: Iterable[dict], file: str) -> list[PreferenceRecord]:
+def _rows_to_records(rows: Iterable[dict], file: str,
+                     defaults: dict[str, Any] | None = None) -> list[PreferenceRecord]:
     records, lines, problems = [], [], []
     for line_no, row in enumerate(rows, start=1):
-        row = {k: _clean_arrow_value(v) for k, v in row.items() if v is not None}
+        row = {**(defaults or {}), **{k: _clean_arrow_value(v) for k, v in row.items() if v is not None}}
         bad = False
         for key in ("meta", "attributes"):  # stored as JSON text to keep the Parquet schema fixed
             if isinstance(row.get(key), str):
@@ -89,8 +106,9 @@ def _rows_to_records(rows: Iterable[dict], file: str) -> list[PreferenceRecord]:
     return records
 
 
-def read_parquet(path: str | os.PathLike) -> list[PreferenceRecord]:
-    """Read a Parquet file of records (rows are numbered from 1)."""
+def read_parquet(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> list[PreferenceRecord]:
+    """Read a Parquet file of records (rows are numbered from 1); ``defaults`` as for
+    :func:`read_jsonl`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -100,19 +118,20 @@ def read_parquet(path: str | os.PathLike) -> list[PreferenceRecord]:
         if isinstance(err, FileNotFoundError):
             raise
         raise RecordValidationError([Problem(str(path), 0, "<file>", f"not a readable Parquet file: {err}")]) from err
-    return _rows_to_records(rows, str(path))
+    return _rows_to_records(rows, str(path), defaults)
 
 
-def read_records(path: str | os.PathLike) -> list[PreferenceRecord]:
+def read_records(path: str | os.PathLike, defaults: dict[str, Any] | None = None) -> list[PreferenceRecord]:
     """Read records from ``.jsonl``/``.json`` or ``.parquet`` (chosen by extension), or from a
-    folder saved by ``datasets`` (:func:`read_dataset_folder`)."""
+    folder saved by ``datasets`` (:func:`read_dataset_folder`). ``defaults``: fields a row may
+    leave out (files only)."""
     if Path(path).is_dir():
         return read_dataset_folder(path)
     suffix = Path(path).suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        return read_jsonl(path)
+        return read_jsonl(path, defaults)
     if suffix in (".parquet", ".pq"):
-        return read_parquet(path)
+        return read_parquet(path, defaults)
     raise ValueError(f"{path}: unknown extension {suffix!r} (expected .jsonl or .parquet)")
 
 

@@ -58,3 +58,14 @@ def by_split(records: Sequence[PreferenceRecord]) -> dict[str, list[PreferenceRe
             raise ValueError(f"record of user {r.user_id!r} has no split; call split_records first")
         out[r.split].append(r)
     return out
+
+
+def how_split(records: Sequence[PreferenceRecord], fractions: Sequence[float], seed: int) -> str:
+    """How :func:`split_records` splits ``records``, in words, for the message of an empty split
+    (with few prompts a split can get no group at all)."""
+    if records and all(r.split is not None for r in records):
+        return f"the file's 'split' column assigns all {len(records)} records"
+    groups = {group_key(r) for r in records}
+    unit = "prompt" if any(k.startswith("prompt:") for k in groups) else "pair"
+    return (f"{len(records)} records in {len(groups)} {unit} group(s), split "
+            f"{'/'.join(f'{f:g}' for f in fractions)} by {unit} with seed {seed}")

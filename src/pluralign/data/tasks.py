@@ -67,6 +67,11 @@ class NotEnoughPairsError(ValueError):
     pass
 
 
+class SkippedUsersWarning(UserWarning):
+    """Users with fewer pairs than a task needs were left out (callers that name them, with
+    their file and lines, filter this one)."""
+
+
 class TaskSampler:
     """Samples tasks from the pairs of one split.
 
@@ -121,7 +126,7 @@ class TaskSampler:
                 f"context_in_target={context_in_target}); {skipped} user(s) have fewer")
         if skipped:
             warnings.warn(f"skipped {skipped} of {skipped + len(self.users)} users with fewer than "
-                          f"{need} pairs", stacklevel=2)
+                          f"{need} pairs", SkippedUsersWarning, stacklevel=2)
         self.skipped = skipped
         # the pools as one flat array + offsets, for the vectorized sampler
         self._pool_len = np.asarray([len(p) for p in self.pools], dtype=np.int64)

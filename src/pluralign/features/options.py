@@ -77,7 +77,15 @@ def open_embedder(name: str, *, max_length: int = 256, cache_dir: str | os.PathL
         max_length = min(max_length, position_limit(base["model"], cache_dir))
         config = EmbedderConfig(**base, max_length=max_length, device=device,
                                 cache_dir=str(cache_dir) if cache_dir is not None else None)
-        return load_embedder(config)
+        embedder = load_embedder(config)
+        tok = embedder.tokenizer
+        if len(tok) <= len(set(tok.all_special_tokens)):
+            # transformers builds a tokenizer of special tokens only from a folder without
+            # tokenizer files: every text would become [UNK]s and embed alike
+            raise EmbedderError(f"{where} {name!r}: the folder has model weights but no tokenizer "
+                                f"(tokenizer.json, vocab.txt, ...): its {len(tok)} tokens are all special "
+                                "ones; save the tokenizer into it with tokenizer.save_pretrained")
+        return embedder
     except (OSError, ValueError, KeyError, TypeError) as err:
         if isinstance(err, EmbedderError):
             raise
@@ -177,13 +185,14 @@ class OptionFeatures:
         if not records:
             raise ValueError("no records")
         numeric = records[0].is_numeric
+        first = describe(0, "chosen") + ": " if describe else ""
         if numeric == self.is_text:
             have, want = ("numeric", "text") if numeric else ("text", "numeric")
-            raise ValueError(f"the records have {have} options but the run was trained on {want} options")
+            raise ValueError(f"{first}the records have {have} options but the run was trained on {want} options")
         if not self.is_text:
             chosen, rejected = option_vectors(records)
             if chosen.shape[1] != self.option_dim:
-                raise ValueError(f"the records' options have {chosen.shape[1]} features, the run's "
+                raise ValueError(f"{first}the records' options have {chosen.shape[1]} features, the run's "
                                  f"model expects {self.option_dim}")
             return chosen, rejected
         prompts = [r.prompt for r in records for _ in (0, 1)]

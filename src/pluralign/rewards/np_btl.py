@@ -16,7 +16,7 @@ from torch import nn
 from ..data.tasks import TaskBatch
 from ..losses import bt_nll
 from ..nn import AttentionSetEncoder, ConditionedRewardDecoder, DeepSetEncoder
-from ..nn.set_encoders import PAIR_SYMMETRIES
+from ..nn.set_encoders import PAIR_SYMMETRIES, PairSymmetry
 from .base import Latent, PreparedCandidates, RewardConfig, RewardModel
 
 ENCODERS = ("deepset", "attention")
@@ -39,7 +39,7 @@ class ContextConfig(RewardConfig):
     n_heads: int = 8
     attention_dropout: float = 0.1
     embed_dim: int = 256
-    pair_symmetry: str = "none"
+    pair_symmetry: PairSymmetry = "none"  # a Literal: the YAML loader accepts the word none
 
     def __post_init__(self) -> None:
         super().__post_init__()

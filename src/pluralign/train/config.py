@@ -134,6 +134,11 @@ _NONE_STRINGS = {"none", "null", "~"}
 
 
 def _describe(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        return _describe(args[0])
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
@@ -160,14 +165,15 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                           f"{where}: {value!r} does not match {_describe(tp)}")
     if value is None:
         raise ConfigError(f"{where}: null is not allowed (expected {_describe(tp)})")
-    if isinstance(value, str) and value.strip().lower() in _NONE_STRINGS and not (
-            origin is Literal and value in args):
+    if origin is Literal:  # before the 'None'-string check: "none" may be one of the values
+        if value not in args:
+            hint = (" (YAML reads yes/no/on/off unquoted as true/false: quote the word)"
+                    if isinstance(value, bool) else "")
+            raise ConfigError(f"{where}: {value!r} is not {_describe(tp)}{hint}")
+        return value
+    if isinstance(value, str) and value.strip().lower() in _NONE_STRINGS:
         raise ConfigError(f"{where}: the string {value!r} is not a value; write null (unquoted) "
                           f"for 'no value', or leave the key out for the default")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
-        return value
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -234,7 +240,7 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], where: str | None = 
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(map(str, data)) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(fields)}")
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys of {cls.__name__}: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
     values = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     try:

@@ -165,6 +165,15 @@ def numeric_table(records: Sequence[PreferenceRecord], split: str) -> tuple[torc
                         "records with numeric options") from None
 
 
+def check_model_fields(name: str, model_fields: dict[str, Any], where: str | None = None) -> None:
+    """Raise :class:`ConfigError` (naming ``where``, e.g. the config file, and the key) when
+    ``model_fields`` do not make a config of reward model ``name``: checked before any text is
+    embedded, so a typo in a config file costs nothing."""
+    from ..rewards import config_class
+
+    config_from_dict(config_class(name), {"option_dim": 1, **model_fields}, where or f"model ({name})")
+
+
 def build_model(name: str, model_fields: dict[str, Any], option_dim: int) -> nn.Module:
     """The reward model ``name`` with its config checked field by field; ``option_dim`` from
     the data (a different value in the config is an error)."""

@@ -25,10 +25,10 @@ from typing import Any, Callable, Sequence
 from torch import nn
 
 from ..data.records import PreferenceRecord, prompt_text
-from ..data.splits import by_split, split_records
+from ..data.splits import by_split, how_split, split_records
 from ..features.options import OptionFeatures, fit_features
 from .loop import FitResult
-from .rewards import RewardTrainConfig, TaskConfig, train_reward_model
+from .rewards import RUN_FILE, RewardTrainConfig, TaskConfig, check_model_fields, train_reward_model
 
 
 def split_method(records: Sequence[PreferenceRecord], fractions: Sequence[float], seed: int) -> dict[str, Any]:
@@ -64,6 +64,41 @@ def check_pairs_per_user(parts: dict[str, list[PreferenceRecord]], tasks: TaskCo
     return notes
 
 
+def check_out_folder(out: Path, model_name: str, text: bool, embedder: Any = None) -> None:
+    """An existing non-empty ``out`` must be a run this one can resume: same model, same kind
+    of options and the same embedder (resuming on other inputs would mix two runs' features in
+    one folder); a folder of other files is never written into."""
+    import json
+
+    from ..features.options import embedder_spec
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: the output folder is a file; give a new or empty folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    run_file = out / RUN_FILE
+    if not run_file.is_file():
+        if not (out / "last").is_dir():  # a data-parallel run in progress has last/ before run.json
+            raise ValueError(f"{out}: the output folder holds other files and no {RUN_FILE}; "
+                             "give a new or empty folder")
+        return
+    meta = json.loads(run_file.read_text())
+    if meta.get("model") != model_name:
+        raise ValueError(f"{out} holds a {meta.get('model')!r} run; the model is {model_name!r}. "
+                         "Pick a new output folder (or delete the old run)")
+    recorded = (meta.get("features") or {}).get("embedder")
+    if text != (recorded is not None):
+        raise ValueError(f"{out} holds a run on {'text' if recorded else 'numeric'} options; these "
+                         f"records have {'text' if text else 'numeric'} options. Pick a new output folder")
+    if text and embedder is not None:
+        spec = embedder_spec(embedder)
+        diff = sorted(k for k in spec if recorded.get(k) != spec[k])
+        if diff:
+            raise ValueError(f"{out} holds a run embedded with {recorded.get('model')!r}; resuming it with "
+                             f"{spec['model']!r} would mix two encoders' vectors (they differ in "
+                             f"{', '.join(diff)}). Pick a new output folder, or the run's embedder")
+
+
 def _attach(records: Sequence[PreferenceRecord], chosen, rejected) -> list[PreferenceRecord]:
     from ..features.embed import attach_vectors
 
@@ -84,6 +119,9 @@ def train_run(records: Sequence[PreferenceRecord], model_name: str, config: Rewa
     if not records:
         raise ValueError(f"{data_file or 'records'}: no records")
     source = data_file or "records"
+    check_model_fields(model_name, config.model_fields(model_name))
+    out, text = Path(out_dir), not records[0].is_numeric
+    check_out_folder(out, model_name, text)
     have = [r.split is not None for r in records]
     if any(have) and not all(have):
         first = have.index(False)
@@ -91,15 +129,18 @@ def train_run(records: Sequence[PreferenceRecord], model_name: str, config: Rewa
                          f"but {describe(first, 'split') if describe else f'record {first}'} has none: "
                          "give every record a split, or none (then a seeded split is made)")
     split_info = split_method(records, config.split_fractions, config.split_seed)
+    how = how_split(records, config.split_fractions, config.split_seed)
     records = split_records(records, tuple(config.split_fractions), seed=config.split_seed)
     parts = by_split(records)
     for name in ("train", "validation"):
         if not parts[name]:
-            raise ValueError(f"{source}: the {name} split is empty ({len(records)} records)")
+            raise ValueError(f"{source}: the {name} split is empty ({how}); give more prompts or "
+                             "pairs, or a 'split' column")
     for note in check_pairs_per_user(parts, config.tasks, source):
         log(f"warning: {note}")
-    if not records[0].is_numeric and embedder is None and make_embedder is not None:
+    if text and embedder is None and make_embedder is not None:
         embedder = make_embedder()
+    check_out_folder(out, model_name, text, embedder)
     if not records[0].is_numeric and embedder is None:
         raise ValueError(f"{source}: text records need an embedder")
     with warnings.catch_warnings(record=True) as caught:
@@ -108,7 +149,6 @@ def train_run(records: Sequence[PreferenceRecord], model_name: str, config: Rewa
     for w in caught:
         log(f"warning: {w.message}")
     vec = _attach(records, chosen, rejected)
-    out = Path(out_dir)
     extra = {"split": split_info}
     from accelerate import PartialState
 
