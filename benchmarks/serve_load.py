@@ -29,13 +29,17 @@ from pluralign.serve.db import make_engine
 from pluralign.serve.loadgen import LoadConfig, run_load, spawn_server, stop_server, verify_choices
 from pluralign.serve.migrate import upgrade
 
-# name: (mix, n_candidates, fresh candidate texts, clients, requests per client)
+MIXED = {"choice": 0.4, "rank": 0.4, "next": 0.2}
+# name: (mix, n_candidates, fresh candidate texts, clients, requests per client, open-loop rate or None)
 SCENARIOS = {
-    "rank-10-cached": ({"rank": 1.0}, 10, False, 32, 40),
-    "rank-10-uncached": ({"rank": 1.0}, 10, True, 4, 3),
-    "rank-1000-cached": ({"rank": 1.0}, 1000, False, 8, 5),
-    "rank-1000-uncached": ({"rank": 1.0}, 1000, True, 1, 1),  # ~1,000 MiniLM passes: minutes here
-    "choices": ({"choice": 1.0}, 10, False, 64, 30),
+    "rank-10-cached": ({"rank": 1.0}, 10, False, 32, 100, None),
+    "rank-10-cached-at-300": ({"rank": 1.0}, 10, False, 32, 94, 300.0),
+    "rank-10-uncached": ({"rank": 1.0}, 10, True, 4, 3, None),
+    "rank-1000-cached": ({"rank": 1.0}, 1000, False, 8, 5, None),
+    "rank-1000-uncached": ({"rank": 1.0}, 1000, True, 1, 1, None),  # ~1,000 MiniLM passes: minutes here
+    "choices": ({"choice": 1.0}, 10, False, 64, 50, None),
+    "choices-at-500": ({"choice": 1.0}, 10, False, 64, 78, 500.0),
+    "mixed-200x50": (MIXED, 10, False, 200, 50, None),  # issue 13's load shape
 }
 
 
@@ -90,7 +94,7 @@ def run_backend(run: Path, db: str, workers: int, repeats: int, questions, answe
     proc, url = spawn_server(run, db, port=free_port(), workers=workers)
     rows = []
     try:
-        for name, (mix, n_cand, fresh, clients, requests) in SCENARIOS.items():
+        for name, (mix, n_cand, fresh, clients, requests, rate) in SCENARIOS.items():
             if name == "rank-1000-uncached" and engine.dialect.name != "sqlite":
                 continue  # the encoder's time, not the database's: measured once (on SQLite)
             for rep in range(repeats if name != "rank-1000-uncached" else 1):
@@ -98,7 +102,7 @@ def run_backend(run: Path, db: str, workers: int, repeats: int, questions, answe
                 key = auth.create_key(engine, tenant)
                 cands = answers[:n_cand]
                 cfg = LoadConfig(questions=questions, candidates=cands, prompt=prompt, n_clients=clients,
-                                 n_requests=requests, mix=mix, fresh_candidates=fresh, timeout=600)
+                                 n_requests=requests, mix=mix, fresh_candidates=fresh, rate=rate, timeout=600)
                 if not fresh:  # warm: embeddings cached before timing
                     asyncio.run(run_load(url, key, LoadConfig(questions=questions, candidates=cands, prompt=prompt,
                                                               n_clients=1, n_requests=1, mix={"rank": 1.0})))
@@ -106,21 +110,28 @@ def run_backend(run: Path, db: str, workers: int, repeats: int, questions, answe
                 report = asyncio.run(run_load(url, key, cfg))
                 cpu1, client1 = server_cpu_s(proc), time.process_time()
                 s = report.summary()
-                kind = "choice" if "choice" in mix else "rank"
-                row = {"backend": engine.dialect.name, "scenario": name, "repeat": rep, "clients": clients,
-                       "requests": s[kind]["n"], "seconds": report.seconds, **{k: s[kind][k] for k in
-                       ("rps", "p50_ms", "p99_ms", "n_5xx", "n_errors")},
-                       # CPU per request: what the machine's load does not change much
-                       "server_cpu_ms_per_req": 1000 * (cpu1 - cpu0) / max(1, s[kind]["n"]),
-                       "client_cpu_ms_per_req": 1000 * (client1 - client0) / max(1, s[kind]["n"])}
-                if kind == "choice":
-                    row["lost_or_duplicated"] = len(verify_choices(engine, tenant, report))
-                    row["acknowledged"] = len(report.acked)
-                rows.append(row)
-                print(f"{row['backend']:10s} {name:18s} #{rep}  {row['requests']:5d} req  {row['rps']:7.1f} req/s  "
-                      f"p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:8.1f} ms  5xx {row['n_5xx']}  "
-                      f"server CPU {row['server_cpu_ms_per_req']:.1f} ms/req  client CPU {row['client_cpu_ms_per_req']:.1f}"
-                      + (f"  lost/dup {row['lost_or_duplicated']}" if kind == "choice" else ""), flush=True)
+                n_req = sum(s[k]["n"] for k in mix if k in s)  # the users' creation not counted
+                cpu_ms = 1000 * (cpu1 - cpu0) / max(1, n_req)
+                problems = verify_choices(engine, tenant, report) if "choice" in mix else None
+                for kind in [k for k in ("rank", "choice", "next") if k in mix] + (["all"] if len(mix) > 1 else []):
+                    row = {"backend": engine.dialect.name, "scenario": name, "kind": kind, "repeat": rep,
+                           "clients": clients, "rate": rate, "requests": s[kind]["n"], "seconds": report.seconds,
+                           **{k: s[kind][k] for k in ("rps", "p50_ms", "p99_ms", "n_5xx", "n_errors")},
+                           # CPU per request (all kinds of the scenario together): what the
+                           # machine's load changes least
+                           "server_cpu_ms_per_req": cpu_ms,
+                           "client_cpu_ms_per_req": 1000 * (client1 - client0) / max(1, n_req),
+                           "loadavg_1min": os.getloadavg()[0]}
+                    if problems is not None and kind in ("choice", "all"):
+                        row["lost_or_duplicated"] = len(problems)
+                        row["acknowledged"] = len(report.acked)
+                    rows.append(row)
+                    print(f"{row['backend']:10s} {name:22s} {kind:6s} #{rep} {row['requests']:5d} req  "
+                          f"{row['rps']:7.1f} req/s  p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:8.1f} ms  "
+                          f"5xx {row['n_5xx']} err {row['n_errors']}  server CPU {cpu_ms:.2f} ms/req  "
+                          f"client CPU {row['client_cpu_ms_per_req']:.2f}  load {row['loadavg_1min']:.1f}"
+                          + (f"  lost/dup {row['lost_or_duplicated']}" if "lost_or_duplicated" in row else ""),
+                          flush=True)
         # one client, one request at a time: the latency floor of a ranking through HTTP
         key = auth.create_key(engine, f"bench-seq-{os.getpid()}")
         cands = answers[:10]

@@ -47,7 +47,7 @@ def _profiled(go):  # noqa: ANN001, ANN202 - PROFILE=1: where the event-loop thr
     prof.enable()
     out = asyncio.run(go())
     prof.disable()
-    pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+    pstats.Stats(prof).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(int(os.environ.get("PROFILE_N", "15")))
     return out
 
 
