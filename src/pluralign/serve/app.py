@@ -7,6 +7,8 @@ database calls and the model block, and Starlette runs them in its thread pool.
 
 
 import hashlib
+import json
+import math
 import os
 import threading
 import time
@@ -27,7 +29,7 @@ from .db import make_engine
 from .guards import BodyLimit, install
 from .model import ServedModel
 from .schemas import (USER_ID, ChoiceCreated, ChoiceIn, ChoiceList, ChoiceOut, Deleted, NextQuestionIn,
-                      POOL_ID, Personalized, PoolIn, PoolOut, QuestionOut, RankedOut, RankIn, RankOut,
+                      POOL_ID, Personalized, PoolIn, PoolOut, QuestionOut, RankIn, RankOut,
                       Undone, UserOut)
 
 UserId = Annotated[str, PathParam(pattern=USER_ID, description="The client's id for the person.")]
@@ -93,8 +95,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
     def state_of(user: store.UserInfo) -> Any:
         misses = model.z_cache.misses
         state = model.user_state((user.pk, user.revision), lambda: [
-            {"prompt": c.prompt, "chosen": c.chosen, "rejected": c.rejected}
-            for c in store.list_choices(engine, user)])
+            {"prompt": p, "chosen": c, "rejected": r} for p, c, r in store.choice_texts(engine, user)])
         metrics.Z_CACHE.labels("miss" if model.z_cache.misses > misses else "hit").inc()
         return state
 
@@ -173,7 +174,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
                             model=model.model_name, z=z, z_std=z_std)
 
     @app.post("/v1/users/{user_id}/rank", response_model=RankOut, tags=["personalization"])
-    async def rank(user_id: UserId, body: RankIn, t: Caller) -> RankOut:
+    async def rank(user_id: UserId, body: RankIn, t: Caller) -> Response:
         # on the event loop, no thread hand-offs (see batching.py): the user lookup is one indexed
         # query; only a z-cache miss (embedding the user's choices) goes to the thread pool
         user = known_user(t, user_id)
@@ -184,8 +185,12 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
         scores = await batcher.submit(body.prompt, body.candidates, state)
         values = scores.tolist()
         order = sorted(range(len(values)), key=lambda i: -values[i])
-        return RankOut(user_id=user_id, n_choices=user.n_choices, model=model.model_name,
-                       ranking=[RankedOut(index=i, candidate=body.candidates[i], score=values[i]) for i in order])
+        # RankOut's shape, written directly: FastAPI's check and serialisation of the returned
+        # model (the echoed candidate texts validated and encoded twice) cost more than the
+        # forward pass (docs/serve.md, "Performance")
+        return json_response({"user_id": user_id, "n_choices": user.n_choices, "model": model.model_name,
+                              "ranking": [{"index": i, "candidate": body.candidates[i], "score": _finite(values[i]),
+                                           "spread": None} for i in order]})
 
     @app.post("/v1/users/{user_id}/next-question", response_model=QuestionOut, tags=["personalization"])
     def next_question(user_id: UserId, body: NextQuestionIn, t: Caller) -> QuestionOut:
@@ -197,7 +202,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
             pool = found[0]
         else:
             pool = [q.model_dump() for q in body.pool]
-        answered = {(c.prompt, c.chosen, c.rejected) for c in store.list_choices(engine, user)}
+        answered = set(store.choice_texts(engine, user))
         seed = int.from_bytes(hashlib.sha256(f"{user.pk}:{user.revision}".encode()).digest()[:8], "big")
         q = model.next_question(state_of(user), pool, answered, seed)
         if q is None:
@@ -222,6 +227,16 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
 
     app.add_middleware(BodyLimit)
     return app
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    """``content`` as a JSON answer, encoded once (as Starlette's JSONResponse encodes it)."""
+    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    return Response(body, status_code=status_code, media_type="application/json")
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None  # pydantic writes NaN and infinities as null too
 
 
 def app_from_env() -> Any:

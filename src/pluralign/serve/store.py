@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, TypeVar
 
-from sqlalchemy import delete, func, select
+import threading
+import weakref
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from .db import Choice, Pool, User, utcnow
+from .db import Choice, Pool, User, is_sqlite, reader, utcnow
 
 T = TypeVar("T")
 
@@ -82,10 +86,21 @@ def _locked_user(session: Session, tenant_id: int, external_id: str, create: boo
     return user
 
 
+_USER_SQL = "SELECT id, revision, n_choices FROM users WHERE tenant_id = ? AND external_id = ?"
+_TEXTS_SQL = "SELECT prompt, chosen, rejected FROM choices WHERE user_id = ? AND undone_at IS NULL ORDER BY seq"
+
+
 def get_user(engine: Engine, tenant_id: int, external_id: str) -> UserInfo | None:
-    with Session(engine) as session:
-        user = session.scalar(select(User).where(User.tenant_id == tenant_id, User.external_id == external_id))
-        return _info(user) if user is not None else None
+    """The user's row, or None (one indexed read on a plain cursor: every rank starts here)."""
+    r = reader(engine)
+    rows = r.rows(r.sql(_USER_SQL), (tenant_id, external_id))
+    return UserInfo(rows[0][0], external_id, rows[0][1], rows[0][2]) if rows else None
+
+
+def choice_texts(engine: Engine, user: UserInfo) -> list[tuple[str, str, str]]:
+    """(prompt, chosen, rejected) of the user's live choices in order: what z is computed from."""
+    r = reader(engine)
+    return [tuple(row) for row in r.rows(r.sql(_TEXTS_SQL), (user.pk,))]
 
 
 def ensure_user(engine: Engine, tenant_id: int, external_id: str) -> tuple[UserInfo, bool]:
@@ -99,30 +114,96 @@ def ensure_user(engine: Engine, tenant_id: int, external_id: str) -> tuple[UserI
     return _write(engine, body)
 
 
+_choices, _users = Choice.__table__, User.__table__
+_BUMP = (update(_users).where(_users.c.tenant_id == bindparam("t"), _users.c.external_id == bindparam("u"))
+         .values(next_seq=_users.c.next_seq + 1, n_choices=_users.c.n_choices + 1, revision=_users.c.revision + 1)
+         .returning(_users.c.id, _users.c.next_seq, _users.c.n_choices, _users.c.revision))
+_writers: "weakref.WeakKeyDictionary[Engine, _ChoiceWriter]" = weakref.WeakKeyDictionary()
+
+
+class _ChoiceWriter:
+    """The statements of :func:`add_choice` for one engine, compiled once (SQLAlchemy caches
+    them), and, on SQLite, one lock per process so this process's writers queue on it rather
+    than in SQLite's busy handler, which sleeps 1 ms and more between tries."""
+
+    def __init__(self, engine: Engine) -> None:
+        dialect = sqlite if is_sqlite(engine) else postgresql
+        self.engine = engine.execution_options(write=True)
+        self.new_user = (dialect.insert(_users).values(tenant_id=bindparam("t"), external_id=bindparam("u"),
+                                                       revision=0, n_choices=0, next_seq=0, created_at=bindparam("now"))
+                         .on_conflict_do_nothing(index_elements=["tenant_id", "external_id"]))
+        self.insert = (dialect.insert(_choices).on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+                       .returning(_choices.c.id))
+        self.lock = threading.Lock() if is_sqlite(engine) else None
+
+
+def _writer(engine: Engine) -> _ChoiceWriter:
+    found = _writers.get(engine)
+    if found is None:
+        found = _writers[engine] = _ChoiceWriter(engine)
+    return found
+
+
 def add_choice(engine: Engine, tenant_id: int, external_id: str, prompt: str, chosen: str, rejected: str,
                idempotency_key: str | None = None) -> tuple[StoredChoice, UserInfo, bool]:
     """Append a choice (creating the user when new). Returns (choice, user after it, replayed):
-    ``replayed`` is True when ``idempotency_key`` was seen before and nothing was added."""
-    def body(session: Session) -> tuple[StoredChoice, UserInfo, bool]:
-        user = _locked_user(session, tenant_id, external_id, create=True)
-        if idempotency_key is not None:
-            seen = session.scalar(select(Choice).where(Choice.user_id == user.id,
-                                                       Choice.idempotency_key == idempotency_key))
-            if seen is not None:
-                if (seen.prompt, seen.chosen, seen.rejected) != (prompt, chosen, rejected):
-                    raise Conflict(f"Idempotency-Key {idempotency_key!r} was already used for a different "
-                                   f"choice (seq {seen.seq}); use a new key for a new choice")
-                return StoredChoice.of(seen), _info(user), True
-        row = Choice(user_id=user.id, seq=user.next_seq, prompt=prompt, chosen=chosen, rejected=rejected,
-                     idempotency_key=idempotency_key, created_at=utcnow())
-        session.add(row)
-        user.next_seq += 1
-        user.n_choices += 1
-        user.revision += 1
-        session.flush()
-        return StoredChoice.of(row), _info(user), False
+    ``replayed`` is True when ``idempotency_key`` was seen before and nothing was added.
 
-    return _write(engine, body)
+    One transaction of two statements: bump the user's counters (which locks the user's row,
+    so a user's writers take turns) returning the new sequence number, then insert the choice
+    ``ON CONFLICT (user, idempotency key) DO NOTHING``. Nothing inserted means the key was
+    used before (by a committed choice: a racing insert of the same key waits for the other
+    transaction, and the row lock orders them anyway): roll back, so the bump is undone too,
+    and answer with the stored choice, or 409 when its body differs."""
+    w = _writer(engine)
+    for _attempt in range(8):
+        now = utcnow()
+        try:
+            with w.lock or _NO_LOCK, w.engine.connect() as conn:  # the first statement begins
+                row = conn.execute(_BUMP, {"t": tenant_id, "u": external_id}).first()
+                if row is None:  # a new user (a concurrent creator makes ours do nothing)
+                    conn.execute(w.new_user, {"t": tenant_id, "u": external_id, "now": now})
+                    row = conn.execute(_BUMP, {"t": tenant_id, "u": external_id}).first()
+                pk, next_seq, n_choices, revision = row
+                inserted = conn.execute(w.insert, {"user_id": pk, "seq": next_seq - 1, "prompt": prompt,
+                                                   "chosen": chosen, "rejected": rejected,
+                                                   "idempotency_key": idempotency_key, "created_at": now}).first()
+                if inserted is not None:
+                    conn.commit()
+                    return (StoredChoice(next_seq - 1, prompt, chosen, rejected, now, idempotency_key),
+                            UserInfo(pk, external_id, revision, n_choices), False)
+                conn.rollback()  # the key was used: undo the bump
+        except (IntegrityError, OperationalError):
+            continue  # a lost race or a serialisation failure: the transaction rolled back whole
+        replay = _replay(engine, tenant_id, external_id, idempotency_key)
+        if replay is None:  # the user was deleted meanwhile: start again
+            continue
+        seen, user = replay
+        if (seen.prompt, seen.chosen, seen.rejected) != (prompt, chosen, rejected):
+            raise Conflict(f"Idempotency-Key {idempotency_key!r} was already used for a different "
+                           f"choice (seq {seen.seq}); use a new key for a new choice")
+        return seen, user, True
+    raise RuntimeError("add_choice failed after 8 attempts")
+
+
+def _replay(engine: Engine, tenant_id: int, external_id: str,
+            key: str | None) -> tuple[StoredChoice, UserInfo] | None:
+    with Session(engine) as session:
+        user = session.scalar(select(User).where(User.tenant_id == tenant_id, User.external_id == external_id))
+        seen = None if user is None else session.scalar(
+            select(Choice).where(Choice.user_id == user.id, Choice.idempotency_key == key))
+        return None if seen is None else (StoredChoice.of(seen), _info(user))
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
 
 
 def list_choices(engine: Engine, user: UserInfo, include_undone: bool = False) -> list[StoredChoice]:
