@@ -91,7 +91,7 @@ def model_time_ms(run: Path, prompt: str, candidates: list[str], n: int = 200) -
 def run_backend(run: Path, db: str, workers: int, repeats: int, questions, answers, prompt) -> list[dict]:
     engine = make_engine(db)
     upgrade(engine)
-    proc, url = spawn_server(run, db, port=free_port(), workers=workers)
+    proc, url = spawn_server(run, db, port=free_port(), workers=workers, wait_s=600)
     rows = []
     try:
         for name, (mix, n_cand, fresh, clients, requests, rate) in SCENARIOS.items():

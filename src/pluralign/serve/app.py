@@ -1,8 +1,10 @@
 """The FastAPI application: the routes of issue 13's HTTP shape over the store and the model.
 
 Every ``/v1`` route needs ``Authorization: Bearer KEY``; the key's tenant scopes every lookup,
-so another tenant's user id is simply "not found". Routes are plain ``def`` functions: the
-database calls and the model block, and Starlette runs them in its thread pool.
+so another tenant's user id is simply "not found". Most routes are plain ``def`` functions
+that Starlette runs in its thread pool; the two hot ones are ``async``: rank (a cached one never
+leaves the event loop: a one-row read, then the micro-batcher) and posting a choice (handed to
+the group-commit writer). Both write their answers directly, in their response model's shape.
 """
 
 
@@ -26,6 +28,7 @@ from sqlalchemy.orm import Session
 from . import auth, metrics, store
 from .batching import RankBatcher
 from .db import make_engine
+from .groupcommit import GroupCommit
 from .guards import BodyLimit, install
 from .model import ServedModel
 from .schemas import (USER_ID, ChoiceCreated, ChoiceIn, ChoiceList, ChoiceOut, Deleted, NextQuestionIn,
@@ -49,6 +52,8 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
         from .migrate import upgrade
         upgrade(engine)
     batcher = RankBatcher(model.score, on_batch=metrics.RANK_BATCH.observe)
+    writer = GroupCommit(lambda items: store.add_choices(engine, items),
+                         lambda item: store.add_choices(engine, [item])[0], on_group=metrics.CHOICE_GROUP.observe)
     keys: dict[str, tuple[float, Tenant]] = {}
     keys_lock = threading.Lock()
     bearer = HTTPBearer(auto_error=False, description="An API key from `pluralign serve keys create`.")
@@ -140,15 +145,17 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
         return Deleted(user_id=user_id, deleted_choices=n)
 
     @app.post("/v1/users/{user_id}/choices", response_model=ChoiceCreated, status_code=201, tags=["choices"])
-    def post_choice(user_id: UserId, body: ChoiceIn, t: Caller,
-                    idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> ChoiceCreated:
+    async def post_choice(user_id: UserId, body: ChoiceIn, t: Caller,
+                          idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> Response:
+        # stored by the group-commit writer (groupcommit.py): answered once committed
         try:
-            choice, user, replayed = store.add_choice(engine, t.id, user_id, body.prompt, body.chosen,
-                                                      body.rejected, idempotency_key)
+            choice, user, replayed = await writer.submit(store.NewChoice(t.id, user_id, body.prompt, body.chosen,
+                                                                         body.rejected, idempotency_key))
         except store.Conflict as err:
             raise HTTPException(409, str(err)) from None
         metrics.CHOICES.labels("replayed" if replayed else "stored").inc()
-        return ChoiceCreated(user_id=user_id, choice=out(choice), n_choices=user.n_choices, replayed=replayed)
+        created = ChoiceCreated(user_id=user_id, choice=out(choice), n_choices=user.n_choices, replayed=replayed)
+        return model_response(created, 201)
 
     @app.get("/v1/users/{user_id}/choices", response_model=ChoiceList, tags=["choices"])
     def get_choices(user_id: UserId, t: Caller, include_undone: bool = Query(False)) -> ChoiceList:
@@ -233,6 +240,12 @@ def json_response(content: Any, status_code: int = 200) -> Response:
     """``content`` as a JSON answer, encoded once (as Starlette's JSONResponse encodes it)."""
     body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
     return Response(body, status_code=status_code, media_type="application/json")
+
+
+def model_response(content: Any, status_code: int = 200) -> Response:
+    """A pydantic model as the JSON answer, serialised once (FastAPI would validate it again
+    against the route's response model first)."""
+    return Response(content.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 def _finite(x: float) -> float | None:

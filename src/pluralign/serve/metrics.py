@@ -13,6 +13,8 @@ LATENCY = Histogram("pluralign_http_request_seconds", "Request latency", ["route
                     buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
 RANK_BATCH = Histogram("pluralign_rank_batch_size", "Rank requests scored in one batch",
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+CHOICE_GROUP = Histogram("pluralign_choice_group_size", "Choices stored in one transaction (group commit)",
+                         buckets=(1, 2, 4, 8, 16, 32, 64))
 CHOICES = Counter("pluralign_choices_total", "Choices posted", ["result"])  # stored / replayed
 Z_CACHE = Counter("pluralign_z_cache_total", "z cache lookups", ["result"])  # hit / miss
 
