@@ -5,7 +5,7 @@ Why not httpx: the load runs on the same two cores as the server, and httpx's As
 8-11 ms of CPU per request here (measured by ``benchmarks/serve_load.py``), more than the server
 it was measuring; this client spends a few hundredths of that, so the cores go to the server.
 It speaks only what the service answers: ``Content-Length`` or chunked bodies, keep-alive
-unless the server says ``Connection: close``. Any failure (refused, reset, a half answer, a
+unless the server says ``Connection: close`` (or the connection sat idle for a while). Any failure (refused, reset, a half answer, a
 timeout) closes the connection and raises :class:`ClientError`, which the load counts as a
 request with an unknown outcome.
 """
@@ -14,8 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 from urllib.parse import urlsplit
+
+
+#: a connection idle this long is reopened before the next request: uvicorn closes idle
+#: keep-alive connections after 5 s, and a request sent as it does so fails (while 200 clients
+#: create their users and wait for each other, the first ones sat idle that long)
+IDLE_REOPEN_S = 2.0
 
 
 class ClientError(Exception):
@@ -45,6 +52,7 @@ class Connection:
         self.host, self.port, self.timeout = parts.hostname, parts.port or 80, timeout
         fixed = {"Host": f"{self.host}:{self.port}", **(headers or {})}
         self._fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
+        self._used = 0.0
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -59,6 +67,8 @@ class Connection:
             raise ClientError(f"{type(err).__name__}: {err}") from err
 
     async def _request(self, method: str, path: str, json_body: Any, headers: dict[str, str] | None) -> Answer:
+        if self._writer is not None and time.monotonic() - self._used > IDLE_REOPEN_S:
+            self.close()  # the server may be closing it right now: a request on it could be lost
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         body = b"" if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
@@ -86,6 +96,7 @@ class Connection:
             data = await reader.readexactly(int(fields.get("content-length", "0")))
         if fields.get("connection", "").lower() == "close":
             self.close()
+        self._used = time.monotonic()
         return Answer(status, data)
 
     def close(self) -> None:

@@ -219,7 +219,7 @@ def verify_choices(engine: Engine, tenant: str, report: LoadReport) -> list[str]
 
 
 def spawn_server(run: str | os.PathLike, db: str, *, port: int, workers: int = 1, pythonpath: str | None = None,
-                 wait_s: float = 180.0) -> tuple[subprocess.Popen, str]:
+                 wait_s: float = 600.0) -> tuple[subprocess.Popen, str]:
     """Start ``pluralign serve RUN --db DB`` on 127.0.0.1:``port`` in its own process group (so
     a test can kill -9 the server and all its workers at once); returns (process, url) once
     /healthz answers. Its output goes to ``process.log_path``."""
