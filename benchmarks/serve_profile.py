@@ -1,6 +1,6 @@
 """Where a served ranking's time goes: the model (``Personalizer.score`` through the service's
 lock, embedding-cache lookups included), the database (user lookup, z cache), and the rest
-(routing, validation, JSON, thread hops, and the in-process HTTP client).
+(routing, auth, validation, JSON); the in-process HTTP client's time is shown apart.
 
     python benchmarks/serve_profile.py --run runs/serve-demo [--n 300]
 
@@ -47,7 +47,7 @@ def _profiled(go):  # noqa: ANN001, ANN202 - PROFILE=1: where the event-loop thr
     prof.enable()
     out = asyncio.run(go())
     prof.disable()
-    pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+    pstats.Stats(prof).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(int(os.environ.get("PROFILE_N", "15")))
     return out
 
 
@@ -61,14 +61,23 @@ def main() -> None:
     db_t: list[float] = []
     served.score = timed(served.score, model_t)  # the batcher calls this
     store.get_user = timed(store.get_user, db_t)
-    store.list_choices = timed(store.list_choices, db_t)
+    store.choice_texts = timed(store.choice_texts, db_t)
     app = create_app(served, f"sqlite:///{tempfile.mkdtemp()}/profile.sqlite")
     key = auth.create_key(app.state.engine, "profile")
     prompt = json.loads((args.run / "pool.json").read_text())["candidates"]["prompt"]
     body = {"prompt": prompt, "candidates": sorted({i["response"] for i in load_corpus()})[:10]}
 
+    server_t: list[float] = []
+
+    async def served_app(scope, receive, send):  # noqa: ANN001, ANN202 - the server's own CPU time
+        t = time.thread_time()
+        try:
+            await app(scope, receive, send)
+        finally:
+            server_t.append(time.thread_time() - t)
+
     async def go() -> list[float]:
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=served_app)
         async with httpx.AsyncClient(transport=transport, base_url="http://serve",
                                      headers={"Authorization": f"Bearer {key}"}) as client:
             await client.post("/v1/users/u/choices", json={"prompt": prompt, "chosen": body["candidates"][0],
@@ -77,6 +86,7 @@ def main() -> None:
                 await client.post("/v1/users/u/rank", json=body)
             model_t.clear()
             db_t.clear()
+            server_t.clear()
             out = []
             for _ in range(args.n):
                 t = time.process_time()
@@ -88,11 +98,16 @@ def main() -> None:
     total = asyncio.run(go()) if not os.environ.get("PROFILE") else _profiled(go)
     med = lambda xs: 1000 * statistics.median(xs)  # noqa: E731
     db_per_req = 1000 * sum(db_t) / args.n
+    server, model = med(server_t), med(model_t)
     print(f"{args.n} sequential ranks of 10 cached candidates, in process (median CPU ms per request):")
-    print(f"  whole request    {med(total):6.2f}")
-    print(f"  model            {med(model_t):6.2f}   (Personalizer.score: embedding-cache lookups + forward pass)")
-    print(f"  database         {db_per_req:6.2f}   (user lookup; z comes from the cache)")
-    print(f"  rest             {med(total) - med(model_t) - db_per_req:6.2f}   (routing, validation, JSON, thread hops, client)")
+    print(f"  request and client {med(total):6.2f}   (the in-process httpx client included)")
+    print(f"  server             {server:6.2f}   (the app: everything from the ASGI call to the answer)")
+    print(f"  model              {model:6.2f}   (Personalizer.score: embedding-cache lookups + forward pass)"
+          f"  {100 * model / server:.0f} % of the server")
+    print(f"  database           {db_per_req:6.2f}   (user lookup; z comes from the cache)"
+          f"  {100 * db_per_req / server:.0f} %")
+    print(f"  framework          {server - model - db_per_req:6.2f}   (routing, auth, validation, JSON)"
+          f"  {100 * (server - model - db_per_req) / server:.0f} %")
 
 
 if __name__ == "__main__":

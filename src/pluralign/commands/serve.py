@@ -29,6 +29,7 @@ keys = typer.Typer(no_args_is_help=True)
 app.add_typer(keys, name="keys", help="Create or revoke API keys (one tenant per name).")
 
 DB_HELP = "Database URL: sqlite:///PATH (a file; WAL) or postgresql://USER@HOST:PORT/DB (psycopg 3)."
+WORKER_HEALTHCHECK_S = 60  # seconds; see run()
 
 
 def _fail(message: str) -> None:
@@ -100,8 +101,11 @@ def run(
     os.environ["PLURALIGN_SERVE_RUN"], os.environ["PLURALIGN_SERVE_DB"] = str(run_dir), db
     os.environ["PLURALIGN_SERVE_MAX_GENERATIONS"] = str(max_generations)
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="pluralign-metrics-"))
+    # uvicorn kills a worker that does not answer its health ping within this time; its answering
+    # thread needs the GIL, which importing torch holds for seconds on a busy machine (the 5 s
+    # default killed and restarted starting workers over and over at load average 10-16)
     uvicorn.run("pluralign.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level)
+                log_level=log_level, timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
 
 
 @app.command("migrate")

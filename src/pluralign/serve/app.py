@@ -1,12 +1,16 @@
 """The FastAPI application: the routes of issue 13's HTTP shape over the store and the model.
 
 Every ``/v1`` route needs ``Authorization: Bearer KEY``; the key's tenant scopes every lookup,
-so another tenant's user id is simply "not found". Routes are plain ``def`` functions: the
-database calls and the model block, and Starlette runs them in its thread pool.
+so another tenant's user id is simply "not found". Most routes are plain ``def`` functions
+that Starlette runs in its thread pool; the two hot ones are ``async``: rank (a cached one never
+leaves the event loop: a one-row read, then the micro-batcher) and posting a choice (handed to
+the group-commit writer). Both write their answers directly, in their response model's shape.
 """
 
 
 import hashlib
+import json
+import math
 import os
 import threading
 import time
@@ -25,10 +29,11 @@ from . import auth, metrics, store
 from .batching import RankBatcher
 from .db import make_engine
 from .generation import Busy, PolicyPool
+from .groupcommit import GroupCommit
 from .guards import BodyLimit, install
 from .model import ServedModel
 from .schemas import (USER_ID, ChoiceCreated, ChoiceIn, ChoiceList, ChoiceOut, Deleted, GenerateIn, GenerateOut,
-                      NextQuestionIn, POOL_ID, Personalized, PoolIn, PoolOut, QuestionOut, RankedOut, RankIn,
+                      NextQuestionIn, POOL_ID, Personalized, PoolIn, PoolOut, QuestionOut, RankIn,
                       RankOut, Undone, UserOut)
 
 UserId = Annotated[str, PathParam(pattern=USER_ID, description="The client's id for the person.")]
@@ -52,6 +57,8 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
         upgrade(engine)
     batcher = RankBatcher(model.score, on_batch=metrics.RANK_BATCH.observe)
     pool = policy_pool or PolicyPool()
+    writer = GroupCommit(lambda items: store.add_choices(engine, items),
+                         lambda item: store.add_choices(engine, [item])[0], on_group=metrics.CHOICE_GROUP.observe)
     keys: dict[str, tuple[float, Tenant]] = {}
     keys_lock = threading.Lock()
     bearer = HTTPBearer(auto_error=False, description="An API key from `pluralign serve keys create`.")
@@ -105,8 +112,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
     def state_of(user: store.UserInfo) -> Any:
         misses = model.z_cache.misses
         state = model.user_state((user.pk, user.revision), lambda: [
-            {"prompt": c.prompt, "chosen": c.chosen, "rejected": c.rejected}
-            for c in store.list_choices(engine, user)])
+            {"prompt": p, "chosen": c, "rejected": r} for p, c, r in store.choice_texts(engine, user)])
         metrics.Z_CACHE.labels("miss" if model.z_cache.misses > misses else "hit").inc()
         return state
 
@@ -152,15 +158,17 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
         return Deleted(user_id=user_id, deleted_choices=n)
 
     @app.post("/v1/users/{user_id}/choices", response_model=ChoiceCreated, status_code=201, tags=["choices"])
-    def post_choice(user_id: UserId, body: ChoiceIn, t: Caller,
-                    idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> ChoiceCreated:
+    async def post_choice(user_id: UserId, body: ChoiceIn, t: Caller,
+                          idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> Response:
+        # stored by the group-commit writer (groupcommit.py): answered once committed
         try:
-            choice, user, replayed = store.add_choice(engine, t.id, user_id, body.prompt, body.chosen,
-                                                      body.rejected, idempotency_key)
+            choice, user, replayed = await writer.submit(store.NewChoice(t.id, user_id, body.prompt, body.chosen,
+                                                                         body.rejected, idempotency_key))
         except store.Conflict as err:
             raise HTTPException(409, str(err)) from None
         metrics.CHOICES.labels("replayed" if replayed else "stored").inc()
-        return ChoiceCreated(user_id=user_id, choice=out(choice), n_choices=user.n_choices, replayed=replayed)
+        created = ChoiceCreated(user_id=user_id, choice=out(choice), n_choices=user.n_choices, replayed=replayed)
+        return model_response(created, 201)
 
     @app.get("/v1/users/{user_id}/choices", response_model=ChoiceList, tags=["choices"])
     def get_choices(user_id: UserId, t: Caller, include_undone: bool = Query(False)) -> ChoiceList:
@@ -186,7 +194,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
                             model=model.model_name, z=z, z_std=z_std)
 
     @app.post("/v1/users/{user_id}/rank", response_model=RankOut, tags=["personalization"])
-    async def rank(user_id: UserId, body: RankIn, t: Caller) -> RankOut:
+    async def rank(user_id: UserId, body: RankIn, t: Caller) -> Response:
         # on the event loop, no thread hand-offs (see batching.py): the user lookup is one indexed
         # query; only a z-cache miss (embedding the user's choices) goes to the thread pool
         user = known_user(t, user_id)
@@ -205,8 +213,12 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
             scores = await batcher.submit(body.prompt, body.candidates, state)
         values = scores.tolist()
         order = sorted(range(len(values)), key=lambda i: -values[i])
-        return RankOut(user_id=user_id, n_choices=user.n_choices, model=model.model_name,
-                       ranking=[RankedOut(index=i, candidate=body.candidates[i], score=values[i]) for i in order])
+        # RankOut's shape, written directly: FastAPI's check and serialisation of the returned
+        # model (the echoed candidate texts validated and encoded twice) cost more than the
+        # forward pass (docs/serve.md, "Performance")
+        return json_response({"user_id": user_id, "n_choices": user.n_choices, "model": model.model_name,
+                              "ranking": [{"index": i, "candidate": body.candidates[i], "score": _finite(values[i]),
+                                           "spread": None} for i in order]})
 
     @app.post("/v1/users/{user_id}/generate", response_model=GenerateOut, tags=["personalization"],
               responses={400: {"description": "The run is a reward model: it cannot generate."},
@@ -246,7 +258,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
             pool = found[0]
         else:
             pool = [q.model_dump() for q in body.pool]
-        answered = {(c.prompt, c.chosen, c.rejected) for c in store.list_choices(engine, user)}
+        answered = set(store.choice_texts(engine, user))
         seed = int.from_bytes(hashlib.sha256(f"{user.pk}:{user.revision}".encode()).digest()[:8], "big")
         q = model.next_question(state_of(user), pool, answered, seed)
         if q is None:
@@ -271,6 +283,22 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
 
     app.add_middleware(BodyLimit)
     return app
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    """``content`` as a JSON answer, encoded once (as Starlette's JSONResponse encodes it)."""
+    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    return Response(body, status_code=status_code, media_type="application/json")
+
+
+def model_response(content: Any, status_code: int = 200) -> Response:
+    """A pydantic model as the JSON answer, serialised once (FastAPI would validate it again
+    against the route's response model first)."""
+    return Response(content.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None  # pydantic writes NaN and infinities as null too
 
 
 def app_from_env() -> Any:

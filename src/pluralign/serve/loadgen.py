@@ -29,12 +29,19 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from .db import Choice, Tenant, User
+from .loadclient import Connection
 
 
 @dataclass
 class LoadConfig:
     """n_clients concurrent users x n_requests each; ``mix`` weights request kinds;
-    ``fresh_candidates``: every rank request gets new candidate texts (uncached embeddings)."""
+    ``fresh_candidates``: every rank request gets new candidate texts (uncached embeddings).
+
+    ``rate`` None: closed loop, each client sends its next request when the last is answered
+    (throughput is what the server sustains, latency grows with n_clients). ``rate`` R: open
+    loop, the requests of all clients are due at R per second in total, and a latency counts
+    from when the request was due, so a request that waited for its client's previous one
+    (the server fell behind) counts that wait too."""
 
     questions: Sequence[dict[str, str]]
     candidates: Sequence[str]
@@ -43,6 +50,7 @@ class LoadConfig:
     n_requests: int = 50
     mix: dict[str, float] = field(default_factory=lambda: {"choice": 0.4, "rank": 0.4, "next": 0.2})
     fresh_candidates: bool = False
+    rate: float | None = None
     seed: int = 0
     timeout: float = 60.0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
@@ -57,12 +65,13 @@ class LoadReport:
     errors: Counter = field(default_factory=Counter)  # connection errors by type
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Per request kind (and ``all``): count, requests/s over the run, p50/p99 latency (ms)
-        of answered requests, 5xx and connection-error counts."""
+        """Per request kind (and ``all``, every kind but the clients' creation of their user):
+        count, requests/s over the run, p50/p99 latency (ms) of answered requests, 5xx and
+        connection-error counts."""
         out = {}
         kinds = sorted({k for k, _, _ in self.outcomes})
         for kind in kinds + ["all"]:
-            rows = [o for o in self.outcomes if kind in ("all", o[0])]
+            rows = [o for o in self.outcomes if o[0] == kind or (kind == "all" and o[0] != "user")]
             lat = sorted(s for _, st, s in rows if st > 0)
             out[kind] = {"n": len(rows), "rps": len(rows) / self.seconds if self.seconds else 0.0,
                          "p50_ms": 1000 * _quantile(lat, 0.5), "p99_ms": 1000 * _quantile(lat, 0.99),
@@ -80,16 +89,18 @@ def _quantile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def _client(http: Any, i: int, cfg: LoadConfig, report: LoadReport, stop: asyncio.Event | None) -> None:
+async def _client(http: Connection, i: int, cfg: LoadConfig, report: LoadReport, stop: asyncio.Event | None,
+                  go: "_Start") -> None:
     rng = random.Random(cfg.seed * 1_000_003 + i)
     user = f"load-{cfg.run_id}-{i}"
     kinds, weights = zip(*cfg.mix.items())
+    due: float | None = None
 
     async def call(kind: str, method: str, path: str, body: Any = None,
                    headers: dict | None = None) -> Any:
-        start = time.perf_counter()
+        start = time.perf_counter() if due is None else due
         try:
-            r = await http.request(method, path, json=body, headers=headers)
+            r = await http.request(method, path, body, headers)
         except Exception as err:  # noqa: BLE001 - connection refused/reset: the server is down
             report.errors[f"{type(err).__name__}: {err}"[:200]] += 1
             report.outcomes.append((kind, -1, time.perf_counter() - start))
@@ -98,9 +109,13 @@ async def _client(http: Any, i: int, cfg: LoadConfig, report: LoadReport, stop: 
         return r
 
     await call("user", "PUT", f"/v1/users/{user}")
+    t0 = await go.wait()
     for j in range(cfg.n_requests):
         if stop is not None and stop.is_set():
             return
+        if cfg.rate:  # open loop: request j of client i is due at its slot in the schedule
+            due = t0 + (j * cfg.n_clients + i) / cfg.rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
         kind = rng.choices(kinds, weights)[0]
         if kind == "choice":
             q = cfg.questions[rng.randrange(len(cfg.questions))]
@@ -120,19 +135,36 @@ async def _client(http: Any, i: int, cfg: LoadConfig, report: LoadReport, stop: 
             await call(kind, "POST", f"/v1/users/{user}/next-question", {"pool": list(cfg.questions)})
 
 
-async def run_load(url: str, key: str, cfg: LoadConfig, stop: asyncio.Event | None = None) -> LoadReport:
-    """Run the load against ``url`` (must be loopback) and return what happened."""
-    import httpx
+class _Start:
+    """The clients' common start: each creates its user, then all start together (the
+    open-loop schedule counts from here)."""
 
+    def __init__(self, n: int) -> None:
+        self.left, self.event, self.t0 = n, asyncio.Event(), 0.0
+
+    async def wait(self) -> float:
+        self.left -= 1
+        if self.left == 0:
+            self.t0 = time.perf_counter()
+            self.event.set()
+        await self.event.wait()
+        return self.t0
+
+
+async def run_load(url: str, key: str, cfg: LoadConfig, stop: asyncio.Event | None = None) -> LoadReport:
+    """Run the load against ``url`` (must be loopback) and return what happened; ``seconds``
+    counts from the common start (after every client created its user) to the last answer."""
     if not url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
         raise ValueError(f"load runs against loopback only, got {url}")
     report = LoadReport()
-    limits = httpx.Limits(max_connections=cfg.n_clients, max_keepalive_connections=cfg.n_clients)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"},
-                                 timeout=cfg.timeout, limits=limits) as http:
-        start = time.perf_counter()
-        await asyncio.gather(*(_client(http, i, cfg, report, stop) for i in range(cfg.n_clients)))
-        report.seconds = time.perf_counter() - start
+    conns = [Connection(url, {"Authorization": f"Bearer {key}"}, timeout=cfg.timeout) for _ in range(cfg.n_clients)]
+    go = _Start(cfg.n_clients)
+    try:
+        await asyncio.gather(*(_client(conns[i], i, cfg, report, stop, go) for i in range(cfg.n_clients)))
+        report.seconds = time.perf_counter() - go.t0
+    finally:
+        for c in conns:
+            c.close()
     return report
 
 
@@ -187,7 +219,7 @@ def verify_choices(engine: Engine, tenant: str, report: LoadReport) -> list[str]
 
 
 def spawn_server(run: str | os.PathLike, db: str, *, port: int, workers: int = 1, pythonpath: str | None = None,
-                 wait_s: float = 180.0) -> tuple[subprocess.Popen, str]:
+                 wait_s: float = 600.0) -> tuple[subprocess.Popen, str]:
     """Start ``pluralign serve RUN --db DB`` on 127.0.0.1:``port`` in its own process group (so
     a test can kill -9 the server and all its workers at once); returns (process, url) once
     /healthz answers. Its output goes to ``process.log_path``."""
