@@ -45,6 +45,7 @@ def bench(
     goals: list[int] = typer.Option(None, "--goals", help="User goal counts K (repeatable; default 2 and 10)."),
     policy: list[str] = typer.Option(None, "--policy", help="btl, dpl, np-btl, vpl, vpl+spo, vpl+batchnorm, vpl+maxnorm, oracle, ... (repeatable)."),
     queries: list[int] = typer.Option(None, "--queries", help="Numbers of answered queries at test time (repeatable)."),
+    queries_strategy: list[str] = typer.Option(None, "--queries-strategy", help="How test users' queries are chosen: random, active (information gain, pluralign.active); repeatable, default both. Active curves are reported as <policy>/active."),
     dataset: Path = typer.Option(None, "--dataset", help="A dataset folder from 'pluralign rl data' (default: generate one)."),
     iql_steps: int = typer.Option(None, "--iql-steps", help="IQL gradient steps per policy."),
     reward_steps: int = typer.Option(None, "--reward-steps", help="Training steps per reward model."),
@@ -67,6 +68,8 @@ def bench(
         changes["policies"] = tuple(policy)
     if queries:
         changes["context_sizes"] = tuple(queries)
+    if queries_strategy:
+        changes["query_strategies"] = tuple(queries_strategy)
     for name, value in (("reward_steps", reward_steps), ("label_noise", label_noise), ("query_noise", query_noise)):
         if value is not None:
             changes[name] = value
