@@ -51,6 +51,7 @@ def bench(
     reward_steps: int = typer.Option(None, "--reward-steps", help="Training steps per reward model."),
     label_noise: float = typer.Option(None, "--label-noise", help="Probability a training label is flipped."),
     query_noise: float = typer.Option(None, "--query-noise", help="Probability a test user's answer is flipped."),
+    vpl_relabel_z: str = typer.Option(None, "--vpl-relabel-z", help="z VPL relabels episodes with: prior (Alg. 2, samples of p(z)) or posterior (means of q(z | a training user's 2-8 pairs))."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Success rate per user goal vs answered queries for BTL, DPL, NP-BTL, VPL, VPL+SPO and the oracle."""
@@ -70,7 +71,8 @@ def bench(
         changes["context_sizes"] = tuple(queries)
     if queries_strategy:
         changes["query_strategies"] = tuple(queries_strategy)
-    for name, value in (("reward_steps", reward_steps), ("label_noise", label_noise), ("query_noise", query_noise)):
+    for name, value in (("reward_steps", reward_steps), ("label_noise", label_noise), ("query_noise", query_noise),
+                        ("vpl_relabel_z", vpl_relabel_z)):
         if value is not None:
             changes[name] = value
     try:

@@ -69,17 +69,18 @@ class RLBenchConfig:
     pairs_per_user: int = 20
     label_noise: float = 0.0
     query_noise: float = 0.0
-    reward_steps: int = 1500
+    reward_steps: int = 1000
     reward_hidden: int = 128
     latent_dim: int = 8
     vpl_beta_max: float = 0.05
     relabel_copies: int = 1
     comparison_size: int = 500
-    iql: IQLSettings = field(default_factory=lambda: IQLSettings(steps=3000, hidden=128))
+    iql: IQLSettings = field(default_factory=lambda: IQLSettings(steps=2000, hidden=128))
     eval_per_goal: int = 10
     horizon: int = 80
     radius: float = 0.45
     reward_form: str = "progress"
+    vpl_relabel_z: str = "posterior"
     next_state: bool = True
     query_strategies: tuple[str, ...] = ("random", "active")
     active_pool: int = 500
@@ -92,6 +93,8 @@ class RLBenchConfig:
             raise ValueError(f"goal_counts must be >= 2 each, got {self.goal_counts}")
         if min(self.context_sizes, default=0) < 0:
             raise ValueError("context sizes (answered queries) must be >= 0")
+        if self.vpl_relabel_z not in ("prior", "posterior"):
+            raise ValueError(f"vpl_relabel_z must be prior or posterior, got {self.vpl_relabel_z!r}")
         if self.reward_form not in REWARD_FORMS:
             raise ValueError(f"unknown reward form {self.reward_form!r}; choose one of {REWARD_FORMS}")
         for q in self.query_strategies:
@@ -102,9 +105,9 @@ class RLBenchConfig:
     @classmethod
     def quick(cls, **changes: Any) -> "RLBenchConfig":
         base = dict(goal_counts=(2,), context_sizes=(0, 4), n_users=120, pairs_per_user=20,
-                    data=MazeDataConfig(n_episodes=200, episode_len=50), reward_steps=400,
-                    reward_hidden=64, comparison_size=200, iql=IQLSettings(steps=1500, hidden=64),
-                    eval_per_goal=4, horizon=60, active_pool=200)
+                    data=MazeDataConfig(n_episodes=400, episode_len=50), reward_steps=400,
+                    reward_hidden=64, comparison_size=200, iql=IQLSettings(steps=1500, hidden=128),
+                    eval_per_goal=4, horizon=80, active_pool=200)
         base.update(changes)
         return cls(**base)
 
@@ -128,12 +131,14 @@ def _reward_train_config(name: str, cfg: RLBenchConfig):
     return RewardTrainConfig(model=fields, tasks=tasks, train=train)
 
 
-def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator) -> torch.Tensor:
-    """z for ``n`` episodes (module docstring): prior samples (VPL), encoder outputs of random
-    training users' contexts (NP-BTL), or width 0 (BTL, DPL)."""
-    if name == "vpl":
+def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator,
+                     vpl_z: str = "prior") -> torch.Tensor:
+    """z for ``n`` episodes (module docstring): prior samples (VPL, Alg. 2), encoder outputs of
+    random training users' 2–8-pair contexts (NP-BTL; VPL with ``vpl_z="posterior"``: the
+    posterior means, the z test users get), or width 0 (BTL, DPL)."""
+    if name == "vpl" and vpl_z == "prior":
         return model.prior().sample((n,)).detach()
-    if name != "np-btl":
+    if name not in ("np-btl", "vpl"):
         return torch.zeros(n, 0)
     train = [r for r in records if r.split == "train"]
     by_user: dict[str, list] = {}
@@ -149,7 +154,8 @@ def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator
         for j, i in enumerate(rng.choice(len(pool), size=min(m, len(pool)), replace=False)):
             c[e, j], rj[e, j], mask[e, j] = torch.tensor(pool[i].chosen), torch.tensor(pool[i].rejected), True
     with torch.no_grad():
-        return model.eval().personalize(c, rj, mask).detach()
+        z = model.eval().personalize(c, rj, mask)
+        return (model.latent(z) if isinstance(z, torch.distributions.Normal) else z).detach()
 
 
 def _stats(successes: np.ndarray) -> dict[str, Any]:
@@ -200,6 +206,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
     from ..train.rewards import train_reward_model
     from .env import MazeSim
     from .queries import latents
+    from .report import write_results
     from .rollout import rollout, test_episodes
 
     maze = dataset.maze
@@ -253,7 +260,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
             model = models[base]
             z_parts, r_parts = [], []
             for c in range(cfg.relabel_copies):
-                z = _relabel_latents(base, model, records, n_ep, rng)
+                z = _relabel_latents(base, model, records, n_ep, rng, cfg.vpl_relabel_z)
                 r = (progress_rewards(model, before, episodes, z, scaling, comparison) if progress
                      else relabel(model, episodes, z, scaling, comparison))
                 r_parts.append(r.reshape(-1).numpy())
@@ -272,12 +279,13 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 curve[str(n)] = _stats(ok)
                 per_goal[str(n)] = [float(ok[test.goal_index == g].mean()) for g in range(k)]
                 if n == max(cfg.context_sizes):
-                    doc["paths"][name] = paths[:, ::5].round(3).tolist()
+                    doc["paths"][name] = paths[:, ::2].round(3).tolist()
             doc["models"][name] = curve
             doc["per_goal"][name] = per_goal
             log(f"[K={k}] {name}: " + ", ".join(f"n={n} {100 * s['success']:.0f}%" for n, s in curve.items())
                 + f" ({round(time.time() - t0, 1)} s)")
         doc["timing_s"][policy_name] = round(time.time() - t0, 1)
+        write_results(doc, out / f"maze-{k}goals")  # so far: a stopped run keeps what it measured
     doc["test_goal_index"] = test.goal_index.tolist()
     return doc
 
