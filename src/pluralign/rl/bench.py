@@ -234,7 +234,8 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
     answers: dict = {}
     doc: dict[str, Any] = {"task": f"maze-{cfg.maze}-{k}goals", "context_sizes": list(cfg.context_sizes),
                            "models": {}, "per_goal": {}, "goals": [list(g) for g in goals],
-                           "reward_val_accuracy": {}, "timing_s": {}, "paths": {}}
+                           "reward_val_accuracy": {}, "timing_s": {}, "paths": {},
+                           "test_goal_index": test.goal_index.tolist()}
     for policy_name in cfg.policies:
         t0 = time.time()
         base, scaling = parse_policy(policy_name)
@@ -286,7 +287,6 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 + f" ({round(time.time() - t0, 1)} s)")
         doc["timing_s"][policy_name] = round(time.time() - t0, 1)
         write_results(doc, out / f"maze-{k}goals")  # so far: a stopped run keeps what it measured
-    doc["test_goal_index"] = test.goal_index.tolist()
     return doc
 
 
