@@ -8,9 +8,11 @@ dataset is relabelled with z from the prior per episode (:mod:`.relabel`, Alg. 2
 learns π(a | s, z) (:mod:`.iql`) -> new users answer n queries, random or chosen actively by
 information gain (:mod:`.queries`, ``pluralign.active``), z comes from the encoder, and the
 policy drives the ball (:mod:`.rollout`). A policy's curve with active queries is reported as
-model ``<policy>/active`` (latent models only; the policy is the same, only z differs). z for relabelling: VPL samples the learned
-prior p(z) (Alg. 2); NP-BTL has no prior, so it uses the encoder's z of a random training user's
-2–8 pairs; BTL and DPL have no z; the oracle gets the goal's position and reward 1 − d/d_max.
+model ``<policy>/active`` (latent models only; the policy is the same, only z differs). z for
+relabelling: NP-BTL and VPL use the encoder's z (VPL: posterior mean) of a random training
+user's 2–8 pairs, the z a test user gets (``vpl_relabel_z="prior"``: Alg. 2's samples of VPL's
+learned prior p(z)); BTL and DPL have no z; the oracle gets the goal's position and reward
+1 − d/d_max.
 The per-step reward IQL sees is the progress r(s_{t+1}, z) − r(s_t, z) (``reward_form``, see
 :func:`.relabel.progress_rewards`) for every policy alike.
 """
@@ -57,8 +59,9 @@ class RLBenchConfig:
     from the paper (4M dataset steps). reward_form: ``progress`` (r(s_{t+1}, z) − r(s_t, z),
     :func:`.relabel.progress_rewards`) or ``state`` (Alg. 2's r(s_{t+1}, z) if next_state, else
     r(s_t, z)). query_strategies: how test users' queries are chosen (``random``, ``active``);
-    active_pool: the pairs of dataset states active selection chooses from. vpl_beta_max: VPL's KL weight after annealing; 0.05 chosen on validation
-    accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1)."""
+    active_pool: the pairs of dataset states active selection chooses from. vpl_relabel_z: the z
+    VPL relabels with (module docstring). vpl_beta_max: VPL's KL weight after annealing; 0.05
+    chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1)."""
 
     maze: str = "medium"
     goal_counts: tuple[int, ...] = (2, 10)

@@ -29,7 +29,7 @@ class IQLSettings:
     differences of order one to prefer the better action. tau: the target critics' soft-update
     rate (d3rlpy's default 0.005 lags behind for a few thousand steps)."""
 
-    steps: int = 3000
+    steps: int = 2000
     hidden: int = 128
     layers: int = 2
     batch_size: int = 256
