@@ -14,7 +14,8 @@ from pluralign.rewards import build_reward_model
 from pluralign.rl.dataset import DatasetError, MazeDataConfig, MazeDataset, load, save
 from pluralign.rl.env import MissingRLDependency, require
 from pluralign.rl.maze import U_MAZE, GeodesicField, Maze, MazeError, spread_goals
-from pluralign.rl.relabel import batch_norm, max_norm, oracle_rewards, relabel
+from pluralign.rl.queries import active_answers, latents, random_answers
+from pluralign.rl.relabel import batch_norm, max_norm, oracle_rewards, progress_rewards, relabel
 from pluralign.rl.users import answer, label_pairs, preference_records
 
 # U-maze: free cells (1,1) (1,2) (1,3) / (2,3) / (3,1) (3,2) (3,3); (3,1) is 2 cells below
@@ -132,6 +133,42 @@ def test_relabel_alg3_spo_by_hand():
     torch.testing.assert_close(mx, rs / rs.abs().max())
 
 
+def test_progress_rewards_are_differences_scaled_together():
+    model = _tiny("vpl", latent_dim=3, embed_dim=8)
+    now, nxt, z = torch.randn(2, 3, 2), torch.randn(2, 3, 2), torch.randn(2, 3)
+    r = progress_rewards(model, now, nxt, z)
+    torch.testing.assert_close(r, relabel(model, nxt, z) - relabel(model, now, z))
+    # maxnorm divides both ends by one max (over s_t and s_{t+1}), so it is a rescaled difference
+    raw = torch.cat([relabel(model, now, z), relabel(model, nxt, z)], 1)
+    torch.testing.assert_close(progress_rewards(model, now, nxt, z, "maxnorm"), r / raw.abs().max())
+    with pytest.raises(ValueError, match="differ in shape"):
+        progress_rewards(model, now, nxt[:, :2], z)
+
+
+def test_test_users_answer_random_and_active_queries_by_shortest_path():
+    model = _tiny("vpl", dim=4, latent_dim=3, embed_dim=8)
+    fields = [GeodesicField(UMAZE, g, 1) for g in [(1, 1), (3, 1)]]
+    cells = UMAZE.cell_to_xy(np.array(UMAZE.free_cells()))
+    rng = np.random.default_rng(0)
+    states = np.concatenate([cells[rng.integers(len(cells), size=40)] + rng.uniform(-0.3, 0.3, (40, 2)),
+                             np.zeros((40, 2))], 1).astype(np.float32)
+    goal_index = np.array([0, 1, 1])
+    for ans in (random_answers(goal_index, fields, states, 4, 0.0, seed=0),
+                active_answers(model, goal_index, fields, states[:20], states[20:], 4, 0.0, seed=0)):
+        assert ans.chosen.shape == (3, 4, 4)
+        for i, k in enumerate(goal_index):
+            assert (fields[k](ans.chosen[i]) < fields[k](ans.rejected[i])).all()
+        c, r = ans.first(2)
+        assert c.shape == (3, 2, 4) and latents(model, c, r).shape == (3, 3)
+    act = active_answers(model, goal_index, fields, states[:20], states[20:], 4, 0.0, seed=0)
+    pairs = {tuple(np.sort([a.tobytes(), b.tobytes()])) for a, b in zip(act.chosen[0], act.rejected[0])}
+    assert len(pairs) == 4  # never the same question twice
+    # n = 0: every user gets the prior's mean
+    c, r = act.first(0)
+    z0 = latents(model, c, r)
+    np.testing.assert_allclose(z0, np.broadcast_to(z0[:1], z0.shape))
+
+
 def test_relabel_bad_input():
     model = _tiny("btl", dim=4)
     with pytest.raises(ValueError, match="trained on states of size 4"):
@@ -203,7 +240,7 @@ def test_quick_bench_end_to_end(tmp_path):
     (doc,) = run_bench(cfg, tmp_path, log=lambda *_: None)
     saved = json.loads((tmp_path / "maze-2goals.json").read_text())
     assert saved["task"] == "maze-medium-2goals" and saved["context_sizes"] == [0, 2]
-    assert set(saved["models"]) == {"np-btl", "vpl+spo", "oracle"}
+    assert set(saved["models"]) == {"np-btl", "vpl+spo", "oracle", "np-btl/active", "vpl+spo/active"}
     for curve in saved["models"].values():
         for s in curve.values():
             assert 0.0 <= s["success"] <= 1.0 and s["n"] == 4 and not math.isnan(s["stderr"])

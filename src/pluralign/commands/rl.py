@@ -45,11 +45,13 @@ def bench(
     goals: list[int] = typer.Option(None, "--goals", help="User goal counts K (repeatable; default 2 and 10)."),
     policy: list[str] = typer.Option(None, "--policy", help="btl, dpl, np-btl, vpl, vpl+spo, vpl+batchnorm, vpl+maxnorm, oracle, ... (repeatable)."),
     queries: list[int] = typer.Option(None, "--queries", help="Numbers of answered queries at test time (repeatable)."),
+    queries_strategy: list[str] = typer.Option(None, "--queries-strategy", help="How test users' queries are chosen: random, active (information gain, pluralign.active); repeatable, default both. Active curves are reported as <policy>/active."),
     dataset: Path = typer.Option(None, "--dataset", help="A dataset folder from 'pluralign rl data' (default: generate one)."),
     iql_steps: int = typer.Option(None, "--iql-steps", help="IQL gradient steps per policy."),
     reward_steps: int = typer.Option(None, "--reward-steps", help="Training steps per reward model."),
     label_noise: float = typer.Option(None, "--label-noise", help="Probability a training label is flipped."),
     query_noise: float = typer.Option(None, "--query-noise", help="Probability a test user's answer is flipped."),
+    vpl_relabel_z: str = typer.Option(None, "--vpl-relabel-z", help="z VPL relabels episodes with: prior (Alg. 2, samples of p(z)) or posterior (means of q(z | a training user's 2-8 pairs))."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Success rate per user goal vs answered queries for BTL, DPL, NP-BTL, VPL, VPL+SPO and the oracle."""
@@ -67,7 +69,10 @@ def bench(
         changes["policies"] = tuple(policy)
     if queries:
         changes["context_sizes"] = tuple(queries)
-    for name, value in (("reward_steps", reward_steps), ("label_noise", label_noise), ("query_noise", query_noise)):
+    if queries_strategy:
+        changes["query_strategies"] = tuple(queries_strategy)
+    for name, value in (("reward_steps", reward_steps), ("label_noise", label_noise), ("query_noise", query_noise),
+                        ("vpl_relabel_z", vpl_relabel_z)):
         if value is not None:
             changes[name] = value
     try:

@@ -5,10 +5,16 @@ on BTL, DPL, NP-BTL, VPL and VPL + SPO rewards, and the goal-conditioned oracle 
 Per goal count K: users label pairs of dataset states (:mod:`.users`) -> the library's reward
 models train on them through ``train_reward_model`` (context sets of 2–8 pairs) -> the offline
 dataset is relabelled with z from the prior per episode (:mod:`.relabel`, Alg. 2/3) -> d3rlpy IQL
-learns π(a | s, z) (:mod:`.iql`) -> new users answer n random queries, z comes from the encoder,
-and the policy drives the ball (:mod:`.rollout`). z for relabelling: VPL samples the learned
-prior p(z) (Alg. 2); NP-BTL has no prior, so it uses the encoder's z of a random training user's
-2–8 pairs; BTL and DPL have no z; the oracle gets the goal's position and reward 1 − d/d_max.
+learns π(a | s, z) (:mod:`.iql`) -> new users answer n queries, random or chosen actively by
+information gain (:mod:`.queries`, ``pluralign.active``), z comes from the encoder, and the
+policy drives the ball (:mod:`.rollout`). A policy's curve with active queries is reported as
+model ``<policy>/active`` (latent models only; the policy is the same, only z differs). z for
+relabelling: NP-BTL and VPL use the encoder's z (VPL: posterior mean) of a random training
+user's 2–8 pairs, the z a test user gets (``vpl_relabel_z="prior"``: Alg. 2's samples of VPL's
+learned prior p(z)); BTL and DPL have no z; the oracle gets the goal's position and reward
+1 − d/d_max.
+The per-step reward IQL sees is the progress r(s_{t+1}, z) − r(s_t, z) (``reward_form``, see
+:func:`.relabel.progress_rewards`) for every policy alike.
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ from ..train.config import TrainConfig
 from .dataset import MazeDataConfig, MazeDataset, generate, load, save
 from .iql import IQLSettings, train_iql
 from .maze import Maze, spread_goals
-from .relabel import SCALINGS, oracle_rewards, relabel
+from .queries import STRATEGIES
+from .relabel import SCALINGS, oracle_rewards, progress_rewards, relabel
 from .users import goal_fields, preference_records
 
 REWARD_MODELS = ("btl", "dpl", "np-btl", "vpl")
 DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle")
+REWARD_FORMS = ("progress", "state")
 
 
 def parse_policy(name: str) -> tuple[str, str]:
@@ -48,9 +56,12 @@ def parse_policy(name: str) -> tuple[str, str]:
 @dataclass
 class RLBenchConfig:
     """Sizes of one bench run; ``quick()`` gives the CI form. See docs/rl.md for the scale-down
-    from the paper (4M dataset steps). next_state: reward r(s_{t+1}, z) instead of r(s_t, z)
-    (both in Alg. 2). vpl_beta_max: VPL's KL weight after annealing; 0.05 chosen on validation
-    accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1)."""
+    from the paper (4M dataset steps). reward_form: ``progress`` (r(s_{t+1}, z) − r(s_t, z),
+    :func:`.relabel.progress_rewards`) or ``state`` (Alg. 2's r(s_{t+1}, z) if next_state, else
+    r(s_t, z)). query_strategies: how test users' queries are chosen (``random``, ``active``);
+    active_pool: the pairs of dataset states active selection chooses from. vpl_relabel_z: the z
+    VPL relabels with (module docstring). vpl_beta_max: VPL's KL weight after annealing; 0.05
+    chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1)."""
 
     maze: str = "medium"
     goal_counts: tuple[int, ...] = (2, 10)
@@ -61,17 +72,21 @@ class RLBenchConfig:
     pairs_per_user: int = 20
     label_noise: float = 0.0
     query_noise: float = 0.0
-    reward_steps: int = 1500
+    reward_steps: int = 1000
     reward_hidden: int = 128
     latent_dim: int = 8
     vpl_beta_max: float = 0.05
     relabel_copies: int = 1
     comparison_size: int = 500
-    iql: IQLSettings = field(default_factory=lambda: IQLSettings(steps=5000, hidden=128))
+    iql: IQLSettings = field(default_factory=lambda: IQLSettings(steps=2000, hidden=128))
     eval_per_goal: int = 10
     horizon: int = 80
     radius: float = 0.45
+    reward_form: str = "progress"
+    vpl_relabel_z: str = "posterior"
     next_state: bool = True
+    query_strategies: tuple[str, ...] = ("random", "active")
+    active_pool: int = 500
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -81,14 +96,21 @@ class RLBenchConfig:
             raise ValueError(f"goal_counts must be >= 2 each, got {self.goal_counts}")
         if min(self.context_sizes, default=0) < 0:
             raise ValueError("context sizes (answered queries) must be >= 0")
+        if self.vpl_relabel_z not in ("prior", "posterior"):
+            raise ValueError(f"vpl_relabel_z must be prior or posterior, got {self.vpl_relabel_z!r}")
+        if self.reward_form not in REWARD_FORMS:
+            raise ValueError(f"unknown reward form {self.reward_form!r}; choose one of {REWARD_FORMS}")
+        for q in self.query_strategies:
+            if q not in STRATEGIES:
+                raise ValueError(f"unknown queries strategy {q!r}; choose one of {STRATEGIES}")
         Maze.named(self.maze)
 
     @classmethod
     def quick(cls, **changes: Any) -> "RLBenchConfig":
         base = dict(goal_counts=(2,), context_sizes=(0, 4), n_users=120, pairs_per_user=20,
-                    data=MazeDataConfig(n_episodes=200, episode_len=50), reward_steps=400,
-                    reward_hidden=64, comparison_size=200, iql=IQLSettings(steps=1500, hidden=64),
-                    eval_per_goal=4, horizon=60)
+                    data=MazeDataConfig(n_episodes=400, episode_len=50), reward_steps=400,
+                    reward_hidden=64, comparison_size=200, iql=IQLSettings(steps=1500, hidden=128),
+                    eval_per_goal=4, horizon=80, active_pool=200)
         base.update(changes)
         return cls(**base)
 
@@ -112,12 +134,14 @@ def _reward_train_config(name: str, cfg: RLBenchConfig):
     return RewardTrainConfig(model=fields, tasks=tasks, train=train)
 
 
-def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator) -> torch.Tensor:
-    """z for ``n`` episodes (module docstring): prior samples (VPL), encoder outputs of random
-    training users' contexts (NP-BTL), or width 0 (BTL, DPL)."""
-    if name == "vpl":
+def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator,
+                     vpl_z: str = "prior") -> torch.Tensor:
+    """z for ``n`` episodes (module docstring): prior samples (VPL, Alg. 2), encoder outputs of
+    random training users' 2–8-pair contexts (NP-BTL; VPL with ``vpl_z="posterior"``: the
+    posterior means, the z test users get), or width 0 (BTL, DPL)."""
+    if name == "vpl" and vpl_z == "prior":
         return model.prior().sample((n,)).detach()
-    if name != "np-btl":
+    if name not in ("np-btl", "vpl"):
         return torch.zeros(n, 0)
     train = [r for r in records if r.split == "train"]
     by_user: dict[str, list] = {}
@@ -133,7 +157,8 @@ def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator
         for j, i in enumerate(rng.choice(len(pool), size=min(m, len(pool)), replace=False)):
             c[e, j], rj[e, j], mask[e, j] = torch.tensor(pool[i].chosen), torch.tensor(pool[i].rejected), True
     with torch.no_grad():
-        return model.eval().personalize(c, rj, mask).detach()
+        z = model.eval().personalize(c, rj, mask)
+        return (model.latent(z) if isinstance(z, torch.distributions.Normal) else z).detach()
 
 
 def _stats(successes: np.ndarray) -> dict[str, Any]:
@@ -142,11 +167,50 @@ def _stats(successes: np.ndarray) -> dict[str, Any]:
     return {"success": p, "stderr": float(math.sqrt(p * (1 - p) / n)) if n else float("nan"), "n": int(n)}
 
 
+def _curve_names(policy_name: str, base: str, cfg: RLBenchConfig) -> list[tuple[str, str]]:
+    """(model key in the results, queries strategy) for one trained policy: active queries only
+    for models with a latent (NP-BTL, VPL)."""
+    out = []
+    for q in cfg.query_strategies:
+        if q == "random" or base in ("np-btl", "vpl"):
+            out.append((policy_name if q == "random" else f"{policy_name}/{q}", q))
+    return out or [(policy_name, "random")]
+
+
+def _particles(model, records):
+    """NP-BTL's particle posterior for active queries: latents of training users' contexts."""
+    from ..active import ParticlePosterior
+
+    train = [r for r in records if r.split == "train"]
+    return ParticlePosterior.from_pairs(model, torch.tensor([r.chosen for r in train]),
+                                        torch.tensor([r.rejected for r in train]), [r.user_id for r in train],
+                                        n_particles=128, context_size=(8, 8))
+
+
+def _answers(base: str, strategy: str, model, test, fields, pool, pool_pairs, cfg: RLBenchConfig, records, cache):
+    """The test users' answers to max(n) queries (``.queries``), cached per model and strategy:
+    every policy of a reward model (e.g. vpl and vpl+spo) sees the same answers."""
+    from .queries import active_answers, random_answers
+
+    key = (base, strategy)
+    if key not in cache:
+        n = max(cfg.context_sizes)
+        if strategy == "random":
+            cache[key] = random_answers(test.goal_index, fields, pool, n, cfg.query_noise, seed=cfg.seed + 5)
+        else:
+            particles = _particles(model, records) if base == "np-btl" else None
+            cache[key] = active_answers(model, test.goal_index, fields, *pool_pairs, n, cfg.query_noise,
+                                        seed=cfg.seed + 6, particles=particles)
+    return cache[key]
+
+
 def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, log=print) -> dict[str, Any]:
     """Everything for K = ``k`` goals -> the results document (module docstring)."""
     from ..train.rewards import train_reward_model
     from .env import MazeSim
-    from .rollout import rollout, test_episodes, user_latents
+    from .queries import latents
+    from .report import write_results
+    from .rollout import rollout, test_episodes
 
     maze = dataset.maze
     goals = spread_goals(maze, k)
@@ -157,18 +221,24 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                                  seed=cfg.seed + 1)
     rng = np.random.default_rng(cfg.seed + 2)
     comparison = torch.from_numpy(states[rng.choice(len(states), cfg.comparison_size, replace=False)])
-    # r_t = r(s_{t+1}, z), Alg. 2's alternative: the action taken at t changes its own reward
-    episodes_np = dataset.episodes(dataset.next_observations if cfg.next_state else states)
+    progress = cfg.reward_form == "progress"
+    # state form: r_t = r(s_{t+1}, z) by default, Alg. 2's alternative (the action at t changes it)
+    episodes_np = dataset.episodes(dataset.next_observations if cfg.next_state or progress else states)
+    before_np = dataset.episodes(states)
     n_ep, L = episodes_np.shape[:2]
-    episodes = torch.from_numpy(episodes_np)
+    episodes, before = torch.from_numpy(episodes_np), torch.from_numpy(before_np)
     actions = np.tile(dataset.actions, (cfg.relabel_copies, 1))
     test = test_episodes(maze, fields, cfg.eval_per_goal, seed=cfg.seed + 3)
     sim = MazeSim(maze, len(test.goal_index), dataset.config.action_repeat)
-    pool = states[np.random.default_rng(cfg.seed + 4).choice(len(states), 2000, replace=True)]
+    prng = np.random.default_rng(cfg.seed + 4)
+    pool = states[prng.choice(len(states), 2000, replace=True)]
+    pool_pairs = tuple(states[prng.choice(len(states), cfg.active_pool, replace=True)] for _ in range(2))
     models: dict[str, Any] = {}
+    answers: dict = {}
     doc: dict[str, Any] = {"task": f"maze-{cfg.maze}-{k}goals", "context_sizes": list(cfg.context_sizes),
                            "models": {}, "per_goal": {}, "goals": [list(g) for g in goals],
-                           "reward_val_accuracy": {}, "timing_s": {}, "paths": {}}
+                           "reward_val_accuracy": {}, "timing_s": {}, "paths": {},
+                           "test_goal_index": test.goal_index.tolist()}
     for policy_name in cfg.policies:
         t0 = time.time()
         base, scaling = parse_policy(policy_name)
@@ -177,8 +247,10 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
             z_parts, r_parts = [], []
             for c in range(cfg.relabel_copies):
                 g = rng.integers(k, size=n_ep)
-                d = np.stack([fields[gi](episodes_np[e]) for e, gi in enumerate(g)])
-                r_parts.append(oracle_rewards(d, dmax).reshape(-1))
+                r = oracle_rewards(np.stack([fields[gi](episodes_np[e]) for e, gi in enumerate(g)]), dmax)
+                if progress:
+                    r = r - oracle_rewards(np.stack([fields[gi](before_np[e]) for e, gi in enumerate(g)]), dmax)
+                r_parts.append(r.reshape(-1))
                 z_parts.append(np.repeat(goals_xy[g], L, axis=0))
             z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
         else:
@@ -192,30 +264,32 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
             model = models[base]
             z_parts, r_parts = [], []
             for c in range(cfg.relabel_copies):
-                z = _relabel_latents(base, model, records, n_ep, rng)
-                r_parts.append(relabel(model, episodes, z, scaling, comparison).reshape(-1).numpy())
+                z = _relabel_latents(base, model, records, n_ep, rng, cfg.vpl_relabel_z)
+                r = (progress_rewards(model, before, episodes, z, scaling, comparison) if progress
+                     else relabel(model, episodes, z, scaling, comparison))
+                r_parts.append(r.reshape(-1).numpy())
                 z_parts.append(np.repeat(z.numpy(), L, axis=0))
             z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
         policy = train_iql(np.tile(states, (cfg.relabel_copies, 1)), z_rows.astype(np.float32), actions,
                            rewards, L, cfg.iql, seed=cfg.seed)
-        curve, per_goal = {}, {}
-        for n in cfg.context_sizes:
-            if base == "oracle":
-                z = goals_xy[test.goal_index].astype(np.float32)
-            else:
-                z = user_latents(models[base], test, fields, pool, n, cfg.query_noise, seed=cfg.seed + 5 + n)
-            ok, paths = rollout(policy, z, sim, test, goals_xy, cfg.horizon, cfg.radius)
-            curve[str(n)] = _stats(ok)
-            per_goal[str(n)] = [float(ok[test.goal_index == g].mean()) for g in range(k)]
-            if n == max(cfg.context_sizes):
-                doc["paths"][policy_name] = paths[:, ::5].round(3).tolist()
-        doc["models"][policy_name] = curve
-        doc["per_goal"][policy_name] = per_goal
+        for name, strategy in _curve_names(policy_name, base, cfg):
+            curve, per_goal = {}, {}
+            if base != "oracle":
+                given = _answers(base, strategy, models[base], test, fields, pool, pool_pairs, cfg, records, answers)
+            for n in cfg.context_sizes:
+                z = (goals_xy[test.goal_index].astype(np.float32) if base == "oracle"
+                     else latents(models[base], *given.first(n)))
+                ok, paths = rollout(policy, z, sim, test, goals_xy, cfg.horizon, cfg.radius)
+                curve[str(n)] = _stats(ok)
+                per_goal[str(n)] = [float(ok[test.goal_index == g].mean()) for g in range(k)]
+                if n == max(cfg.context_sizes):
+                    doc["paths"][name] = paths[:, ::2].round(3).tolist()
+            doc["models"][name] = curve
+            doc["per_goal"][name] = per_goal
+            log(f"[K={k}] {name}: " + ", ".join(f"n={n} {100 * s['success']:.0f}%" for n, s in curve.items())
+                + f" ({round(time.time() - t0, 1)} s)")
         doc["timing_s"][policy_name] = round(time.time() - t0, 1)
-        log(f"[K={k}] {policy_name}: " + ", ".join(f"n={n} {100 * s['success']:.0f}%"
-                                                   for n, s in curve.items())
-            + f" ({doc['timing_s'][policy_name]} s)")
-    doc["test_goal_index"] = test.goal_index.tolist()
+        write_results(doc, out / f"maze-{k}goals")  # so far: a stopped run keeps what it measured
     return doc
 
 

@@ -4,9 +4,9 @@ VPL §4 and App. E, Table 3) on the relabelled dataset, with z appended to the o
 VPL Table 3: 2 x 256 MLPs (4 x 1024 for > 5 users), Adam 3e-4, discount 0.99, expectile 0.9,
 temperature (d3rlpy's ``weight_temp``, the inverse temperature β of the advantage weights) 10,
 4M steps of data. The defaults here differ, for a CPU budget of a few thousand gradient steps:
-smaller MLPs, learning rate 1e-3, discount 0.95 and rewards x 10 (chosen by the oracle's success
-on seed-0 quick runs: at 3e-4 / 0.99 / x 1 the oracle stayed near 0 % after 2,000 steps, behaving
-like behaviour cloning; the reported benches use another seed).
+smaller MLPs, learning rate 1e-3, discount 0.9, target-network rate 0.02 and rewards x 20, on
+the bench's *progress* rewards r(s_{t+1}, z) − r(s_t, z) (``pluralign.rl.bench``). Chosen by the
+oracle's success on seed-0 runs (docs/rl.md, "Tuning record"); the reported benches use seed 1.
 d3rlpy is optional (the ``rl`` extra) and imported only when a policy is trained.
 """
 
@@ -26,19 +26,21 @@ class IQLSettings:
     (state and z) to zero mean, unit variance on the dataset (d3rlpy's observation scaler).
     reward_scale: rewards are multiplied by it (d3rlpy's reward scaler): dense per-step rewards
     differ by little between actions, and the advantage weights exp(weight_temp · A) need
-    differences of order one to prefer the better action."""
+    differences of order one to prefer the better action. tau: the target critics' soft-update
+    rate (d3rlpy's default 0.005 lags behind for a few thousand steps)."""
 
-    steps: int = 5000
+    steps: int = 2000
     hidden: int = 128
     layers: int = 2
     batch_size: int = 256
     learning_rate: float = 1e-3
-    gamma: float = 0.95
+    gamma: float = 0.9
+    tau: float = 0.02
     expectile: float = 0.9
     weight_temp: float = 10.0
     max_weight: float = 100.0
     standardize: bool = True
-    reward_scale: float = 10.0
+    reward_scale: float = 20.0
 
     def __post_init__(self) -> None:
         if min(self.steps, self.hidden, self.layers, self.batch_size) < 1:
@@ -76,7 +78,7 @@ def train_iql(states: np.ndarray, z: np.ndarray, actions: np.ndarray, rewards: n
     d3rlpy.seed(seed)
     enc = d3rlpy.models.VectorEncoderFactory([settings.hidden] * settings.layers)
     algo = d3rlpy.algos.IQLConfig(
-        batch_size=settings.batch_size, gamma=settings.gamma, expectile=settings.expectile,
+        batch_size=settings.batch_size, gamma=settings.gamma, tau=settings.tau, expectile=settings.expectile,
         weight_temp=settings.weight_temp, max_weight=settings.max_weight,
         actor_learning_rate=settings.learning_rate, critic_learning_rate=settings.learning_rate,
         actor_encoder_factory=enc, critic_encoder_factory=enc, value_encoder_factory=enc,

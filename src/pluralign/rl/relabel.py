@@ -13,6 +13,14 @@ alternative the algorithm notes). The reward is scaled one of four ways (App. D.
 - ``maxnorm``: r(s, z) / max |r| over every (s, z) of the relabelled dataset (VPL_max-norm).
 
 Models without a latent (BTL, DPL) take z of width 0 and give every episode the same reward.
+
+:func:`progress_rewards` gives the bench's default per-step reward, the *progress*
+r(s_{t+1}, z) − r(s_t, z). It equals (1 − γ)·r(s_{t+1}, z) + [γ·Φ(s_{t+1}) − Φ(s_t)] with
+Φ = r(·, z): Alg. 2's next-state reward scaled by (1 − γ) plus a potential-based shaping term,
+which leaves the optimal policy of every z unchanged (Ng, Harada & Russell 1999) and scales all
+advantages by (1 − γ). What it changes is what the critic has to fit: Q(s, a) loses the large
+state-only part r(s, z)/(1 − γ), keeping the small part the action decides, which a few
+thousand IQL steps can then resolve (docs/rl.md, "Tuning record").
 """
 
 from __future__ import annotations
@@ -74,3 +82,15 @@ def oracle_rewards(distances: np.ndarray, max_distance: float) -> np.ndarray:
     """The goal-conditioned oracle's true reward: 1 − d/d_max for shortest-path distance d to
     the goal, in [0, 1] like SPO's (the paper's oracle uses D4RL's optimal value)."""
     return 1.0 - np.asarray(distances) / max_distance
+
+
+def progress_rewards(model: RewardModel, episodes: torch.Tensor, next_episodes: torch.Tensor, z: torch.Tensor,
+                     scaling: str = "none", comparison: torch.Tensor | None = None) -> torch.Tensor:
+    """r(s_{t+1}, z) − r(s_t, z) (module docstring) for states and next states (E, T, D) each,
+    both scaled together (one max for ``maxnorm``) -> (E, T)."""
+    if episodes.shape != next_episodes.shape:
+        raise ValueError(f"states and next states differ in shape: {tuple(episodes.shape)} vs "
+                         f"{tuple(next_episodes.shape)}")
+    t = episodes.shape[1]
+    both = relabel(model, torch.cat([episodes, next_episodes], dim=1), z, scaling, comparison)
+    return both[:, t:] - both[:, :t]

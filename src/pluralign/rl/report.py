@@ -79,6 +79,15 @@ def summary_lines(doc: Mapping[str, Any]) -> list[str]:
     if spo is not None and vpl is not None:
         lines.append(f"target SPO >= unscaled VPL (n={n}): {100 * spo:.0f} vs {100 * vpl:.0f} -> "
                      f"{'met' if spo >= vpl else 'not met'}")
+    for name in ("vpl", "vpl+spo", "np-btl"):
+        act, rnd = m.get(f"{name}/active"), m.get(name)
+        if not act or not rnd or "8" not in rnd:
+            continue
+        reach = [int(q) for q, s in act.items() if s["success"] >= rnd["8"]["success"]]
+        first = min(reach) if reach else None
+        lines.append(f"target {name} with active queries reaches its 8-random-query success "
+                     f"({100 * rnd['8']['success']:.0f}%) with <= 4 queries: first at n = {first} -> "
+                     f"{'met' if first is not None and first <= 4 else 'not met'}")
     return lines
 
 

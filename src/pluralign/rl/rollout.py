@@ -3,9 +3,7 @@ encoder turns the answers into z, and the z-conditioned policy drives the ball f
 start; success is reaching within ``radius`` of the user's goal before ``horizon`` steps
 (gymnasium-robotics counts 0.45 as reached).
 
-Queries are random pairs of dataset states (the active-selection API, issue 12, was not on
-``main`` when this was written). z is the posterior *mean* for VPL (``model.eval()``; the one
-place it is computed is ``VPLRewardModel.latent``) and the encoder's output for NP-BTL.
+The queries (random or active) and z from their answers are :mod:`.queries`'.
 """
 
 from __future__ import annotations
@@ -13,12 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from ..rewards.base import RewardModel
 from .env import MazeSim
 from .maze import GeodesicField, Maze
-from .users import answer
 
 
 @dataclass
@@ -43,31 +38,6 @@ def test_episodes(maze: Maze, fields: list[GeodesicField], per_goal: int, seed: 
                 goals.append(k)
                 starts.append(xy)
     return Episodes(np.array(goals), np.array(starts))
-
-
-def user_latents(model: RewardModel, episodes: Episodes, fields: list[GeodesicField], pool: np.ndarray,
-                 n_queries: int, noise: float, seed: int) -> np.ndarray:
-    """z (B, L) of each episode's user after answering ``n_queries`` random pairs of ``pool``
-    states (ties redrawn; labels flipped with probability ``noise``)."""
-    rng = np.random.default_rng(seed)
-    dim = pool.shape[1]
-    b = len(episodes.goal_index)
-    chosen = np.zeros((b, n_queries, dim), np.float32)
-    rejected = np.zeros_like(chosen)
-    for i, k in enumerate(episodes.goal_index):
-        c, r = np.zeros((0, dim)), np.zeros((0, dim))
-        while len(c) < n_queries:
-            idx = rng.integers(len(pool), size=(n_queries, 2))
-            c2, r2 = answer(pool[idx[:, 0]], pool[idx[:, 1]], fields[k], noise, rng)
-            c, r = np.concatenate([c, c2]), np.concatenate([r, r2])
-        chosen[i], rejected[i] = c[:n_queries], r[:n_queries]
-    model.eval()
-    with torch.no_grad():
-        z = model.personalize(torch.from_numpy(chosen), torch.from_numpy(rejected),
-                              torch.ones(b, n_queries, dtype=torch.bool))
-        if isinstance(z, torch.distributions.Normal):
-            z = model.latent(z)  # the posterior mean in eval mode
-    return z.numpy().astype(np.float32)
 
 
 def rollout(policy, z: np.ndarray, sim: MazeSim, episodes: Episodes, goals_xy: np.ndarray,
