@@ -102,6 +102,18 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], inter
     return "\n".join(lines) + "\n"
 
 
+def read_seed_docs(run_dirs: Sequence[str | Path], name: str, missing: str) -> list[dict[str, Any]]:
+    """Each seed's ``run/name`` JSON document, in order; ``missing`` says how to make one that is
+    not there (the error names the path)."""
+    docs = []
+    for run in run_dirs:
+        path = Path(run) / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: {missing}")
+        docs.append(json.loads(path.read_text()))
+    return docs
+
+
 def write_tables(tables: Mapping[str, Sequence[Mapping[str, Any]]], keys: Mapping[str, Sequence[str]],
                  out_dir: str | Path, name: str = "table") -> dict[str, Path]:
     """``out_dir/{name}.json`` (all tables), ``{name}_{table}.csv`` and ``{name}.md``."""

@@ -11,11 +11,10 @@ pairs, so only the between-seed t-interval is given for them (no per-pair values
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..seeds import interval_row, write_tables
+from ..seeds import interval_row, read_seed_docs, write_tables
 from .protocol import CMPOProtocolConfig
 
 
@@ -56,12 +55,7 @@ def _get(doc: Mapping[str, Any], *keys: Any) -> Any:
 
 def aggregate(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict[str, Any]:
     """Tables over the seeds' ``report.json``: accuracy, few-shot recovery, steering, targets."""
-    docs = []
-    for run in run_dirs:
-        path = Path(run) / "report.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no report (run `pluralign cmpo report` for this seed)")
-        docs.append(json.loads(path.read_text()))
+    docs = read_seed_docs(run_dirs, "report.json", "no report (run `pluralign cmpo report` for this seed)")
     first = docs[0]
     acc_rows, target_rows = [], []
     for a, models in first["accuracy"].items():

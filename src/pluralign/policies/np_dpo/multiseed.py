@@ -11,13 +11,12 @@ differ anyway, and within a seed every model is scored on the same tasks (paired
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..seeds import interval_row, write_tables
+from ..seeds import interval_row, read_seed_docs, write_tables
 from .experiment import ExperimentConfig, run_experiment
 
 
@@ -121,12 +120,7 @@ def target_rows(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def aggregate(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict[str, Any]:
     """Tables over the seeds' ``results.json``: ``table.json``, ``table_*.csv``, ``table.md``."""
-    docs = []
-    for run in run_dirs:
-        path = Path(run) / "results.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no results (run the report step for this seed)")
-        docs.append(json.loads(path.read_text()))
+    docs = read_seed_docs(run_dirs, "results.json", "no results (run the report step for this seed)")
     tables = {"accuracy": accuracy_rows(docs), "steered": steered_rows(docs), "targets": target_rows(docs)}
     keys = {"accuracy": ["model", "type_name", "n_context"], "steered": ["model", "type_name"],
             "targets": ["quantity", "user_type", "every_seed"]}
