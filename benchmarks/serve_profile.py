@@ -2,10 +2,10 @@
 lock, embedding-cache lookups included), the database (user lookup, z cache), and the rest
 (routing, auth, validation, JSON); the in-process HTTP client's time is shown apart.
 
-    python benchmarks/serve_profile.py --run runs/serve-demo [--n 300]
+    python benchmarks/serve_profile.py --run runs/serve-demo [--n 300] [--candidates 10]
 
 One client, one request at a time, in process (httpx's ASGI transport: no sockets), 10 cached
-candidates; timers wrap the service's own functions and count CPU time (thread / process), not
+candidates (``--candidates``; past the built-in corpus's answers, numbered variants of them); timers wrap the service's own functions and count CPU time (thread / process), not
 wall time, so a shared machine's preemption does not inflate them. A cached rank runs entirely on
 the event loop's thread, so the parts add up to the whole.
 """
@@ -55,6 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, default=Path("runs/serve-demo"))
     ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--candidates", type=int, default=10, help="candidates a ranking (embedded once, then cached)")
     args = ap.parse_args()
     served = ServedModel.load(str(args.run))
     model_t: list[float] = []
@@ -65,7 +66,10 @@ def main() -> None:
     app = create_app(served, f"sqlite:///{tempfile.mkdtemp()}/profile.sqlite")
     key = auth.create_key(app.state.engine, "profile")
     prompt = json.loads((args.run / "pool.json").read_text())["candidates"]["prompt"]
-    body = {"prompt": prompt, "candidates": sorted({i["response"] for i in load_corpus()})[:10]}
+    answers = sorted({i["response"] for i in load_corpus()})
+    candidates = [answers[i % len(answers)] + ("" if i < len(answers) else f" ({i // len(answers)})")
+                  for i in range(args.candidates)]
+    body = {"prompt": prompt, "candidates": candidates}
 
     server_t: list[float] = []
 
@@ -99,7 +103,7 @@ def main() -> None:
     med = lambda xs: 1000 * statistics.median(xs)  # noqa: E731
     db_per_req = 1000 * sum(db_t) / args.n
     server, model = med(server_t), med(model_t)
-    print(f"{args.n} sequential ranks of 10 cached candidates, in process (median CPU ms per request):")
+    print(f"{args.n} sequential ranks of {args.candidates} cached candidates, in process (median CPU ms per request):")
     print(f"  request and client {med(total):6.2f}   (the in-process httpx client included)")
     print(f"  server             {server:6.2f}   (the app: everything from the ASGI call to the answer)")
     print(f"  model              {model:6.2f}   (Personalizer.score: embedding-cache lookups + forward pass)"

@@ -79,6 +79,14 @@ CASES = [
      "questions.0.b"),
     ("bad content type", "POST", "/v1/users/alice/rank", b"candidates=a", {"Content-Type": "text/plain"}, "acme",
      422, "dictionary"),
+    # rank reads its body in one pydantic pass (guards.read_json): the same answers as FastAPI's
+    ("malformed JSON rank", "POST", "/v1/users/alice/rank", b'{"candidates": ["a", ', {}, "acme", 400,
+     "malformed JSON"),
+    ("no body rank", "POST", "/v1/users/alice/rank", b"", {}, "acme", 422, "body: Field required"),
+    ("unknown field rank", "POST", "/v1/users/alice/rank", {"candidates": ["a"], "top": 1}, {}, "acme", 422, "top"),
+    ("prompt not text rank", "POST", "/v1/users/alice/rank", {"prompt": 3, "candidates": ["a"]}, {}, "acme", 422,
+     "prompt"),
+    ("rank without key", "POST", "/v1/users/alice/rank", {"candidates": []}, {}, None, 401, "missing API key"),
 ]
 
 
@@ -94,6 +102,18 @@ def test_bad_input_is_a_clear_4xx(api, case):
     assert r.status_code == status, r.text
     assert words.lower() in r.json()["detail"].lower()
     assert SECRET not in r.text
+
+
+def test_the_rank_body_and_the_key_are_documented(api):
+    """rank's body is read by hand (guards.read_json), the key by one dependency (BearerTenant):
+    the OpenAPI schema must still say both, for clients and the fuzz tests."""
+    doc = api.get("/openapi.json").json()
+    op = doc["paths"]["/v1/users/{user_id}/rank"]["post"]
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    assert op["requestBody"]["required"] and body["required"] == ["candidates"]
+    assert body["properties"]["candidates"]["maxItems"] > 1 and body["additionalProperties"] is False
+    assert op["security"] == [{"HTTPBearer": []}]
+    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
 
 def test_a_chunked_oversize_body_is_refused(api):

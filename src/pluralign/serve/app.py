@@ -9,17 +9,16 @@ the group-commit writer). Both write their answers directly, in their response m
 
 
 import hashlib
-import json
-import math
 import os
 import threading
 import time
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Awaitable, Callable
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Path as PathParam, Query
+from fastapi import Depends, FastAPI, Header, HTTPException, Path as PathParam, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -30,7 +29,7 @@ from .batching import RankBatcher
 from .db import make_engine
 from .generation import Busy, PolicyPool
 from .groupcommit import GroupCommit
-from .guards import BodyLimit, install
+from .guards import BodyLimit, body_schema, install, read_json
 from .model import ServedModel
 from .schemas import (USER_ID, ChoiceCreated, ChoiceIn, ChoiceList, ChoiceOut, Deleted, GenerateIn, GenerateOut,
                       NextQuestionIn, POOL_ID, Personalized, PoolIn, PoolOut, QuestionOut, RankIn,
@@ -47,6 +46,20 @@ class Tenant:
         self.id, self.name = id, name
 
 
+class BearerTenant(HTTPBearer):
+    """The caller's tenant from ``Authorization: Bearer KEY``, as one dependency that the OpenAPI
+    schema still shows as the HTTP bearer scheme. A ``tenant`` dependency on top of an
+    ``HTTPBearer`` dependency cost FastAPI a second dependency resolution on every request."""
+
+    def __init__(self, resolve: Callable[[HTTPAuthorizationCredentials | None], Awaitable[Tenant]]) -> None:
+        super().__init__(auto_error=False, scheme_name="HTTPBearer",
+                         description="An API key from `pluralign serve keys create`.")
+        self.resolve = resolve
+
+    async def __call__(self, request: Request) -> Tenant:  # type: ignore[override]
+        return await self.resolve(await super().__call__(request))
+
+
 def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine: Engine | None = None,
                policy_pool: PolicyPool | None = None) -> FastAPI:
     """The service for ``model`` over the database at ``db_url`` (migrated first unless told not).
@@ -61,7 +74,6 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
                          lambda item: store.add_choices(engine, [item])[0], on_group=metrics.CHOICE_GROUP.observe)
     keys: dict[str, tuple[float, Tenant]] = {}
     keys_lock = threading.Lock()
-    bearer = HTTPBearer(auto_error=False, description="An API key from `pluralign serve keys create`.")
 
     app = FastAPI(title="pluralign serve", version="1",
                   description="Personalized ranking and question selection from a person's few choices.")
@@ -75,7 +87,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
                 raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
             return Tenant(row.id, row.name)
 
-    async def tenant(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Tenant:
+    async def tenant(cred: HTTPAuthorizationCredentials | None) -> Tenant:
         # async with an in-memory cache: a known key costs no thread hop and no query
         if cred is None:
             raise HTTPException(401, "missing API key: send 'Authorization: Bearer KEY'",
@@ -93,7 +105,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
             keys[digest] = (now + KEY_TTL, found)
         return found
 
-    Caller = Annotated[Tenant, Depends(tenant)]
+    Caller = Annotated[Tenant, Depends(BearerTenant(tenant))]
 
     async def on_policy_pool(fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -109,11 +121,13 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
                                      "or by posting a choice)")
         return user
 
+    z_hit, z_miss = metrics.Z_CACHE.labels("hit"), metrics.Z_CACHE.labels("miss")
+
     def state_of(user: store.UserInfo) -> Any:
         misses = model.z_cache.misses
         state = model.user_state((user.pk, user.revision), lambda: [
             {"prompt": p, "chosen": c, "rejected": r} for p, c, r in store.choice_texts(engine, user)])
-        metrics.Z_CACHE.labels("miss" if model.z_cache.misses > misses else "hit").inc()
+        (z_miss if model.z_cache.misses > misses else z_hit).inc()
         return state
 
     def out(c: store.StoredChoice) -> ChoiceOut:
@@ -193,10 +207,13 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
         return Personalized(user_id=user_id, n_choices=user.n_choices, revision=user.revision,
                             model=model.model_name, z=z, z_std=z_std)
 
-    @app.post("/v1/users/{user_id}/rank", response_model=RankOut, tags=["personalization"])
-    async def rank(user_id: UserId, body: RankIn, t: Caller) -> Response:
+    @app.post("/v1/users/{user_id}/rank", response_model=RankOut, tags=["personalization"],
+              openapi_extra=body_schema(RankIn))
+    async def rank(user_id: UserId, request: Request, t: Caller) -> Response:
         # on the event loop, no thread hand-offs (see batching.py): the user lookup is one indexed
-        # query; only a z-cache miss (embedding the user's choices) goes to the thread pool
+        # query; only a z-cache miss (embedding the user's choices) goes to the thread pool. The
+        # body is RankIn, read in one pydantic pass (guards.read_json: the hot route's saving)
+        body = await read_json(request, RankIn)
         user = known_user(t, user_id)
         if model.is_policy:
             # implicit reward log pi(y | x, user) - log pi_ref(y | x): LM passes (and, for CMPO, the
@@ -212,12 +229,12 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
                 state = await run_in_threadpool(state_of, user)
             scores = await batcher.submit(body.prompt, body.candidates, state)
         values = scores.tolist()
-        order = sorted(range(len(values)), key=lambda i: -values[i])
+        order = sorted(range(len(values)), key=values.__getitem__, reverse=True)  # stable: ties keep input order
         # RankOut's shape, written directly: FastAPI's check and serialisation of the returned
         # model (the echoed candidate texts validated and encoded twice) cost more than the
         # forward pass (docs/serve.md, "Performance")
         return json_response({"user_id": user_id, "n_choices": user.n_choices, "model": model.model_name,
-                              "ranking": [{"index": i, "candidate": body.candidates[i], "score": _finite(values[i]),
+                              "ranking": [{"index": i, "candidate": body.candidates[i], "score": values[i],
                                            "spread": None} for i in order]})
 
     @app.post("/v1/users/{user_id}/generate", response_model=GenerateOut, tags=["personalization"],
@@ -286,19 +303,15 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:
-    """``content`` as a JSON answer, encoded once (as Starlette's JSONResponse encodes it)."""
-    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-    return Response(body, status_code=status_code, media_type="application/json")
+    """``content`` as a compact UTF-8 JSON answer, encoded by pydantic's Rust serialiser: 10
+    ranked candidates took 50 us with ``json.dumps``, 10 us here. NaN and infinities are null."""
+    return Response(to_json(content, inf_nan_mode="null"), status_code=status_code, media_type="application/json")
 
 
 def model_response(content: Any, status_code: int = 200) -> Response:
     """A pydantic model as the JSON answer, serialised once (FastAPI would validate it again
     against the route's response model first)."""
     return Response(content.model_dump_json(), status_code=status_code, media_type="application/json")
-
-
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None  # pydantic writes NaN and infinities as null too
 
 
 def app_from_env() -> Any:
