@@ -16,7 +16,7 @@ models) and is scored by :func:`pluralign.eval.results.evaluate_models`, so the 
 results schema of issue 3. Presets are those of ``pluralign train``
 (:mod:`pluralign.train.presets`): ``paper`` is App. C.1 (Adam, lr 1e-4, 64 tasks a batch, MLPs
 2×256 GELU, DeepSet with mean pooling); ``tuned`` changes what measurement showed matters (sum
-pooling, lr 3e-4, an antisymmetric pair encoder, VPL β_max 0.01; see docs/rewards.md and
+pooling, lr 1e-3, an antisymmetric pair encoder, VPL β_max 0.01; see docs/rewards.md and
 docs/defaults.md); ``tuned-plain`` is ``tuned`` without the antisymmetric encoder. Here every
 model trains a fixed number of steps (2,000; ``--quick`` 300) and keeps its best checkpoint by
 validation accuracy, so the tables stay comparable with earlier runs.
