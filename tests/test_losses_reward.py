@@ -20,6 +20,34 @@ def test_bt_nll_hand_computed():
     assert bt_nll(rc, rr).item() == pytest.approx((3 * expected + math.log(1 + math.exp(-10))) / 4, rel=1e-6)
 
 
+def test_bt_nll_with_a_lapse_is_the_mixture_and_bounds_a_flipped_label():
+    margin = torch.tensor([-30.0, -2.0, 0.0, 3.0])
+    eps = 0.05
+    expected = -torch.log(eps + (1 - 2 * eps) * torch.sigmoid(margin)).mean()
+    assert bt_nll(margin, torch.zeros(4), lapse=eps).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert bt_nll(margin, torch.zeros(4), lapse=0.0).item() == pytest.approx(bt_nll(margin, torch.zeros(4)).item())
+    # a confidently "wrong" label: Bradley-Terry pays the whole margin, the lapse at most -log(eps)
+    assert bt_nll(torch.tensor([-30.0]), torch.zeros(1)).item() == pytest.approx(30.0, rel=1e-3)
+    assert bt_nll(torch.tensor([-30.0]), torch.zeros(1), lapse=eps).item() < -math.log(eps) + 1e-6
+    with pytest.raises(ValueError, match="lapse"):
+        bt_nll(margin, torch.zeros(4), lapse=0.5)
+
+
+def test_np_btl_lapse_scales_its_probabilities_and_keeps_its_ranking():
+    from pluralign.rewards.np_btl import NPBTLConfig, NPBTLRewardModel
+
+    torch.manual_seed(0)
+    plain = NPBTLRewardModel(NPBTLConfig(option_dim=3, hidden_dim=8, embed_dim=8, z_dim=4))
+    lapsed = NPBTLRewardModel(NPBTLConfig(option_dim=3, hidden_dim=8, embed_dim=8, z_dim=4, lapse=0.1))
+    lapsed.load_state_dict(plain.state_dict())
+    a, b, z = torch.randn(2, 5, 3), torch.randn(2, 5, 3), torch.randn(2, 4)
+    p, q = plain.preference_prob(a, b, z), lapsed.preference_prob(a, b, z)
+    assert torch.allclose(q, 0.1 + 0.8 * p)
+    assert torch.equal(p > 0.5, q > 0.5)
+    with pytest.raises(ValueError, match="lapse"):
+        NPBTLConfig(option_dim=3, lapse=-0.1)
+
+
 def test_masked_mean_of_nothing_is_zero():
     assert masked_mean(torch.ones(2, 3), torch.zeros(2, 3, dtype=torch.bool)).item() == 0.0
 

@@ -33,12 +33,25 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tens
 
 
 def bt_nll(r_chosen: torch.Tensor, r_rejected: torch.Tensor,
-           mask: torch.Tensor | None = None) -> torch.Tensor:
+           mask: torch.Tensor | None = None, lapse: float = 0.0) -> torch.Tensor:
     """Bradley–Terry negative log-likelihood, mean over real pairs (NP paper eq. 2 and 7).
 
     -log σ(r_chosen - r_rejected). ``r_chosen``, ``r_rejected``, ``mask``: (...) -> scalar.
+    ``lapse`` ε > 0 (not in the paper): the choice is a coin flip with probability 2ε, so
+    -log(ε + (1 - 2ε)·σ(Δr)); a flipped label then costs at most -log ε instead of growing
+    with the margin.
     """
-    return masked_mean(-F.logsigmoid(r_chosen - r_rejected), mask)
+    return masked_mean(-log_bt_prob(r_chosen - r_rejected, lapse), mask)
+
+
+def log_bt_prob(margin: torch.Tensor, lapse: float = 0.0) -> torch.Tensor:
+    """log P(chosen ≻ rejected) = log(ε + (1 - 2ε)·σ(margin)), computed stably (ε = ``lapse``)."""
+    if not 0.0 <= lapse < 0.5:
+        raise ValueError(f"lapse must be in [0, 0.5), got {lapse}")
+    if lapse == 0.0:
+        return F.logsigmoid(margin)
+    return torch.logaddexp(torch.full_like(margin, math.log(lapse)),
+                           math.log1p(-2 * lapse) + F.logsigmoid(margin))
 
 
 def meanvar_preference_prob(mean_a: torch.Tensor, var_a: torch.Tensor, mean_b: torch.Tensor,

@@ -76,14 +76,21 @@ def build_set_encoder(config: ContextConfig, out_dim: int) -> nn.Module:
 
 @dataclass
 class NPBTLConfig(ContextConfig):
-    """NP-BTL: z_dim is the size of the deterministic context embedding z^C (256)."""
+    """NP-BTL: z_dim is the size of the deterministic context embedding z^C (256).
+
+    lapse: ε of a lapse (coin-flip) term in the choice model, P = ε + (1 - 2ε)·σ(Δr), for noisy
+    labels; 0 is the paper's Bradley–Terry (:func:`pluralign.losses.bt_nll`).
+    """
 
     z_dim: int = 256
+    lapse: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.z_dim < 1:
             raise ValueError(f"NPBTLConfig.z_dim must be >= 1, got {self.z_dim}")
+        if not 0.0 <= self.lapse < 0.5:
+            raise ValueError(f"NPBTLConfig.lapse must be in [0, 0.5), got {self.lapse}")
 
 
 class NPBTLRewardModel(RewardModel):
@@ -120,5 +127,13 @@ class NPBTLRewardModel(RewardModel):
         z = self.personalize(batch.context_chosen, batch.context_rejected, batch.context_mask)
         r = self.reward(torch.cat([batch.target_chosen, batch.target_rejected], dim=1), z)
         rc, rr = r.split(batch.target_chosen.shape[1], dim=1)
-        loss = bt_nll(rc, rr, batch.target_mask)
-        return loss, self._metrics(loss, torch.sigmoid(rc - rr), batch.target_mask)
+        loss = bt_nll(rc, rr, batch.target_mask, lapse=self.config.lapse)
+        return loss, self._metrics(loss, self._lapsed(torch.sigmoid(rc - rr)), batch.target_mask)
+
+    def preference_prob(self, a: torch.Tensor, b: torch.Tensor, z: Latent | None = None) -> torch.Tensor:
+        # the trained choice model, so that validation NLL scores what the loss fits
+        return self._lapsed(super().preference_prob(a, b, z))
+
+    def _lapsed(self, p: torch.Tensor) -> torch.Tensor:
+        lapse = self.config.lapse
+        return p if lapse == 0.0 else lapse + (1 - 2 * lapse) * p
