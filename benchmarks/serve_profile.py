@@ -5,8 +5,9 @@ lock, embedding-cache lookups included), the database (user lookup, z cache), an
     python benchmarks/serve_profile.py --run runs/serve-demo [--n 300] [--candidates 10]
 
 One client, one request at a time, in process (httpx's ASGI transport: no sockets), 10 cached
-candidates (``--candidates``; past the built-in corpus's answers, numbered variants of them); timers wrap the service's own functions and count CPU time (thread / process), not
-wall time, so a shared machine's preemption does not inflate them. A cached rank runs entirely on
+candidates (``--candidates``; past the built-in corpus's answers, numbered variants of them);
+timers wrap the service's own functions and count CPU time (thread / process), not wall time,
+so a shared machine's preemption does not inflate them. A cached rank runs entirely on
 the event loop's thread, so the parts add up to the whole.
 """
 
