@@ -15,12 +15,14 @@ from __future__ import annotations
 import threading
 import weakref
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Integer, MetaData, String, Text,
                         UniqueConstraint, create_engine, event)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+T = TypeVar("T")
 
 NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
           "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s", "pk": "pk_%(table_name)s"}
@@ -156,6 +158,8 @@ class Reader:
         self.engine = engine if self.sqlite else create_engine(
             engine.url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10)
         self._dead = engine.dialect.loaded_dbapi.OperationalError
+        if not self.sqlite:  # its connections close with the engine's
+            event.listen(engine, "engine_disposed", lambda _engine: self.dispose())
 
     def sql(self, statement: str) -> str:
         """``statement`` with ``?`` placeholders in the driver's style."""
@@ -184,17 +188,21 @@ class Reader:
 
 
 _readers: "weakref.WeakKeyDictionary[Engine, Reader]" = weakref.WeakKeyDictionary()
-_readers_lock = threading.Lock()
+_per_engine_lock = threading.Lock()
+
+
+def per_engine(cache: "weakref.WeakKeyDictionary[Engine, T]", engine: Engine, make: Callable[[Engine], T]) -> T:
+    """``cache[engine]``, made by ``make(engine)`` on first use, once even when threads race
+    (what a service keeps per engine: its :class:`Reader`, the store's compiled writes and lock)."""
+    found = cache.get(engine)
+    if found is None:
+        with _per_engine_lock:
+            found = cache.get(engine)
+            if found is None:
+                found = cache[engine] = make(engine)
+    return found
 
 
 def reader(engine: Engine) -> Reader:
     """The :class:`Reader` of ``engine`` (made on first use)."""
-    found = _readers.get(engine)
-    if found is None:
-        with _readers_lock:
-            found = _readers.get(engine)
-            if found is None:
-                found = _readers[engine] = Reader(engine)
-                if not found.sqlite:  # its connections close with the engine's
-                    event.listen(engine, "engine_disposed", lambda _engine: found.dispose())
-    return found
+    return per_engine(_readers, engine, Reader)

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from .db import Choice, Pool, User, is_sqlite, reader, utcnow
+from .db import Choice, Pool, User, is_sqlite, per_engine, reader, utcnow
 
 try:
     import fcntl
@@ -198,10 +198,7 @@ class _Writes:
 
 
 def _writes(engine: Engine) -> _Writes:
-    found = _writers.get(engine)
-    if found is None:
-        found = _writers[engine] = _Writes(engine)
-    return found
+    return per_engine(_writers, engine, _Writes)
 
 
 Added = tuple[StoredChoice, UserInfo, bool]
