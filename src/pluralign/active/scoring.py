@@ -32,14 +32,10 @@ class OptionScorer:
     def __init__(self, model: nn.Module, options: torch.Tensor):
         self.model, self.options = model, options
         dec = getattr(model, "decoder", None)
-        first = dec.head.net[0] if isinstance(dec, ConditionedRewardDecoder) else None
-        self.fast = isinstance(first, nn.Linear)
+        self.fast = isinstance(dec, ConditionedRewardDecoder)
         if self.fast:
-            e = dec.embed(options)  # (N, E): MLP1(y), independent of z
-            n_embed = e.shape[-1]
-            self.option_part = e @ first.weight[:, :n_embed].T  # (N, H)
-            self.z_weight, self.bias = first.weight[:, n_embed:], first.bias
-            self.rest = dec.head.net[1:]
+            self.decoder = dec
+            self.option_part = dec.option_part(options)  # (N, H[+E]), independent of z
 
     @property
     def n_options(self) -> int:
@@ -61,10 +57,10 @@ class OptionScorer:
 
     def _score(self, z: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
         if self.fast:
-            opt = self.option_part if idx is None else self.option_part[idx]  # (N, H) | (L, S, H)
-            zp = z @ self.z_weight.T + self.bias  # (L, K, H)
-            h = zp.unsqueeze(-2) + (opt.unsqueeze(0) if idx is None else opt.unsqueeze(1))
-            return self.rest(h).squeeze(-1)  # (L, K, N)
+            opt = self.option_part if idx is None else self.option_part[idx]  # (N, W) | (L, S, W)
+            zp = self.decoder.user_part(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:2], -1)  # (L, K, W)
+            return self.decoder.finish(opt.unsqueeze(0) if idx is None else opt.unsqueeze(1),
+                                       zp.unsqueeze(-2))  # (L, K, N)
         lead, k = z.shape[0], z.shape[1]
         opts = self.options if idx is None else None
         rows = []
