@@ -181,18 +181,3 @@ def test_decoder_conditions_on_z():
     r = dec(y, z)
     assert r.shape == (2, 5)
     assert not torch.allclose(r, dec(y, z + 1))
-
-
-def test_bilinear_decoder_adds_a_low_rank_personal_reward():
-    # r(y | z) = MLP2([e ‖ z]) + (W_d z + b_d)·e: with the MLP head's last layer zeroed, what is
-    # left is the bilinear term, linear in z for a fixed option
-    torch.manual_seed(0)
-    dec = ConditionedRewardDecoder(3, 4, embed_dim=8, hidden=(16,), bilinear=True)
-    with torch.no_grad():
-        dec.head.net[-1].weight.zero_()
-        dec.head.net[-1].bias.zero_()
-    y, z = torch.randn(2, 5, 3), torch.randn(2, 4)
-    e = dec.embed(y)
-    torch.testing.assert_close(dec(y, z), (e * dec.dot(z).unsqueeze(1)).sum(-1), rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="z_dim"):
-        ConditionedRewardDecoder(3, 0, bilinear=True)

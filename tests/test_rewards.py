@@ -20,9 +20,7 @@ VARIANTS = {
     "np-btl-deepset": ("np-btl", {"z_dim": 8, "embed_dim": 8}),
     "np-btl-attention": ("np-btl", {"z_dim": 8, "embed_dim": 8, "encoder": "attention", "n_heads": 2,
                                     "pooling": "sum"}),
-    "np-btl-bilinear": ("np-btl", {"z_dim": 8, "embed_dim": 8, "bilinear": True}),
     "vpl": ("vpl", {"latent_dim": 4, "embed_dim": 8}),
-    "vpl-bilinear": ("vpl", {"latent_dim": 4, "embed_dim": 8, "bilinear": True}),
     "vpl-attention": ("vpl", {"latent_dim": 4, "embed_dim": 8, "encoder": "attention", "n_heads": 2}),
 }
 

@@ -25,12 +25,11 @@ OLD = Path(__file__).parent / "fixtures" / "old_checkpoints"
 D = 3
 
 
-@pytest.mark.parametrize("bilinear", [False, True])
 @pytest.mark.parametrize("hidden,embed_dim", [((16,), 16), ((16, 16), 16), ((16,), 2)])
-def test_split_decoder_equals_concatenated_form(hidden, embed_dim, bilinear):
+def test_split_decoder_equals_concatenated_form(hidden, embed_dim):
     # embed_dim=2: fusing MLP1's last layer would cost more, the unfused split is used
     torch.manual_seed(0)
-    dec = ConditionedRewardDecoder(D, 5, embed_dim=embed_dim, hidden=hidden, bilinear=bilinear)
+    dec = ConditionedRewardDecoder(D, 5, embed_dim=embed_dim, hidden=hidden)
     y, z = torch.randn(4, 7, D), torch.randn(4, 5)
     torch.testing.assert_close(dec(y, z), dec.forward_concat(y, z), rtol=1e-5, atol=1e-6)
     with torch.no_grad():  # the cached fused product, and after a weight change (cache renewed)

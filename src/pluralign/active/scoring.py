@@ -35,7 +35,7 @@ class OptionScorer:
         self.fast = isinstance(dec, ConditionedRewardDecoder)
         if self.fast:
             self.decoder = dec
-            self.option_part = dec.option_part(options)  # (N, H[+E]), independent of z
+            self.option_part = dec.option_part(options)  # (N, H), independent of z
 
     @property
     def n_options(self) -> int:
@@ -57,8 +57,8 @@ class OptionScorer:
 
     def _score(self, z: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
         if self.fast:
-            opt = self.option_part if idx is None else self.option_part[idx]  # (N, W) | (L, S, W)
-            zp = self.decoder.user_part(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:2], -1)  # (L, K, W)
+            opt = self.option_part if idx is None else self.option_part[idx]  # (N, H) | (L, S, H)
+            zp = self.decoder.user_part(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:2], -1)  # (L, K, H)
             return self.decoder.finish(opt.unsqueeze(0) if idx is None else opt.unsqueeze(1),
                                        zp.unsqueeze(-2))  # (L, K, N)
         lead, k = z.shape[0], z.shape[1]

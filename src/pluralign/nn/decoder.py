@@ -14,13 +14,6 @@ exactly in real arithmetic (fp32 rounding aside):
 * The option half W_e·e(y) does not depend on the user: :meth:`option_part` computes it once per
   candidate set (``prepare_candidates`` in serving) and :meth:`score` finishes it for any
   number of users.
-
-``bilinear=True`` (not in the papers; the ``tuned`` preset's choice, docs/defaults.md) adds a
-low-rank personal reward to the paper's head: r(y | z) = MLP2([e ‖ z]) + (W_d z + b_d)·e, with
-e = MLP1(y). A user who weighs shared attributes of the options (r = w·s(y), the simulated
-populations, and the low-rank personal rewards of LoRe-style models) is then one linear map of z
-away, instead of a product that MLP2 must build out of GELUs. With it, the option part is
-[W_e·e ‖ e] and the user part [W_z·z + b ‖ W_d z + b_d].
 """
 
 from __future__ import annotations
@@ -40,22 +33,17 @@ class ConditionedRewardDecoder(nn.Module):
     Args:
         option_dim: D; z_dim: size of z (0 gives an unconditioned reward MLP2(MLP1(y))).
         embed_dim: width of MLP1's output e_y (NP paper: 256).
-        bilinear: add the term (W_d z + b_d)·e_y (module doc); needs z_dim >= 1.
 
     forward(options (B, N, D) or (1, N, D), z (B, z_dim)) -> (B, N); options with batch 1 are
     shared by all B users (their option part is computed once).
     """
 
     def __init__(self, option_dim: int, z_dim: int, embed_dim: int = 256,
-                 hidden: Sequence[int] = (256, 256), act: str = "gelu", bilinear: bool = False):
+                 hidden: Sequence[int] = (256, 256), act: str = "gelu"):
         super().__init__()
-        if bilinear and z_dim < 1:
-            raise ValueError("a bilinear decoder needs z_dim >= 1")
         self.option_dim, self.z_dim, self.embed_dim = option_dim, z_dim, embed_dim
         self.embed = MLP(option_dim, embed_dim, hidden, act)
         self.head = MLP(embed_dim + z_dim, 1, hidden, act)
-        self.dot = nn.Linear(z_dim, embed_dim) if bilinear else None
-        self.width = self._first.weight.shape[0]  # H: the head's first layer, where the halves meet
         self._fused_cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
     def train(self, mode: bool = True) -> "ConditionedRewardDecoder":
@@ -91,41 +79,32 @@ class ConditionedRewardDecoder(nn.Module):
         return self._fused_cache[1], self._fused_cache[2]
 
     def option_part(self, options: torch.Tensor) -> torch.Tensor:
-        """W_e·MLP1(y) for every option (and MLP1(y) after it when bilinear): (..., D) ->
-        (..., H) or (..., H + E); independent of the user."""
+        """W_e·MLP1(y) for every option: (..., D) -> (..., H); independent of the user."""
         if options.shape[-1] != self.option_dim:
             raise ValueError(f"options must have {self.option_dim} features, got {tuple(options.shape)}")
-        fused = None if self.dot is not None else self._fused()  # bilinear needs e itself
+        fused = self._fused()
         if fused is None:
             e = self.embed(options)
-            part = F.linear(e, self._first.weight[:, : self.embed_dim])
-            return part if self.dot is None else torch.cat([part, e], dim=-1)
+            return F.linear(e, self._first.weight[:, : self.embed_dim])
         h = self.embed.net[:-1](options)
         return F.linear(h, fused[0].to(h.dtype), fused[1].to(h.dtype))
 
     def user_part(self, z: torch.Tensor) -> torch.Tensor:
-        """W_z·z + b of MLP2's first layer (and W_d z + b_d after it when bilinear):
-        (B, z_dim) -> (B, H) or (B, H + E), once per user."""
+        """W_z·z + b of MLP2's first layer: (B, z_dim) -> (B, H), once per user."""
         if z.dim() != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be (B, {self.z_dim}), got {tuple(z.shape)}")
         first = self._first
         if self.z_dim == 0:
             return first.bias.expand(z.shape[0], -1)
-        part = F.linear(z, first.weight[:, self.embed_dim:], first.bias)
-        return part if self.dot is None else torch.cat([part, self.dot(z)], dim=-1)
+        return F.linear(z, first.weight[:, self.embed_dim:], first.bias)
 
     def finish(self, option_part: torch.Tensor, user_part: torch.Tensor) -> torch.Tensor:
-        """Rewards from an option part (..., H[+E]) and a user part broadcast against it:
-        the rest of MLP2 on their sum's first H features, plus the bilinear term."""
-        width = self.width
-        h = option_part[..., :width] + user_part[..., :width].to(option_part.dtype)
-        r = self.head.net[1:](h).squeeze(-1)
-        if self.dot is None:
-            return r
-        return r + (option_part[..., width:] * user_part[..., width:].to(option_part.dtype)).sum(-1)
+        """Rewards from an option part (..., H) and a user part broadcast against it: the rest
+        of MLP2 on their sum."""
+        return self.head.net[1:](option_part + user_part.to(option_part.dtype)).squeeze(-1)
 
     def score(self, option_part: torch.Tensor, user_part: torch.Tensor) -> torch.Tensor:
-        """Finish the rewards: option part (B or 1, N, H[+E]) and user part (B, H[+E]) -> (B, N)."""
+        """Finish the rewards: option part (B or 1, N, H) and user part (B, H) -> (B, N)."""
         if option_part.dim() != 3 or option_part.shape[0] not in (1, user_part.shape[0]):
             raise ValueError(f"option part must be (1 or {user_part.shape[0]}, N, H), "
                              f"got {tuple(option_part.shape)}")
@@ -139,9 +118,7 @@ class ConditionedRewardDecoder(nn.Module):
         return self.score(self.option_part(options), self.user_part(z))
 
     def forward_concat(self, options: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """The paper's form, MLP2([MLP1(y) ‖ z]) per option, plus the bilinear term when on
-        (reference for tests and benchmarks)."""
+        """The paper's form, MLP2([MLP1(y) ‖ z]) per option (reference for tests and benchmarks)."""
         e = self.embed(options)
         zz = z.unsqueeze(1).expand(e.shape[0], options.shape[1], -1)
-        r = self.head(torch.cat([e, zz], dim=-1)).squeeze(-1)
-        return r if self.dot is None else r + (e * self.dot(z).unsqueeze(1)).sum(-1)
+        return self.head(torch.cat([e, zz], dim=-1)).squeeze(-1)

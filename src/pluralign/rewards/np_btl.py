@@ -32,8 +32,6 @@ class ContextConfig(RewardConfig):
     embed_dim: width of the decoder's option embedding MLP1(y) (256).
     pair_symmetry: ``none`` (the papers) or ``antisymmetric``: a flipped context pair gives the
         negated pair embedding (see :mod:`pluralign.nn.set_encoders`).
-    bilinear: add a low-rank personal reward (W_d z + b_d)·MLP1(y) to the decoder (not in the
-        papers; see :mod:`pluralign.nn.decoder`).
     """
 
     encoder: str = "deepset"
@@ -42,7 +40,6 @@ class ContextConfig(RewardConfig):
     attention_dropout: float = 0.1
     embed_dim: int = 256
     pair_symmetry: PairSymmetry = "none"  # a Literal: the YAML loader accepts the word none
-    bilinear: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -106,7 +103,7 @@ class NPBTLRewardModel(RewardModel):
         super().__init__(config)
         self.encoder = build_set_encoder(config, config.z_dim)
         self.decoder = ConditionedRewardDecoder(config.option_dim, config.z_dim, config.embed_dim,
-                                                config.hidden, config.activation, config.bilinear)
+                                                config.hidden, config.activation)
 
     def personalize(self, context_chosen: torch.Tensor, context_rejected: torch.Tensor,
                     context_mask: torch.Tensor) -> torch.Tensor:

@@ -74,7 +74,7 @@ class VPLRewardModel(RewardModel):
         self.encoder = build_set_encoder(config, config.hidden_dim)
         self.posterior_head = GaussianHead(config.hidden_dim, config.latent_dim)
         self.decoder = ConditionedRewardDecoder(config.option_dim, config.latent_dim, config.embed_dim,
-                                                config.hidden, config.activation, config.bilinear)
+                                                config.hidden, config.activation)
         self.prior_mean = nn.Parameter(torch.zeros(config.latent_dim), requires_grad=config.learn_prior)
         self.prior_log_std = nn.Parameter(torch.zeros(config.latent_dim),
                                           requires_grad=config.learn_prior)
