@@ -16,7 +16,7 @@ from pluralign.rl.env import MissingRLDependency, require
 from pluralign.rl.maze import U_MAZE, GeodesicField, Maze, MazeError, spread_goals
 from pluralign.rl.queries import active_answers, latents, random_answers
 from pluralign.rl.relabel import batch_norm, max_norm, oracle_rewards, progress_rewards, relabel
-from pluralign.rl.users import answer, label_pairs, preference_records
+from pluralign.rl.users import answer, draw_pairs, label_pairs, preference_records
 
 # U-maze: free cells (1,1) (1,2) (1,3) / (2,3) / (3,1) (3,2) (3,3); (3,1) is 2 cells below
 # (1,1) in a straight line but 6 cells away through the maze.
@@ -90,6 +90,22 @@ def test_users_prefer_states_closer_by_shortest_path():
     assert {r.split for r in recs if r.user_id == "user00004"} == {"validation"}
     for r in recs:
         assert fields[r.user_latent](np.array(r.chosen)) < fields[r.user_latent](np.array(r.rejected))
+
+
+def test_local_pairs_lie_a_few_steps_apart_in_one_episode():
+    rng = np.random.default_rng(0)
+    idx = draw_pairs(4000, 50 * 20, rng, local=0.5, episode_len=20, span=3)
+    gap = idx[:, 1] - idx[:, 0]
+    local = (idx[:, 0] // 20 == idx[:, 1] // 20) & (np.abs(gap) >= 1) & (np.abs(gap) <= 3)
+    assert 0.45 < local.mean() < 0.6  # half local, plus the few random pairs that happen to be
+    assert (idx >= 0).all() and (idx < 1000).all()
+    # no local pairs: the random pairs of before, same stream
+    np.testing.assert_array_equal(draw_pairs(10, 1000, np.random.default_rng(1)),
+                                  np.random.default_rng(1).integers(1000, size=(10, 2)))
+    with pytest.raises(ValueError, match="episodes' length"):
+        draw_pairs(10, 1000, rng, local=0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        draw_pairs(10, 1000, rng, local=1.5, episode_len=20)
 
 
 def test_scaling_by_hand():
@@ -261,6 +277,10 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["rl", "bench", "--policy", "ppo", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "unknown policy 'ppo'" in res.output
+    res = runner.invoke(app, ["rl", "bench", "--local-pairs", "2", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "local_pairs must be in [0, 1]" in res.output
+    res = runner.invoke(app, ["rl", "bench", "--users", "1", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "at least 2 users" in res.output
     save(_fake_dataset("umaze"), tmp_path / "u")
     res = runner.invoke(app, ["rl", "bench", "--quick", "--dataset", str(tmp_path / "u"), "--out", str(tmp_path)])
     assert res.exit_code == 2 and "PointMaze_UMaze-v3" in res.output and "'medium'" in res.output

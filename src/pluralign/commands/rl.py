@@ -49,6 +49,9 @@ def bench(
     dataset: Path = typer.Option(None, "--dataset", help="A dataset folder from 'pluralign rl data' (default: generate one)."),
     iql_steps: int = typer.Option(None, "--iql-steps", help="IQL gradient steps per policy."),
     reward_steps: int = typer.Option(None, "--reward-steps", help="Training steps per reward model."),
+    users: int = typer.Option(None, "--users", help="Simulated users who label state pairs for the reward models (default 500)."),
+    pairs_per_user: int = typer.Option(None, "--pairs-per-user", help="State pairs each of them labels (default 20)."),
+    local_pairs: float = typer.Option(None, "--local-pairs", help="Fraction of those pairs drawn a few steps apart within one episode instead of at random (default 0: the paper's random pairs)."),
     label_noise: float = typer.Option(None, "--label-noise", help="Probability a training label is flipped."),
     query_noise: float = typer.Option(None, "--query-noise", help="Probability a test user's answer is flipped."),
     vpl_relabel_z: str = typer.Option(None, "--vpl-relabel-z", help="z VPL relabels episodes with: prior (Alg. 2, samples of p(z)) or posterior (means of q(z | a training user's 2-8 pairs))."),
@@ -72,7 +75,8 @@ def bench(
     if queries_strategy:
         changes["query_strategies"] = tuple(queries_strategy)
     for name, value in (("reward_steps", reward_steps), ("label_noise", label_noise), ("query_noise", query_noise),
-                        ("vpl_relabel_z", vpl_relabel_z)):
+                        ("vpl_relabel_z", vpl_relabel_z), ("n_users", users), ("pairs_per_user", pairs_per_user),
+                        ("local_pairs", local_pairs)):
         if value is not None:
             changes[name] = value
     try:

@@ -61,7 +61,10 @@ class RLBenchConfig:
     r(s_t, z)). query_strategies: how test users' queries are chosen (``random``, ``active``);
     active_pool: the pairs of dataset states active selection chooses from. vpl_relabel_z: the z
     VPL relabels with (module docstring). vpl_beta_max: VPL's KL weight after annealing; 0.05
-    chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1)."""
+    chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
+    local_pairs: the fraction of each user's labelled pairs drawn a few steps apart (up to
+    ``local_span``) within one episode instead of at random (:func:`.users.draw_pairs`; 0 is the
+    paper's random pairs)."""
 
     maze: str = "medium"
     goal_counts: tuple[int, ...] = (2, 10)
@@ -70,6 +73,8 @@ class RLBenchConfig:
     data: MazeDataConfig = field(default_factory=lambda: MazeDataConfig(n_episodes=800, episode_len=50))
     n_users: int = 500
     pairs_per_user: int = 20
+    local_pairs: float = 0.0
+    local_span: int = 10
     label_noise: float = 0.0
     query_noise: float = 0.0
     reward_steps: int = 1000
@@ -92,6 +97,12 @@ class RLBenchConfig:
     def __post_init__(self) -> None:
         for p in self.policies:
             parse_policy(p)
+        if not 0.0 <= self.local_pairs <= 1.0 or self.local_span < 1:
+            raise ValueError(f"local_pairs must be in [0, 1] and local_span >= 1, got {self.local_pairs}, "
+                             f"{self.local_span}")
+        if self.n_users < 2 or self.pairs_per_user < 1:
+            raise ValueError(f"need at least 2 users and 1 pair per user, got {self.n_users} users "
+                             f"and {self.pairs_per_user} pairs per user")
         if not self.goal_counts or min(self.goal_counts) < 2:
             raise ValueError(f"goal_counts must be >= 2 each, got {self.goal_counts}")
         if min(self.context_sizes, default=0) < 0:
@@ -218,7 +229,8 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
     goals_xy = maze.cell_to_xy(np.array(goals))
     states = dataset.observations
     records = preference_records(states, fields, cfg.n_users, cfg.pairs_per_user, cfg.label_noise,
-                                 seed=cfg.seed + 1)
+                                 seed=cfg.seed + 1, local=cfg.local_pairs, episode_len=dataset.episode_len,
+                                 span=cfg.local_span)
     rng = np.random.default_rng(cfg.seed + 2)
     comparison = torch.from_numpy(states[rng.choice(len(states), cfg.comparison_size, replace=False)])
     progress = cfg.reward_form == "progress"

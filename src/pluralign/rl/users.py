@@ -48,11 +48,34 @@ def answer(states_a: np.ndarray, states_b: np.ndarray, field: GeodesicField, noi
     return np.where(c, a, b), np.where(c, b, a)
 
 
+def draw_pairs(n: int, n_states: int, rng: np.random.Generator, local: float = 0.0,
+               episode_len: int | None = None, span: int = 10) -> np.ndarray:
+    """(n, 2) row indices of state pairs: uniformly random rows (the paper's queries), except a
+    ``local`` fraction drawn as (s_t, s_{t+d}) from one episode of ``episode_len`` rows with
+    1 <= d <= ``span`` (clipped at the episode's end) — pairs a few steps apart, which tell a
+    reward model which way is closer along the maze's corridors and round its walls."""
+    if not 0.0 <= local <= 1.0:
+        raise ValueError(f"the local fraction of pairs must be in [0, 1], got {local}")
+    idx = rng.integers(n_states, size=(n, 2))
+    n_local = int(rng.binomial(n, local)) if local > 0 else 0
+    if n_local:
+        if not episode_len or episode_len < 2 or n_states % episode_len or span < 1:
+            raise ValueError("local pairs need the episodes' length (>= 2, dividing the states) and a span >= 1")
+        first = rng.integers(n_states, size=n_local)
+        t = first % episode_len
+        later = first - t + np.minimum(t + rng.integers(1, span + 1, size=n_local), episode_len - 1)
+        later = np.where(later == first, first - 1, later)  # the episode's last step: pair it backwards
+        idx[:n_local] = np.stack([first, later], 1)
+    return idx
+
+
 def preference_records(states: np.ndarray, fields: Sequence[GeodesicField], n_users: int,
                        pairs_per_user: int, noise: float = 0.0, val_fraction: float = 0.2,
-                       seed: int = 0) -> list[PreferenceRecord]:
-    """``n_users`` users, goal ``u % K``, each labelling ``pairs_per_user`` random pairs of
-    ``states`` (rows of the offline dataset); the last ``val_fraction`` of users are validation."""
+                       seed: int = 0, local: float = 0.0, episode_len: int | None = None,
+                       span: int = 10) -> list[PreferenceRecord]:
+    """``n_users`` users, goal ``u % K``, each labelling ``pairs_per_user`` pairs of ``states``
+    (rows of the offline dataset; :func:`draw_pairs`: random, or a ``local`` fraction a few steps
+    apart within an episode); the last ``val_fraction`` of users are validation."""
     if n_users < 2 or pairs_per_user < 1:
         raise ValueError(f"need n_users >= 2 and pairs_per_user >= 1, got {n_users}, {pairs_per_user}")
     rng = np.random.default_rng(seed)
@@ -62,7 +85,7 @@ def preference_records(states: np.ndarray, fields: Sequence[GeodesicField], n_us
         k = u % len(fields)
         chosen, rejected = [], []
         while len(chosen) < pairs_per_user:  # redraw ties until the user has answered enough
-            idx = rng.integers(len(states), size=(pairs_per_user, 2))
+            idx = draw_pairs(pairs_per_user, len(states), rng, local, episode_len, span)
             c, r = answer(states[idx[:, 0]], states[idx[:, 1]], fields[k], noise, rng)
             chosen += list(c)
             rejected += list(r)

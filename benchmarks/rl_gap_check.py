@@ -1,0 +1,129 @@
+"""Where does VPL + SPO lose to the oracle in the maze? Swap one ingredient at a time (issue 14).
+
+The oracle and the VPL + SPO policy of ``pluralign rl bench`` share the dataset, IQL and the
+rollouts; they differ in two things: the *reward* IQL learns from (the true 1 − d/d_max against
+VPL's learned reward with SPO scaling) and the *conditioning* the policy sees (the goal's
+position against VPL's posterior mean z of a user's answers). This script trains the bench's
+VPL reward model (same users, sizes and seed) and four policies, each episode relabelled for one
+training user (goal g, latent z_u = the posterior mean of 2–8 of that user's pairs):
+
+    reward / conditioning    what IQL learns from             what the policy is told
+    true / goal              1 − d_g/d_max (the oracle)       the goal's position
+    learned / goal           SPO reward under z_u             the goal's position
+    true / z                 1 − d_g/d_max                    z_u (test: z of 8 random answers)
+    learned / z              SPO reward under z_u (vpl+spo)   z_u (test: z of 8 random answers)
+
+All with the progress form r(s', ·) − r(s, ·) as in the bench. Success per goal over the bench's
+test starts.
+
+    python benchmarks/rl_gap_check.py --seed 1 --dataset runs/bench-rl/dataset
+
+~3-4 minutes per policy on 2 quiet cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pluralign.rl.bench import RLBenchConfig, _reward_train_config, get_dataset
+from pluralign.rl.env import MazeSim
+from pluralign.rl.iql import train_iql
+from pluralign.rl.maze import spread_goals
+from pluralign.rl.queries import latents, random_answers
+from pluralign.rl.relabel import oracle_rewards, progress_rewards
+from pluralign.rl.rollout import rollout, test_episodes
+from pluralign.rl.users import goal_fields, preference_records
+from pluralign.train.rewards import train_reward_model
+
+VARIANTS = ("true/goal", "learned/goal", "true/z", "learned/z")
+
+
+def user_latents(model, records, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray]:
+    """For n episodes: a random training user's posterior-mean z from 2-8 of their pairs, and the
+    user's goal index."""
+    by_user: dict[str, list] = {}
+    for r in records:
+        if r.split == "train":
+            by_user.setdefault(r.user_id, []).append(r)
+    users = list(by_user)
+    dim = len(records[0].chosen)
+    chosen, rejected = torch.zeros(n, 8, dim), torch.zeros(n, 8, dim)
+    mask = torch.zeros(n, 8, dtype=torch.bool)
+    goal = np.zeros(n, dtype=int)
+    for e in range(n):
+        pool = by_user[users[rng.integers(len(users))]]
+        goal[e] = pool[0].user_latent
+        for j, i in enumerate(rng.choice(len(pool), size=int(rng.integers(2, 9)), replace=False)):
+            chosen[e, j], rejected[e, j], mask[e, j] = torch.tensor(pool[i].chosen), torch.tensor(pool[i].rejected), True
+    with torch.no_grad():
+        return model.latent(model.eval().personalize(chosen, rejected, mask)).detach(), goal
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--goals", type=int, default=2)
+    ap.add_argument("--dataset", type=Path, default=None)
+    ap.add_argument("--variant", action="append", choices=VARIANTS, default=None)
+    ap.add_argument("--local-pairs", type=float, default=0.0,
+                    help="fraction of the users' labelled pairs drawn a few steps apart (pluralign.rl.users.draw_pairs)")
+    ap.add_argument("--out", type=Path, default=Path("runs/rl-gap-check"))
+    a = ap.parse_args()
+    cfg = RLBenchConfig(seed=a.seed, goal_counts=(a.goals,), local_pairs=a.local_pairs)
+    a.out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    dataset = get_dataset(cfg, a.out, a.dataset)
+    maze, states = dataset.maze, dataset.observations
+    goals = spread_goals(maze, a.goals)
+    fields = goal_fields(maze, goals)
+    goals_xy = maze.cell_to_xy(np.array(goals)).astype(np.float32)
+    records = preference_records(states, fields, cfg.n_users, cfg.pairs_per_user, cfg.label_noise,
+                                 seed=cfg.seed + 1, local=cfg.local_pairs, episode_len=dataset.episode_len,
+                                 span=cfg.local_span)
+    model, _ = train_reward_model(records, "vpl", _reward_train_config("vpl", cfg),
+                                  a.out / f"k{a.goals}-seed{cfg.seed}" / "vpl")
+    rng = np.random.default_rng(cfg.seed + 2)
+    comparison = torch.from_numpy(states[rng.choice(len(states), cfg.comparison_size, replace=False)])
+    after_np, before_np = dataset.episodes(dataset.next_observations), dataset.episodes(states)
+    n_ep, length = after_np.shape[:2]
+    z_u, goal = user_latents(model, records, n_ep, rng)
+    dmax = max(float(f.table[np.isfinite(f.table)].max()) for f in fields)
+    true = np.stack([oracle_rewards(fields[g](after_np[e]), dmax) - oracle_rewards(fields[g](before_np[e]), dmax)
+                     for e, g in enumerate(goal)])
+    learned = progress_rewards(model, torch.from_numpy(before_np), torch.from_numpy(after_np), z_u, "spo",
+                               comparison).numpy()
+    test = test_episodes(maze, fields, cfg.eval_per_goal, seed=cfg.seed + 3)
+    sim = MazeSim(maze, len(test.goal_index), dataset.config.action_repeat)
+    prng = np.random.default_rng(cfg.seed + 4)
+    pool = states[prng.choice(len(states), 2000, replace=True)]
+    answers = random_answers(test.goal_index, fields, pool, 8, 0.0, seed=cfg.seed + 5)
+    z_test = latents(model, *answers.first(8))
+    # how often the learned and true progress of a step agree in sign, for the episodes' users
+    moving = np.abs(true) > 1e-3
+    agree = float(np.mean(np.sign(learned[moving]) == np.sign(true[moving])))
+    print(f"learned vs true progress: same sign on {100 * agree:.1f} % of the moving steps", flush=True)
+    results = {"seed": cfg.seed, "goals": [list(map(int, g)) for g in goals], "step_sign_agreement": agree}
+    for variant in a.variant or VARIANTS:
+        t0 = time.time()
+        reward_kind, cond = variant.split("/")
+        rewards = (true if reward_kind == "true" else learned).reshape(-1)
+        cond_rows = goals_xy[goal] if cond == "goal" else z_u.numpy()
+        policy = train_iql(states, np.repeat(cond_rows, length, axis=0).astype(np.float32), dataset.actions,
+                           rewards.astype(np.float32), length, cfg.iql, seed=cfg.seed)
+        ok, _ = rollout(policy, goals_xy[test.goal_index] if cond == "goal" else z_test, sim, test, goals_xy,
+                        cfg.horizon, cfg.radius)
+        per_goal = [float(ok[test.goal_index == g].mean()) for g in range(a.goals)]
+        results[variant] = {"success": float(ok.mean()), "per_goal": per_goal, "seconds": round(time.time() - t0)}
+        print(f"{variant:<13} success {100 * ok.mean():5.1f} %  per goal "
+              + " / ".join(f"{100 * p:.0f}" for p in per_goal) + f"  ({time.time() - t0:.0f} s)", flush=True)
+        (a.out / "results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
