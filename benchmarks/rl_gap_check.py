@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, _reward_train_config, get_dataset
+from pluralign.rl.bench import RLBenchConfig, reward_train_config, get_dataset
 from pluralign.rl.env import MazeSim
 from pluralign.rl.iql import train_iql
 from pluralign.rl.maze import spread_goals
@@ -86,7 +86,7 @@ def main() -> None:
     records = preference_records(states, fields, cfg.n_users, cfg.pairs_per_user, cfg.label_noise,
                                  seed=cfg.seed + 1, local=cfg.local_pairs, episode_len=dataset.episode_len,
                                  span=cfg.local_span)
-    model, _ = train_reward_model(records, "vpl", _reward_train_config("vpl", cfg),
+    model, _ = train_reward_model(records, "vpl", reward_train_config("vpl", cfg),
                                   a.out / f"k{a.goals}-seed{cfg.seed}" / "vpl")
     rng = np.random.default_rng(cfg.seed + 2)
     comparison = torch.from_numpy(states[rng.choice(len(states), cfg.comparison_size, replace=False)])

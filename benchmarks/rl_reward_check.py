@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, _reward_train_config, get_dataset
+from pluralign.rl.bench import RLBenchConfig, reward_train_config, get_dataset
 from pluralign.rl.maze import spread_goals
 from pluralign.rl.queries import latents, random_answers
 from pluralign.rl.rollout import test_episodes
@@ -96,7 +96,7 @@ def main() -> None:
     for name in a.model or ["vpl", "np-btl", "btl"]:
         t0 = time.time()
         run_dir = out / f"{a.tag}-k{a.goals}-seed{cfg.seed}" / name
-        model, result = train_reward_model(records, name, _reward_train_config(name, cfg), run_dir)
+        model, result = train_reward_model(records, name, reward_train_config(name, cfg), run_dir)
         model.eval()
         z_all = (latents(model, *given.first(a.answers)) if name in ("np-btl", "vpl")
                  else np.zeros((len(test.goal_index), 0), np.float32))

@@ -100,7 +100,7 @@ class RLBenchConfig:
         if not 0.0 <= self.local_pairs <= 1.0 or self.local_span < 1:
             raise ValueError(f"local_pairs must be in [0, 1] and local_span >= 1, got {self.local_pairs}, "
                              f"{self.local_span}")
-        if self.n_users < 2 or self.pairs_per_user < 1:
+        if self.n_users < 2 or self.pairs_per_user < 1:  # here too: fail before the dataset is made
             raise ValueError(f"need at least 2 users and 1 pair per user, got {self.n_users} users "
                              f"and {self.pairs_per_user} pairs per user")
         if not self.goal_counts or min(self.goal_counts) < 2:
@@ -126,7 +126,8 @@ class RLBenchConfig:
         return cls(**base)
 
 
-def _reward_train_config(name: str, cfg: RLBenchConfig):
+def reward_train_config(name: str, cfg: RLBenchConfig):
+    """How the bench trains reward model ``name`` (also what the diagnostics in benchmarks/ use)."""
     from ..train.rewards import RewardTrainConfig, TaskConfig
 
     fields: dict[str, Any] = {"hidden_dim": cfg.reward_hidden}
@@ -269,7 +270,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
             if base not in models:
                 # the seed in the path: train_reward_model resumes a run found in its folder
                 run_dir = out / f"k{k}-seed{cfg.seed}" / "rewards" / base
-                models[base], result = train_reward_model(records, base, _reward_train_config(base, cfg), run_dir)
+                models[base], result = train_reward_model(records, base, reward_train_config(base, cfg), run_dir)
                 doc["reward_val_accuracy"][base] = (result.best_metrics or {}).get("accuracy")
                 log(f"[K={k}] reward model {base}: best validation accuracy "
                     f"{doc['reward_val_accuracy'][base]}")
