@@ -11,7 +11,10 @@ dataset that moves the ball by a measurable amount of geodesic distance:
 * step sign: how often sign(r(s', z) − r(s, z)) equals sign(d(s) − d(s')), the true progress
   towards that user's goal (the oracle's progress reward gets 100 % by construction);
 * near-goal and far step sign: the same for transitions within 1.5 cells of the goal and the rest;
-* pair accuracy: the same model on random state pairs (what validation measures).
+* pair accuracy: the same model on random state pairs (what validation measures);
+* the reward map: SPO-scaled reward at every free cell's centre (at rest) under the mean z of
+  the goal's test users — its top cell and the cells that beat all their free neighbours (local
+  maxima a policy can get stuck at).
 
     python benchmarks/rl_reward_check.py --seed 1 --goals 2 --model vpl --model np-btl --model btl
     python benchmarks/rl_reward_check.py --seed 1 --reward-steps 3000 --pairs-per-user 40   # variants
@@ -35,6 +38,7 @@ from pluralign.rl.bench import RLBenchConfig, reward_train_config, get_dataset
 from pluralign.rl.maze import spread_goals
 from pluralign.rl.queries import latents, random_answers
 from pluralign.rl.rollout import test_episodes
+from pluralign.rewards.spo import spo_scaled_reward
 from pluralign.rl.users import goal_fields, preference_records
 from pluralign.train.rewards import train_reward_model
 
@@ -54,6 +58,27 @@ def step_sign_agreement(model, z: np.ndarray, before: np.ndarray, after: np.ndar
         return float("nan")
     learned = rewards(model, after[keep], z) - rewards(model, before[keep], z)
     return float(np.mean(np.sign(learned) == np.sign(true_progress[keep])))
+
+
+@torch.no_grad()
+def reward_map(model, maze, z: np.ndarray, comparison: np.ndarray) -> dict[tuple[int, int], float]:
+    """SPO reward of every free cell's centre, the ball at rest, for one z."""
+    cells = [tuple(map(int, c)) for c in maze.free_cells()]
+    xy = maze.cell_to_xy(np.array(cells))
+    states = np.concatenate([xy, np.zeros_like(xy)], 1).astype(np.float32)
+    r = spo_scaled_reward(model, torch.from_numpy(states)[None], torch.from_numpy(comparison).float(),
+                          torch.from_numpy(z[None]))[0].numpy()
+    return dict(zip(cells, r.tolist()))
+
+
+def local_maxima(values: dict[tuple[int, int], float]) -> list[tuple[int, int]]:
+    """Cells whose value beats every free 4-neighbour's."""
+    out = []
+    for (i, j), v in values.items():
+        around = [values[n] for n in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)) if n in values]
+        if around and v > max(around):
+            out.append((i, j))
+    return out
 
 
 def main() -> None:
@@ -92,6 +117,7 @@ def main() -> None:
     before, after = states, dataset.next_observations
     rng = np.random.default_rng(cfg.seed + 9)
     pa, pb = (states[rng.choice(len(states), 4000)] for _ in range(2))
+    comparison = states[np.random.default_rng(cfg.seed + 2).choice(len(states), cfg.comparison_size, replace=False)]
     rows = []
     for name in a.model or ["vpl", "np-btl", "btl"]:
         t0 = time.time()
@@ -121,6 +147,12 @@ def main() -> None:
                 m = np.mean(scores, axis=0)
                 row["goals"][str(g)] = {"goal": list(map(int, goals[g])), "step_sign": m[0], "step_sign_near": m[1],
                                         "step_sign_far": m[2], "pair_accuracy": m[3]}
+                if name in ("np-btl", "vpl"):
+                    values = reward_map(model, maze, z_all[test.goal_index == g].mean(0), comparison)
+                    top = max(values, key=values.get)
+                    row["goals"][str(g)].update(top_cell=list(top), top_reward=round(values[top], 3),
+                                                goal_reward=round(values[tuple(map(int, goals[g]))], 3),
+                                                local_maxima=[list(c) for c in local_maxima(values)])
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f"\n{'variant':<12} {'model':<7} goal  steps-right  near-goal  far    random-pairs")
@@ -128,6 +160,11 @@ def main() -> None:
         for g, r in row["goals"].items():
             print(f"{row['variant']:<12} {row['model']:<7} {g:>4}  {100 * r['step_sign']:10.1f}  "
                   f"{100 * r['step_sign_near']:9.1f}  {100 * r['step_sign_far']:5.1f}  {100 * r['pair_accuracy']:8.1f}")
+    for row in rows:
+        for g, r in row["goals"].items():
+            if "top_cell" in r:
+                print(f"{row['model']} goal {r['goal']}: SPO reward {r['goal_reward']} at the goal, top cell "
+                      f"{r['top_cell']} ({r['top_reward']}), local maxima {r['local_maxima']}")
     with open(out / "results.jsonl", "a") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
