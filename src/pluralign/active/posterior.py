@@ -24,11 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Normal
 
+from ..losses import log_bt_prob
 from .scoring import OptionScorer
 
 
@@ -75,11 +75,9 @@ def posterior_samples(model: nn.Module, chosen: torch.Tensor, rejected: torch.Te
 
 
 def answer_log_likelihood(delta: torch.Tensor, lapse: float) -> torch.Tensor:
-    """log p(answer | z) = log(ε + (1-2ε) σ(Δ)) for Δ = r(chosen | z) - r(rejected | z), stable."""
-    if lapse <= 0:
-        return torch.nn.functional.logsigmoid(delta)
-    return torch.logaddexp(torch.full_like(delta, float(np.log(lapse))),
-                           float(np.log1p(-2 * lapse)) + torch.nn.functional.logsigmoid(delta))
+    """log p(answer | z) = log(ε + (1-2ε) σ(Δ)) for Δ = r(chosen | z) - r(rejected | z), stable:
+    the lapsed Bradley–Terry likelihood NP-BTL trains with (:func:`pluralign.losses.log_bt_prob`)."""
+    return log_bt_prob(delta, lapse)
 
 
 @dataclass
