@@ -31,36 +31,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, reward_train_config, get_dataset
+from pluralign.rl.bench import (RLBenchConfig, get_dataset, goal_setting, random_test_answers, reward_train_config,
+                                training_contexts)
 from pluralign.rl.env import MazeSim
 from pluralign.rl.iql import train_iql
-from pluralign.rl.maze import spread_goals
-from pluralign.rl.queries import latents, random_answers
+from pluralign.rl.queries import latents
 from pluralign.rl.relabel import oracle_rewards, progress_rewards
-from pluralign.rl.rollout import rollout, test_episodes
-from pluralign.rl.users import goal_fields, preference_records
+from pluralign.rl.rollout import rollout
 from pluralign.train.rewards import train_reward_model
 
 VARIANTS = ("true/goal", "learned/goal", "true/z", "learned/z")
 
 
 def user_latents(model, records, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray]:
-    """For n episodes: a random training user's posterior-mean z from 2-8 of their pairs, and the
-    user's goal index."""
-    by_user: dict[str, list] = {}
-    for r in records:
-        if r.split == "train":
-            by_user.setdefault(r.user_id, []).append(r)
-    users = list(by_user)
-    dim = len(records[0].chosen)
-    chosen, rejected = torch.zeros(n, 8, dim), torch.zeros(n, 8, dim)
-    mask = torch.zeros(n, 8, dtype=torch.bool)
-    goal = np.zeros(n, dtype=int)
-    for e in range(n):
-        pool = by_user[users[rng.integers(len(users))]]
-        goal[e] = pool[0].user_latent
-        for j, i in enumerate(rng.choice(len(pool), size=int(rng.integers(2, 9)), replace=False)):
-            chosen[e, j], rejected[e, j], mask[e, j] = torch.tensor(pool[i].chosen), torch.tensor(pool[i].rejected), True
+    """For n episodes: a random training user's posterior-mean z from 2-8 of their pairs (as the
+    bench relabels), and the user's goal index."""
+    chosen, rejected, mask, goal = training_contexts(records, n, rng)
     with torch.no_grad():
         return model.latent(model.eval().personalize(chosen, rejected, mask)).detach(), goal
 
@@ -80,12 +66,9 @@ def main() -> None:
     torch.manual_seed(cfg.seed)
     dataset = get_dataset(cfg, a.out, a.dataset)
     maze, states = dataset.maze, dataset.observations
-    goals = spread_goals(maze, a.goals)
-    fields = goal_fields(maze, goals)
-    goals_xy = maze.cell_to_xy(np.array(goals)).astype(np.float32)
-    records = preference_records(states, fields, cfg.n_users, cfg.pairs_per_user, cfg.label_noise,
-                                 seed=cfg.seed + 1, local=cfg.local_pairs, episode_len=dataset.episode_len,
-                                 span=cfg.local_span)
+    setting = goal_setting(a.goals, dataset, cfg)
+    goals, fields, records, test = setting.goals, setting.fields, setting.records, setting.test
+    goals_xy = setting.goals_xy.astype(np.float32)
     model, _ = train_reward_model(records, "vpl", reward_train_config("vpl", cfg),
                                   a.out / f"k{a.goals}-seed{cfg.seed}" / "vpl")
     rng = np.random.default_rng(cfg.seed + 2)
@@ -98,11 +81,8 @@ def main() -> None:
                      for e, g in enumerate(goal)])
     learned = progress_rewards(model, torch.from_numpy(before_np), torch.from_numpy(after_np), z_u, "spo",
                                comparison).numpy()
-    test = test_episodes(maze, fields, cfg.eval_per_goal, seed=cfg.seed + 3)
     sim = MazeSim(maze, len(test.goal_index), dataset.config.action_repeat)
-    prng = np.random.default_rng(cfg.seed + 4)
-    pool = states[prng.choice(len(states), 2000, replace=True)]
-    answers = random_answers(test.goal_index, fields, pool, 8, 0.0, seed=cfg.seed + 5)
+    answers = random_test_answers(setting, 8, cfg)
     z_test = latents(model, *answers.first(8))
     # how often the learned and true progress of a step agree in sign, for the episodes' users
     moving = np.abs(true) > 1e-3

@@ -34,12 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, reward_train_config, get_dataset
-from pluralign.rl.maze import spread_goals
-from pluralign.rl.queries import latents, random_answers
-from pluralign.rl.rollout import test_episodes
+from pluralign.rl.bench import RLBenchConfig, get_dataset, goal_setting, random_test_answers, reward_train_config
+from pluralign.rl.queries import latents
 from pluralign.rewards.spo import spo_scaled_reward
-from pluralign.rl.users import goal_fields, preference_records
 from pluralign.train.rewards import train_reward_model
 
 
@@ -105,15 +102,9 @@ def main() -> None:
     torch.manual_seed(cfg.seed)
     dataset = get_dataset(cfg, out)
     maze, states = dataset.maze, dataset.observations
-    goals = spread_goals(maze, a.goals)
-    fields = goal_fields(maze, goals)
-    records = preference_records(states, fields, cfg.n_users, cfg.pairs_per_user, cfg.label_noise,
-                                 local=cfg.local_pairs, episode_len=dataset.episode_len, span=cfg.local_span,
-                                 seed=cfg.seed + 1)
-    test = test_episodes(maze, fields, cfg.eval_per_goal, seed=cfg.seed + 3)
-    prng = np.random.default_rng(cfg.seed + 4)
-    pool = states[prng.choice(len(states), 2000, replace=True)]
-    given = random_answers(test.goal_index, fields, pool, a.answers, 0.0, seed=cfg.seed + 5)
+    setting = goal_setting(a.goals, dataset, cfg)
+    goals, fields, records, test = setting.goals, setting.fields, setting.records, setting.test
+    given = random_test_answers(setting, a.answers, cfg)
     before, after = states, dataset.next_observations
     rng = np.random.default_rng(cfg.seed + 9)
     pa, pb = (states[rng.choice(len(states), 4000)] for _ in range(2))

@@ -146,6 +146,28 @@ def reward_train_config(name: str, cfg: RLBenchConfig):
     return RewardTrainConfig(model=fields, tasks=tasks, train=train)
 
 
+def training_contexts(records, n: int, rng: np.random.Generator
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    """``n`` contexts, each 2–8 pairs of a random training user: chosen and rejected states
+    (n, 8, D), the mask (n, 8) and each context's user's goal index (n,)."""
+    train = [r for r in records if r.split == "train"]
+    by_user: dict[str, list] = {}
+    for r in train:
+        by_user.setdefault(r.user_id, []).append(r)
+    users = list(by_user)
+    c = torch.zeros(n, 8, len(train[0].chosen))
+    rj = torch.zeros_like(c)
+    mask = torch.zeros(n, 8, dtype=torch.bool)
+    goal = np.zeros(n, dtype=int)
+    for e in range(n):
+        pool = by_user[users[rng.integers(len(users))]]
+        goal[e] = pool[0].user_latent
+        m = int(rng.integers(2, 9))
+        for j, i in enumerate(rng.choice(len(pool), size=min(m, len(pool)), replace=False)):
+            c[e, j], rj[e, j], mask[e, j] = torch.tensor(pool[i].chosen), torch.tensor(pool[i].rejected), True
+    return c, rj, mask, goal
+
+
 def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator,
                      vpl_z: str = "prior") -> torch.Tensor:
     """z for ``n`` episodes (module docstring): prior samples (VPL, Alg. 2), encoder outputs of
@@ -155,22 +177,50 @@ def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator
         return model.prior().sample((n,)).detach()
     if name not in ("np-btl", "vpl"):
         return torch.zeros(n, 0)
-    train = [r for r in records if r.split == "train"]
-    by_user: dict[str, list] = {}
-    for r in train:
-        by_user.setdefault(r.user_id, []).append(r)
-    users = list(by_user)
-    c = torch.zeros(n, 8, len(train[0].chosen))
-    rj = torch.zeros_like(c)
-    mask = torch.zeros(n, 8, dtype=torch.bool)
-    for e in range(n):
-        pool = by_user[users[rng.integers(len(users))]]
-        m = int(rng.integers(2, 9))
-        for j, i in enumerate(rng.choice(len(pool), size=min(m, len(pool)), replace=False)):
-            c[e, j], rj[e, j], mask[e, j] = torch.tensor(pool[i].chosen), torch.tensor(pool[i].rejected), True
+    c, rj, mask, _ = training_contexts(records, n, rng)
     with torch.no_grad():
         z = model.eval().personalize(c, rj, mask)
         return (model.latent(z) if isinstance(z, torch.distributions.Normal) else z).detach()
+
+
+@dataclass
+class GoalSetting:
+    """What a goal count K fixes for every policy: the goals and their distance fields, the users'
+    labelled pairs, the test episodes and the state pools test users' queries come from."""
+
+    goals: list[tuple[int, int]]
+    fields: list
+    goals_xy: np.ndarray
+    records: list
+    test: Any
+    pool: np.ndarray
+    pool_pairs: tuple[np.ndarray, np.ndarray]
+
+
+def goal_setting(k: int, dataset: MazeDataset, cfg: RLBenchConfig) -> GoalSetting:
+    """The bench's users, test episodes and query pools for K = ``k`` goals (seeds from ``cfg.seed``;
+    the diagnostics in benchmarks/ use the same)."""
+    from .rollout import test_episodes
+
+    maze, states = dataset.maze, dataset.observations
+    goals = spread_goals(maze, k)
+    fields = goal_fields(maze, goals)
+    records = preference_records(states, fields, cfg.n_users, cfg.pairs_per_user, cfg.label_noise,
+                                 seed=cfg.seed + 1, local=cfg.local_pairs, episode_len=dataset.episode_len,
+                                 span=cfg.local_span)
+    test = test_episodes(maze, fields, cfg.eval_per_goal, seed=cfg.seed + 3)
+    prng = np.random.default_rng(cfg.seed + 4)
+    pool = states[prng.choice(len(states), 2000, replace=True)]
+    pool_pairs = tuple(states[prng.choice(len(states), cfg.active_pool, replace=True)] for _ in range(2))
+    return GoalSetting(goals, fields, maze.cell_to_xy(np.array(goals)), records, test, pool, pool_pairs)
+
+
+def random_test_answers(setting: GoalSetting, n: int, cfg: RLBenchConfig):
+    """The test users' answers to n random queries from the pool (the bench's ``random`` strategy)."""
+    from .queries import random_answers
+
+    return random_answers(setting.test.goal_index, setting.fields, setting.pool, n, cfg.query_noise,
+                          seed=cfg.seed + 5)
 
 
 def _stats(successes: np.ndarray) -> dict[str, Any]:
@@ -199,20 +249,20 @@ def _particles(model, records):
                                         n_particles=128, context_size=(8, 8))
 
 
-def _answers(base: str, strategy: str, model, test, fields, pool, pool_pairs, cfg: RLBenchConfig, records, cache):
+def _answers(base: str, strategy: str, model, setting: GoalSetting, cfg: RLBenchConfig, cache):
     """The test users' answers to max(n) queries (``.queries``), cached per model and strategy:
     every policy of a reward model (e.g. vpl and vpl+spo) sees the same answers."""
-    from .queries import active_answers, random_answers
+    from .queries import active_answers
 
     key = (base, strategy)
     if key not in cache:
         n = max(cfg.context_sizes)
         if strategy == "random":
-            cache[key] = random_answers(test.goal_index, fields, pool, n, cfg.query_noise, seed=cfg.seed + 5)
+            cache[key] = random_test_answers(setting, n, cfg)
         else:
-            particles = _particles(model, records) if base == "np-btl" else None
-            cache[key] = active_answers(model, test.goal_index, fields, *pool_pairs, n, cfg.query_noise,
-                                        seed=cfg.seed + 6, particles=particles)
+            particles = _particles(model, setting.records) if base == "np-btl" else None
+            cache[key] = active_answers(model, setting.test.goal_index, setting.fields, *setting.pool_pairs, n,
+                                        cfg.query_noise, seed=cfg.seed + 6, particles=particles)
     return cache[key]
 
 
@@ -222,16 +272,13 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
     from .env import MazeSim
     from .queries import latents
     from .report import write_results
-    from .rollout import rollout, test_episodes
+    from .rollout import rollout
 
     maze = dataset.maze
-    goals = spread_goals(maze, k)
-    fields = goal_fields(maze, goals)
-    goals_xy = maze.cell_to_xy(np.array(goals))
+    setting = goal_setting(k, dataset, cfg)
+    goals, fields, goals_xy, records, test = (setting.goals, setting.fields, setting.goals_xy, setting.records,
+                                              setting.test)
     states = dataset.observations
-    records = preference_records(states, fields, cfg.n_users, cfg.pairs_per_user, cfg.label_noise,
-                                 seed=cfg.seed + 1, local=cfg.local_pairs, episode_len=dataset.episode_len,
-                                 span=cfg.local_span)
     rng = np.random.default_rng(cfg.seed + 2)
     comparison = torch.from_numpy(states[rng.choice(len(states), cfg.comparison_size, replace=False)])
     progress = cfg.reward_form == "progress"
@@ -241,11 +288,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
     n_ep, L = episodes_np.shape[:2]
     episodes, before = torch.from_numpy(episodes_np), torch.from_numpy(before_np)
     actions = np.tile(dataset.actions, (cfg.relabel_copies, 1))
-    test = test_episodes(maze, fields, cfg.eval_per_goal, seed=cfg.seed + 3)
     sim = MazeSim(maze, len(test.goal_index), dataset.config.action_repeat)
-    prng = np.random.default_rng(cfg.seed + 4)
-    pool = states[prng.choice(len(states), 2000, replace=True)]
-    pool_pairs = tuple(states[prng.choice(len(states), cfg.active_pool, replace=True)] for _ in range(2))
     models: dict[str, Any] = {}
     answers: dict = {}
     doc: dict[str, Any] = {"task": f"maze-{cfg.maze}-{k}goals", "context_sizes": list(cfg.context_sizes),
@@ -288,7 +331,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
         for name, strategy in _curve_names(policy_name, base, cfg):
             curve, per_goal = {}, {}
             if base != "oracle":
-                given = _answers(base, strategy, models[base], test, fields, pool, pool_pairs, cfg, records, answers)
+                given = _answers(base, strategy, models[base], setting, cfg, answers)
             for n in cfg.context_sizes:
                 z = (goals_xy[test.goal_index].astype(np.float32) if base == "oracle"
                      else latents(models[base], *given.first(n)))
