@@ -48,6 +48,46 @@ def test_np_btl_lapse_scales_its_probabilities_and_keeps_its_ranking():
         NPBTLConfig(option_dim=3, lapse=-0.1)
 
 
+def _task_batch(b: int = 2, c: int = 2, t: int = 3, d: int = 3):
+    from pluralign.data.tasks import TaskBatch
+
+    ones = lambda *shape: torch.ones(*shape, dtype=torch.bool)
+    return TaskBatch(torch.randn(b, c, d), torch.randn(b, c, d), ones(b, c), torch.randn(b, t, d),
+                     torch.randn(b, t, d), ones(b, t), ones(b, t), torch.zeros(b, c, dtype=torch.long),
+                     torch.zeros(b, t, dtype=torch.long), torch.full((b,), -1))
+
+
+def test_np_btl_lapse_start_trains_plain_bradley_terry_first_and_keeps_the_count(tmp_path):
+    from pluralign.rewards.np_btl import NPBTLConfig, NPBTLRewardModel
+
+    torch.manual_seed(0)
+    small = dict(option_dim=3, hidden_dim=8, embed_dim=8, z_dim=4)
+    late = NPBTLRewardModel(NPBTLConfig(**small, lapse=0.1, lapse_start=2)).train()
+    plain = NPBTLRewardModel(NPBTLConfig(**small)).train()
+    always = NPBTLRewardModel(NPBTLConfig(**small, lapse=0.1)).train()
+    state = {k: v for k, v in late.state_dict().items() if k != "train_steps"}
+    plain.load_state_dict(state)
+    always.load_state_dict(state)
+    batch = _task_batch()
+    for step in range(4):  # steps 0 and 1 are plain Bradley-Terry, 2 and 3 carry the lapse
+        expected = (plain if step < 2 else always)(batch)[0]
+        assert late(batch)[0].item() == pytest.approx(expected.item(), rel=1e-6), step
+        assert int(late.train_steps) == step + 1
+    late.eval()
+    late(batch)  # validation does not advance the schedule
+    assert int(late.train_steps) == 4
+    # it always scores with the lapsed choice model, so validations before and after the switch compare
+    a, b, z = torch.randn(2, 5, 3), torch.randn(2, 5, 3), torch.randn(2, 4)
+    assert torch.allclose(late.preference_prob(a, b, z), always.eval().preference_prob(a, b, z))
+    # the count is checkpointed, so a resumed run switches at the same step
+    late.save_pretrained(tmp_path / "ckpt")
+    assert int(NPBTLRewardModel.from_pretrained(tmp_path / "ckpt").train_steps) == 4
+    # without a switch there is no counter, so checkpoints written before the option load unchanged
+    assert "train_steps" not in plain.state_dict()
+    with pytest.raises(ValueError, match="lapse_start"):
+        NPBTLConfig(option_dim=3, lapse=0.1, lapse_start=-1)
+
+
 def test_masked_mean_of_nothing_is_zero():
     assert masked_mean(torch.ones(2, 3), torch.zeros(2, 3, dtype=torch.bool)).item() == 0.0
 

@@ -79,11 +79,16 @@ class NPBTLConfig(ContextConfig):
     """NP-BTL: z_dim is the size of the deterministic context embedding z^C (256).
 
     lapse: ε of a lapse (coin-flip) term in the choice model, P = ε + (1 - 2ε)·σ(Δr), for noisy
-    labels; 0 is the paper's Bradley–Terry (:func:`pluralign.losses.bt_nll`).
+    labels; 0 is the paper's Bradley–Terry (:func:`pluralign.losses.bt_nll`). Not in the paper.
+    lapse_start: training steps that use the plain Bradley–Terry loss before the lapse is
+    switched on (0: from the start). On from the start, the lapse caps the gradient of pairs the
+    model already gets wrong, and a noiseless population can stay on the initial plateau where
+    every user is scored alike (docs/defaults.md); after the model has left it, the lapse helps.
     """
 
     z_dim: int = 256
     lapse: float = 0.0
+    lapse_start: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -91,10 +96,18 @@ class NPBTLConfig(ContextConfig):
             raise ValueError(f"NPBTLConfig.z_dim must be >= 1, got {self.z_dim}")
         if not 0.0 <= self.lapse < 0.5:
             raise ValueError(f"NPBTLConfig.lapse must be in [0, 0.5), got {self.lapse}")
+        if self.lapse_start < 0:
+            raise ValueError(f"NPBTLConfig.lapse_start must be >= 0, got {self.lapse_start}")
 
 
 class NPBTLRewardModel(RewardModel):
-    """Deterministic conditional reward; ``personalize`` returns z (B, z_dim)."""
+    """Deterministic conditional reward; ``personalize`` returns z (B, z_dim).
+
+    The lapse ε (when set) is always part of the choice model the model *scores* with
+    (:meth:`preference_prob`, hence validation NLL and checkpoint choice), so validations before
+    and after ``lapse_start`` are on one scale; the training loss leaves it out for the first
+    ``lapse_start`` steps.
+    """
 
     name = "np-btl"
     config_class = NPBTLConfig
@@ -104,6 +117,15 @@ class NPBTLRewardModel(RewardModel):
         self.encoder = build_set_encoder(config, config.z_dim)
         self.decoder = ConditionedRewardDecoder(config.option_dim, config.z_dim, config.embed_dim,
                                                 config.hidden, config.activation)
+        if config.lapse_start > 0:
+            # training forward passes so far, checkpointed so that a resumed run switches the
+            # lapse on at the same step (only when there is a switch: older checkpoints lack it)
+            self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))
+
+    def train_lapse(self) -> float:
+        """ε of the training loss at the current step: 0 for the first ``lapse_start`` steps."""
+        c = self.config
+        return c.lapse if c.lapse_start == 0 or int(self.train_steps) >= c.lapse_start else 0.0
 
     def personalize(self, context_chosen: torch.Tensor, context_rejected: torch.Tensor,
                     context_mask: torch.Tensor) -> torch.Tensor:
@@ -127,7 +149,9 @@ class NPBTLRewardModel(RewardModel):
         z = self.personalize(batch.context_chosen, batch.context_rejected, batch.context_mask)
         r = self.reward(torch.cat([batch.target_chosen, batch.target_rejected], dim=1), z)
         rc, rr = r.split(batch.target_chosen.shape[1], dim=1)
-        loss = bt_nll(rc, rr, batch.target_mask, lapse=self.config.lapse)
+        loss = bt_nll(rc, rr, batch.target_mask, lapse=self.train_lapse())
+        if self.training and self.config.lapse_start > 0:
+            self.train_steps += 1
         return loss, self._metrics(loss, self._lapsed(torch.sigmoid(rc - rr)), batch.target_mask)
 
     def preference_prob(self, a: torch.Tensor, b: torch.Tensor, z: Latent | None = None) -> torch.Tensor:
