@@ -38,7 +38,10 @@ def test_presets_resolve():
     assert cfg.train.learning_rate == 1e-3 and cfg.train.metric_for_best_model == "nll"
     assert cfg.train.early_stopping_patience == 10 and cfg.train.load_best_model_at_end
     assert cfg.train.lr_scheduler_type == "cosine"
-    assert cfg.model_fields("np-btl") == {"pooling": "sum", "pair_symmetry": "antisymmetric"}
+    assert cfg.model_fields("np-btl") == {"pooling": "sum", "pair_symmetry": "antisymmetric",
+                                          "lapse": 0.05, "lapse_start": 1000}
+    assert "lapse" not in cfg.model_fields("vpl")  # VPL has no lapse
+    assert "lapse" not in RewardTrainConfig(preset="tuned-no-lapse").model_fields("np-btl")
     assert cfg.model_fields("vpl")["beta_max"] == 0.01 and cfg.model_fields("btl") == {}
     paper = RewardTrainConfig(preset="paper")
     assert not paper.step_budget and paper.train.max_steps == 2000 and paper.train.learning_rate == 1e-4

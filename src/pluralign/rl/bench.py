@@ -134,7 +134,9 @@ def reward_train_config(name: str, cfg: RLBenchConfig):
     if name in ("np-btl", "vpl"):
         fields.update(embed_dim=cfg.reward_hidden)
     if name == "np-btl":  # the policy sees z: keep it as small as VPL's
-        fields.update(z_dim=cfg.latent_dim)
+        # plain Bradley-Terry, as measured here (the default preset's late lapse was chosen on
+        # `pluralign bench defaults` populations, not on state preferences)
+        fields.update(z_dim=cfg.latent_dim, lapse=0.0, lapse_start=0)
     if name == "vpl":
         fields.update(latent_dim=cfg.latent_dim, anneal_steps=cfg.reward_steps, beta_max=cfg.vpl_beta_max)
     every = max(50, cfg.reward_steps // 5)

@@ -2,7 +2,9 @@
 ``pluralign bench synthetic`` and ``pluralign bench defaults`` take their defaults from.
 
 * ``tuned`` (the default): what measurement showed works better than the paper's settings —
-  sum pooling and an antisymmetric pair encoder for the context models, VPL with
+  sum pooling and an antisymmetric pair encoder for the context models, NP-BTL with a lapse
+  ε = 0.05 switched on after 1,000 plain Bradley–Terry steps (chosen on validation users of
+  seed-2 populations of ``pluralign bench defaults``; docs/defaults.md), VPL with
   β_max = 0.01 (β = 1 collapses VPL's posterior when few pairs conflict; docs/defaults.md), and
   training to convergence: Adam at lr 1e-3 decayed to 0 by a half-cosine over a step budget that
   scales with the data (:func:`step_budget`), validation every 100 steps, early stopping on the
@@ -11,7 +13,9 @@
 * ``paper``: the NP paper's App. C.1 (Adam, lr 1e-4, 64 tasks a batch, MLPs 2×256 GELU,
   DeepSet with mean pooling), 2,000 steps, best checkpoint by validation accuracy; VPL with the
   VPL paper's β_max = 1 (Table 2).
-* ``tuned-plain``: ``tuned`` without the antisymmetric pair encoder and with the optimisation
+* ``tuned-no-lapse``: ``tuned`` without NP-BTL's lapse, the default before it: it reproduces
+  the tables measured with it.
+* ``tuned-plain``: ``tuned-no-lapse`` without the antisymmetric pair encoder and with the optimisation
   ``tuned`` had before (lr 3e-4 constant, early-stopping patience 5): it reproduces older tables.
 
 A preset fills what a config leaves unset: fields given in a YAML file or on the command line
@@ -38,8 +42,8 @@ BUDGET_MAX_STEPS = 20000
 class Preset:
     """Optimisation and model settings of one preset.
 
-    learning_rate: Adam's. model: config fields of the context models (NP-BTL and VPL). vpl:
-    VPL-only fields (over ``model``). max_steps: a fixed budget, or None for
+    learning_rate: Adam's. model: config fields of the context models (NP-BTL and VPL). np_btl
+    / vpl: fields of one of them only (over ``model``). max_steps: a fixed budget, or None for
     :func:`step_budget` of the data. quick_steps: the benches' ``--quick`` budget. metric /
     greater_is_better: the validation value that picks the best checkpoint (and stops early).
     early_stopping_patience: validations without improvement before stopping (None: never).
@@ -50,6 +54,7 @@ class Preset:
     name: str
     learning_rate: float
     model: dict[str, Any] = field(default_factory=dict)
+    np_btl: dict[str, Any] = field(default_factory=dict)
     vpl: dict[str, Any] = field(default_factory=dict)
     max_steps: int | None = None
     quick_steps: int = 300
@@ -63,16 +68,16 @@ class Preset:
         """Config fields this preset sets for reward model ``model_name`` (BTL and DPL: none)."""
         if model_name not in CONTEXT_MODELS:
             return {}
-        fields = dict(self.model)
-        if model_name == "vpl":
-            fields.update(self.vpl)
-        return fields
+        return {**self.model, **(self.vpl if model_name == "vpl" else self.np_btl)}
 
 
 PRESETS: dict[str, Preset] = {
     "tuned": Preset("tuned", learning_rate=1e-3,
                     model={"pooling": "sum", "pair_symmetry": "antisymmetric"},
-                    vpl={"beta_max": 0.01}),
+                    np_btl={"lapse": 0.05, "lapse_start": 1000}, vpl={"beta_max": 0.01}),
+    "tuned-no-lapse": Preset("tuned-no-lapse", learning_rate=1e-3,
+                             model={"pooling": "sum", "pair_symmetry": "antisymmetric"},
+                             vpl={"beta_max": 0.01}),
     "paper": Preset("paper", learning_rate=1e-4, model={"pooling": "mean"}, vpl={"beta_max": 1.0},
                     max_steps=2000, metric="accuracy", greater_is_better=True,
                     early_stopping_patience=None, lr_scheduler_type="constant"),
