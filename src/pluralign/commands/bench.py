@@ -14,7 +14,7 @@ app = typer.Typer(no_args_is_help=True)
 def synthetic(
     out: Path = typer.Option(Path("runs/bench-synthetic"), "--out", help="Folder for results (JSON, CSV, PNG) and runs."),
     quick: bool = typer.Option(False, "--quick", help="A few-minute run: fewer steps, tasks and models."),
-    preset: str = typer.Option("tuned", "--preset", help="'paper' (NP paper App. C.1: mean pooling, lr 1e-4), 'tuned' (sum pooling, antisymmetric pair encoder, lr 1e-3; here constant, for a fixed step count) or 'tuned-plain' (tuned without the antisymmetric encoder, lr 3e-4)."),
+    preset: str = typer.Option("tuned", "--preset", help="'paper' (NP paper App. C.1: mean pooling, lr 1e-4), 'tuned' (sum pooling, antisymmetric pair encoder, NP-BTL lapse 0.05 after 1000 steps, lr 1e-3; here constant, for a fixed step count), 'tuned-no-lapse' (tuned without the lapse) or 'tuned-plain' (tuned without the antisymmetric encoder, lr 3e-4)."),
     steps: int = typer.Option(None, "--steps", help="Training steps per model (default: the preset's)."),
     lr: float = typer.Option(None, "--lr", help="Learning rate (default: the preset's)."),
     task: list[str] = typer.Option(None, "--task", help="example-4.1, example-4.3, vpl-didactic (repeatable; default all)."),

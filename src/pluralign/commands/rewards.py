@@ -100,7 +100,7 @@ def train(
                                           help="YAML with sections model, tasks, train (see docs/training.md)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Override train.max_steps (default: a budget that scales with the data; early stopping ends most runs sooner)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the loop, sampler and split seeds."),
-    preset: str = typer.Option("tuned", "--preset", help="Defaults for what the config leaves unset: 'tuned' (sum pooling, antisymmetric pair encoder, lr 1e-3 with a half-cosine decay, VPL beta_max 0.01, trained to convergence), 'paper' (NP paper App. C.1: mean pooling, lr 1e-4, 2000 steps; VPL beta_max 1) or 'tuned-plain'. See docs/defaults.md."),
+    preset: str = typer.Option("tuned", "--preset", help="Defaults for what the config leaves unset: 'tuned' (sum pooling, antisymmetric pair encoder, NP-BTL lapse 0.05 after 1000 plain steps, lr 1e-3 with a half-cosine decay, VPL beta_max 0.01, trained to convergence), 'paper' (NP paper App. C.1: mean pooling, lr 1e-4, 2000 steps; VPL beta_max 1), 'tuned-no-lapse' (tuned without the lapse) or 'tuned-plain'. See docs/defaults.md."),
     embedder: Optional[str] = typer.Option(None, "--embedder",
                                            help="Text encoder: minilm (default), smollm2, or a local "
                                                 "Hugging Face model folder. Recorded in the run."),
