@@ -80,8 +80,8 @@ class NPBTLConfig(ContextConfig):
 
     lapse: ε of a lapse (coin-flip) term in the choice model, P = ε + (1 - 2ε)·σ(Δr), for noisy
     labels; 0 is the paper's Bradley–Terry (:func:`pluralign.losses.bt_nll`). Not in the paper.
-    lapse_start: training steps that use the plain Bradley–Terry loss before the lapse is
-    switched on (0: from the start). On from the start, the lapse caps the gradient of pairs the
+    lapse_start: training forward passes (steps; micro-batches under gradient accumulation) that
+    use the plain Bradley–Terry loss before the lapse is switched on (0: from the start). On from the start, the lapse caps the gradient of pairs the
     model already gets wrong, and a noiseless population can stay on the initial plateau where
     every user is scored alike (docs/defaults.md); after the model has left it, the lapse helps.
     """
