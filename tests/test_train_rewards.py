@@ -7,8 +7,9 @@ import torch
 
 from pluralign.data.synthetic import example41
 from pluralign.train.config import ConfigError
+from pluralign.train.loop import TrainConfig
 from pluralign.train.rewards import (RewardTrainConfig, TaskConfig, build_model, make_batch_fn,
-                                     make_val_fn, split_for_training)
+                                     make_val_fn, split_for_training, train_reward_model)
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +61,19 @@ def test_reward_train_config_yaml(tmp_path):
     path.write_text("tasks:\n  context_max: 30\n")
     with pytest.raises(ConfigError, match="context_max"):
         RewardTrainConfig.from_yaml(path)
+
+
+def test_a_run_is_reproducible_from_its_seed(records, tmp_path):
+    # the initial weights are drawn from the run's seed, not from whatever the global RNG holds
+    def run(seed: int, name: str) -> dict[str, torch.Tensor]:
+        torch.rand(int(torch.randint(1, 50, ()).item()))  # disturb the global RNG differently each time
+        cfg = RewardTrainConfig(model={"hidden_dim": 8, "z_dim": 4, "embed_dim": 4},
+                                tasks=TaskConfig(n_tasks=4, val_tasks=8, context_max=5),
+                                train=TrainConfig(max_steps=3, eval_steps=3, save_steps=3, seed=seed,
+                                                  disable_tqdm=True))
+        model, _ = train_reward_model(records, "np-btl", cfg, tmp_path / name)
+        return model.state_dict()
+
+    a, b, c = run(0, "a"), run(0, "b"), run(1, "c")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)

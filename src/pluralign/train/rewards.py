@@ -250,6 +250,7 @@ def train_reward_model(records: Sequence[PreferenceRecord], model_name: str, con
     fields = config.model_fields(model_name)
     if model_name == "vpl" and fields.get("anneal_steps") is None:
         fields["anneal_steps"] = train_cfg.max_steps  # β's schedule spans this run
+    torch.manual_seed(train_cfg.seed)  # the initial weights follow the run's seed: a rerun reproduces it
     model = build_model(model_name, fields, dim)
     batch_fn = make_batch_fn(train, config.tasks)
     val_fn = make_val_fn(val, config.tasks)
