@@ -179,7 +179,6 @@ def run_population(spec: PopulationSpec, cfg: DefaultsBenchConfig, out: Path,
                                             save_steps=min(rtc.train.save_steps, cfg.max_steps))
             rtc.step_budget = False
         t0 = time.perf_counter()
-        torch.manual_seed(cfg.seed)
         model, result = train_reward_model(records, name, rtc, out / spec.name / "runs" / name)
         seconds = time.perf_counter() - t0
         models[name] = model.eval()

@@ -153,7 +153,6 @@ def train_models(names, records, cfg: SyntheticBenchConfig, out: Path, log: Call
         rtc = RewardTrainConfig(model=model_fields(name, cfg), tasks=TaskConfig(n_tasks=cfg.n_tasks, seed=cfg.seed),
                                 train=train, preset=None)  # model_fields already applied the preset
         t0 = time.perf_counter()
-        torch.manual_seed(cfg.seed)
         model, result = train_reward_model(records, name, rtc, out / "runs" / name)
         seconds = time.perf_counter() - t0
         models[name] = model.eval()

@@ -121,7 +121,6 @@ def train_one(records: list[PreferenceRecord], name: str, cfg: TextBenchConfig, 
 
     label = label or name
     t0 = time.perf_counter()
-    torch.manual_seed(cfg.seed)
     model, result = train_reward_model(records, name, _train_config(cfg, name), out)
     seconds = time.perf_counter() - t0
     info = {"model": name, "steps": result.step, "best_step": result.best_step,
