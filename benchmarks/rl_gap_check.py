@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import (RLBenchConfig, get_dataset, goal_setting, random_test_answers, reward_train_config,
-                                training_contexts)
+from pluralign.rl.bench import (RLBenchConfig, comparison_set, get_dataset, goal_setting, random_test_answers,
+                                reward_train_config, training_contexts)
 from pluralign.rl.env import MazeSim
 from pluralign.rl.iql import train_iql
 from pluralign.rl.queries import latents
@@ -71,8 +71,8 @@ def main() -> None:
     goals_xy = setting.goals_xy.astype(np.float32)
     model, _ = train_reward_model(records, "vpl", reward_train_config("vpl", cfg),
                                   a.out / f"k{a.goals}-seed{cfg.seed}" / "vpl")
-    rng = np.random.default_rng(cfg.seed + 2)
-    comparison = torch.from_numpy(states[rng.choice(len(states), cfg.comparison_size, replace=False)])
+    comparison_np, rng = comparison_set(states, cfg)
+    comparison = torch.from_numpy(comparison_np)
     after_np, before_np = dataset.episodes(dataset.next_observations), dataset.episodes(states)
     n_ep, length = after_np.shape[:2]
     z_u, goal = user_latents(model, records, n_ep, rng)

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, get_dataset, goal_setting, random_test_answers, reward_train_config
+from pluralign.rl.bench import (RLBenchConfig, comparison_set, get_dataset, goal_setting, random_test_answers,
+                                reward_train_config)
 from pluralign.rl.queries import latents
 from pluralign.rewards.spo import spo_scaled_reward
 from pluralign.train.rewards import train_reward_model
@@ -108,7 +109,7 @@ def main() -> None:
     before, after = states, dataset.next_observations
     rng = np.random.default_rng(cfg.seed + 9)
     pa, pb = (states[rng.choice(len(states), 4000)] for _ in range(2))
-    comparison = states[np.random.default_rng(cfg.seed + 2).choice(len(states), cfg.comparison_size, replace=False)]
+    comparison, _ = comparison_set(states, cfg)
     rows = []
     for name in a.model or ["vpl", "np-btl", "btl"]:
         t0 = time.time()

@@ -217,6 +217,14 @@ def goal_setting(k: int, dataset: MazeDataset, cfg: RLBenchConfig) -> GoalSettin
     return GoalSetting(goals, fields, maze.cell_to_xy(np.array(goals)), records, test, pool, pool_pairs)
 
 
+def comparison_set(states: np.ndarray, cfg: RLBenchConfig) -> tuple[np.ndarray, np.random.Generator]:
+    """SPO's comparison set (Alg. 3: ``cfg.comparison_size`` dataset states, no repeats) and the
+    generator it came from, whose stream the bench goes on to use for relabelling; the diagnostics
+    in benchmarks/ draw the same set this way."""
+    rng = np.random.default_rng(cfg.seed + 2)
+    return states[rng.choice(len(states), cfg.comparison_size, replace=False)], rng
+
+
 def random_test_answers(setting: GoalSetting, n: int, cfg: RLBenchConfig):
     """The test users' answers to n random queries from the pool (the bench's ``random`` strategy)."""
     from .queries import random_answers
@@ -281,8 +289,8 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
     goals, fields, goals_xy, records, test = (setting.goals, setting.fields, setting.goals_xy, setting.records,
                                               setting.test)
     states = dataset.observations
-    rng = np.random.default_rng(cfg.seed + 2)
-    comparison = torch.from_numpy(states[rng.choice(len(states), cfg.comparison_size, replace=False)])
+    comparison_np, rng = comparison_set(states, cfg)
+    comparison = torch.from_numpy(comparison_np)
     progress = cfg.reward_form == "progress"
     # state form: r_t = r(s_{t+1}, z) by default, Alg. 2's alternative (the action at t changes it)
     episodes_np = dataset.episodes(dataset.next_observations if cfg.next_state or progress else states)
