@@ -13,7 +13,7 @@ import torch
 from pluralign.policies.icl import ICLConfig, TEMPLATE, icl_logprobs, icl_pair_scores, icl_prompt
 from pluralign.policies.selection import (SealedSection, SealedSplit, SelectionLog, TestSplitAccess, choose,
                                           read_selection, sealed)
-from pluralign.policies.seeds import bootstrap_interval, interval_row, t_interval, write_tables
+from pluralign.eval.seeds import bootstrap_interval, interval_row, t_interval, write_tables
 from pluralign.policies.tiny import tiny_causal_lm, tiny_tokenizer
 
 

@@ -1,5 +1,5 @@
 """CMPO over seeds (issue 16 item 3): select + report per seed, then means with 95 % t-intervals
-over seeds (:mod:`pluralign.policies.seeds`).
+over seeds (:mod:`pluralign.eval.seeds`).
 
 A seed s sets ``experiment.seed``: the initial weights and batch order of CMPO and every
 baseline, the simulated few-shot training / validation users and the few-shot encoder's
@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..seeds import interval_row, read_seed_docs, write_tables
+from ...eval.seeds import interval_row, read_seed_docs, write_tables
 from .protocol import CMPOProtocolConfig
 
 

@@ -130,7 +130,7 @@ def accuracy_vs_context(policies: Mapping[str, NPDPOPolicy | Mapping[int, NPDPOP
                 by_n = {n: _conditioned_accuracy(policy, data, [_with_context(it, n) for it in items])
                         for n in config.context_sizes}
             per_type[str(t)] = {str(n): summarize(a) for n, a in by_n.items()}
-            # per-task values: the multi-seed tables bootstrap over tasks (policies/seeds.py)
+            # per-task values: the multi-seed tables bootstrap over tasks (eval/seeds.py)
             doc["per_task"].setdefault(name, {})[str(t)] = {str(n): a.tolist() for n, a in by_n.items()}
             for n, a in by_n.items():
                 overall[n].append(a)

@@ -1,5 +1,5 @@
 """NP-DPO over seeds (issue 16 item 3): one select + report per seed, then the mean and 95 %
-intervals of every reported number (:mod:`pluralign.policies.seeds`).
+intervals of every reported number (:mod:`pluralign.eval.seeds`).
 
 A seed s sets the training seed (``train.seed``: initial LoRA / encoder weights; ``task.seed``:
 the training task draws; ``encoder_warmstart.seed``) and the user draw (``seed`` of a built-in
@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..seeds import interval_row, read_seed_docs, write_tables
+from ...eval.seeds import interval_row, read_seed_docs, write_tables
 from .experiment import ExperimentConfig, run_experiment
 
 

@@ -1,4 +1,5 @@
-"""Means and 95 % intervals over seeds, and the tables the multi-seed policy runs write.
+"""Means and 95 % intervals over seeds, and the tables multi-seed runs write (the policy
+protocol, the RL bench).
 
 Issue 16 item 3. A reported number is the mean over S seeds (training seed and user draw) with
 
