@@ -1,4 +1,4 @@
-"""``pluralign rl``: personalised control on Maze-Navigation (VPL §4, App. D–E). A thin Typer
+"""``pluralign rl data|bench|aggregate``: personalised control on Maze-Navigation (VPL §4, App. D–E). A thin Typer
 group; the work is in ``pluralign.rl``. MuJoCo, gymnasium-robotics and d3rlpy come with
 ``pip install 'pluralign[rl]'`` and are imported only when a command runs."""
 
@@ -87,3 +87,22 @@ def bench(
     except (MissingRLDependency, DatasetError, MazeError, ValueError) as err:
         _fail(err)
     typer.echo(f"results written to {out}/")
+
+
+@app.command("aggregate")
+def aggregate(
+    runs: list[Path] = typer.Argument(..., help="--out folders of 'pluralign rl bench', one per seed."),
+    out: Path = typer.Option(..., "--out", help="Folder for the tables (JSON, markdown, CSV), mean results and plots."),
+) -> None:
+    """Means and 95 % t-intervals over seeds of the RL bench, and issue 14's targets per seed."""
+    from ..rl.seeds import aggregate as aggregate_seeds
+
+    try:
+        result = aggregate_seeds(runs, out)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        _fail(err)
+    for k, res in result.items():
+        typer.echo(f"## {k} goals, seeds {res['seeds']}\n")
+        typer.echo(Path(res["paths"]["md"]).read_text())
+        typer.echo("\n".join(res["summary"]) + "\n")
+    typer.echo(f"written to {out}/")
