@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pluralign.cli import app
-from pluralign.rl.seeds import aggregate, first_reaching, mean_doc, read_runs, success_rows, target_rows
+from pluralign.rl.report import first_reaching, summary_lines
+from pluralign.rl.seeds import aggregate, mean_doc, read_runs, success_rows, target_rows
 
 SIZES = [0, 1, 2, 4, 8]
 
@@ -114,3 +115,11 @@ def test_cli_aggregate(tmp_path):
     assert "| vpl+spo | 8 | 30.0 [5.2, 54.8] | 3 |" in result.output
     bad = CliRunner().invoke(app, ["rl", "aggregate", str(tmp_path / "missing"), "--out", str(tmp_path / "o2")])
     assert bad.exit_code == 2 and "not a folder" in bad.output
+
+
+def test_one_run_summary_does_not_pass_active_queries_with_nothing_to_reach():
+    lines = summary_lines(bench_doc(1, 0.2, 0.0, [0.0] * 5))
+    vpl = [line for line in lines if line.startswith("target vpl with active")]
+    assert vpl and vpl[0].endswith("not met (nothing to reach)")
+    spo_reach = summary_lines(bench_doc(1, 0.2, 0.1, [0, 0, 0.1, 0.1, 0.1]))
+    assert any(line.startswith("target vpl with active") and line.endswith("first at n = 2 -> met") for line in spo_reach)

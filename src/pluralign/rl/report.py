@@ -80,15 +80,32 @@ def summary_lines(doc: Mapping[str, Any]) -> list[str]:
         lines.append(f"target SPO >= unscaled VPL (n={n}): {100 * spo:.0f} vs {100 * vpl:.0f} -> "
                      f"{'met' if spo >= vpl else 'not met'}")
     for name in ("vpl", "vpl+spo", "np-btl"):
-        act, rnd = m.get(f"{name}/active"), m.get(name)
-        if not act or not rnd or "8" not in rnd:
+        if f"{name}/active" not in m or name not in m or n not in m[name]:
             continue
-        reach = [int(q) for q, s in act.items() if s["success"] >= rnd["8"]["success"]]
-        first = min(reach) if reach else None
-        lines.append(f"target {name} with active queries reaches its 8-random-query success "
-                     f"({100 * rnd['8']['success']:.0f}%) with <= 4 queries: first at n = {first} -> "
-                     f"{'met' if first is not None and first <= 4 else 'not met'}")
+        first = first_reaching(doc, name)
+        lines.append(f"target {name} with active queries reaches its {n}-random-query success "
+                     f"({100 * m[name][n]['success']:.0f}%) with <= 4 queries: "
+                     + (f"first at n = {first:.0f} -> {'met' if first <= 4 else 'not met'}" if math.isfinite(first)
+                        else "not met (" + ("nothing to reach)" if not m[name][n]["success"] else "never)")))
     return lines
+
+
+def success_at(doc: Mapping[str, Any], policy: str, n: int | str) -> float | None:
+    """``policy``'s success with n answered queries (None where it was not measured)."""
+    cell = doc["models"].get(policy, {}).get(str(n))
+    return None if cell is None or not math.isfinite(cell["success"]) else float(cell["success"])
+
+
+def first_reaching(doc: Mapping[str, Any], policy: str) -> float:
+    """Fewest active queries at which ``policy/active`` reaches ``policy``'s success with the
+    largest number of random queries; nan if it never does, or if that success is 0 (nothing to
+    reach: counting n = 0 as a pass would call a policy that never succeeds a success)."""
+    sizes = [int(n) for n in doc["context_sizes"]]
+    goal = success_at(doc, policy, max(sizes))
+    if not goal:
+        return float("nan")
+    hits = [n for n in sizes if (s := success_at(doc, f"{policy}/active", n)) is not None and s >= goal]
+    return float(min(hits)) if hits else float("nan")
 
 
 def plot_rollouts(doc: Mapping[str, Any], maze: Maze, path: Path, policies: tuple[str, ...] = ()) -> Path:

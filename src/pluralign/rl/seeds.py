@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..eval.seeds import interval_row, read_seed_docs, write_tables
-from .report import summary_lines, validate, write_results
+from .report import first_reaching, success_at, summary_lines, validate, write_results
 
 _RESULTS = re.compile(r"^maze-(\d+)goals\.json$")
 ACTIVE_BUDGET = 4  # issue 14: active queries reach the 8-random-query success within 4
@@ -66,27 +66,10 @@ def common_policies(docs: Sequence[Mapping[str, Any]]) -> list[str]:
     return [m for m in docs[0]["models"] if all(m in d["models"] for d in docs)]
 
 
-def _success(doc: Mapping[str, Any], policy: str, n: int | str) -> float | None:
-    cell = doc["models"].get(policy, {}).get(str(n))
-    return None if cell is None or not math.isfinite(cell["success"]) else float(cell["success"])
-
-
 def success_rows(docs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per policy and number of answered queries: the seeds' success (%), mean and t-interval."""
-    return [{"policy": m, "n_queries": int(n), **interval_row([_success(d, m, n) for d in docs], scale=100.0)}
+    return [{"policy": m, "n_queries": int(n), **interval_row([success_at(d, m, n) for d in docs], scale=100.0)}
             for m in common_policies(docs) for n in docs[0]["context_sizes"]]
-
-
-def first_reaching(doc: Mapping[str, Any], policy: str) -> float:
-    """Fewest active queries at which ``policy/active`` reaches ``policy``'s success with the
-    largest number of random queries; nan if it never does, or if that success is 0 (nothing to
-    reach: counting n = 0 as a pass would call a policy that never succeeds a success)."""
-    sizes = [int(n) for n in doc["context_sizes"]]
-    goal = _success(doc, policy, max(sizes))
-    if not goal:
-        return float("nan")
-    hits = [n for n in sizes if (s := _success(doc, f"{policy}/active", n)) is not None and s >= goal]
-    return float(min(hits)) if hits else float("nan")
 
 
 def target_rows(docs: Sequence[Mapping[str, Any]], k: int) -> list[dict[str, Any]]:
@@ -98,7 +81,7 @@ def target_rows(docs: Sequence[Mapping[str, Any]], k: int) -> list[dict[str, Any
     def diff(a: str, b: str) -> list[float | None]:
         out = []
         for d in docs:
-            x, y = _success(d, a, n), _success(d, b, n)
+            x, y = success_at(d, a, n), success_at(d, b, n)
             out.append(None if x is None or y is None else x - y)
         return out
 
@@ -112,7 +95,7 @@ def target_rows(docs: Sequence[Mapping[str, Any]], k: int) -> list[dict[str, Any
         rows.append({"quantity": f"vpl+spo - vpl (n={n}), points", "target": ">= 0",
                      "met_every_seed": all(x is not None and x >= 0 for x in v), **interval_row(v, scale=100.0)})
     if "btl" in policies:
-        v = [_success(d, "btl", n) for d in docs]
+        v = [success_at(d, "btl", n) for d in docs]
         rows.append({"quantity": f"btl success (n={n}), %", "target": f"near 1/K = {100 / k:.0f}",
                      "met_every_seed": None, **interval_row(v, scale=100.0)})
     for name in ("vpl", "vpl+spo", "np-btl"):
