@@ -121,5 +121,5 @@ def test_one_run_summary_does_not_pass_active_queries_with_nothing_to_reach():
     lines = summary_lines(bench_doc(1, 0.2, 0.0, [0.0] * 5))
     vpl = [line for line in lines if line.startswith("target vpl with active")]
     assert vpl and vpl[0].endswith("not met (nothing to reach)")
-    spo_reach = summary_lines(bench_doc(1, 0.2, 0.1, [0, 0, 0.1, 0.1, 0.1]))
-    assert any(line.startswith("target vpl with active") and line.endswith("first at n = 2 -> met") for line in spo_reach)
+    reach = summary_lines(bench_doc(1, 0.2, 0.1, [0, 0, 0.1, 0.1, 0.1]))
+    assert any(line.startswith("target vpl with active") and line.endswith("first at n = 2 -> met") for line in reach)

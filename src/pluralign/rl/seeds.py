@@ -23,10 +23,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..eval.seeds import interval_row, read_seed_docs, write_tables
-from .report import first_reaching, success_at, summary_lines, validate, write_results
+from .report import (ACTIVE_BUDGET, first_reaching, oracle_tolerance, success_at, summary_lines, validate,
+                     write_results)
 
 _RESULTS = re.compile(r"^maze-(\d+)goals\.json$")
-ACTIVE_BUDGET = 4  # issue 14: active queries reach the 8-random-query success within 4
 
 
 def goal_counts(run_dirs: Sequence[str | Path]) -> list[int]:
@@ -86,7 +86,7 @@ def target_rows(docs: Sequence[Mapping[str, Any]], k: int) -> list[dict[str, Any
         return out
 
     if {"vpl+spo", "oracle"} <= policies:
-        tol = 0.10 if k <= 2 else 0.15
+        tol = oracle_tolerance(k)
         v = diff("vpl+spo", "oracle")
         rows.append({"quantity": f"vpl+spo - oracle (n={n}), points", "target": f">= {-100 * tol:.0f}",
                      "met_every_seed": all(x is not None and x >= -tol for x in v), **interval_row(v, scale=100.0)})
