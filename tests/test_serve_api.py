@@ -213,3 +213,18 @@ def test_revoked_key_is_refused(served, tmp_path):
     finally:
         app_module.KEY_TTL = old
         engine.dispose()
+
+
+def test_a_deleted_users_z_is_never_served_to_a_later_user(api, served):
+    # SQLite reuses the largest row id after a delete, and a new user's revision starts at 0 again:
+    # the z cache must not hand the new user the z of the forgotten one
+    h, other = api.h["acme"], api.h["globex"]
+    api.post("/v1/users/gone/choices", json=choice(0, short_wins=False), headers=h)
+    forgotten = api.post("/v1/users/gone/personalize", headers=h).json()["z"]
+    assert api.delete("/v1/users/gone", headers=h).status_code == 200
+    for headers, user in ((other, "newcomer"), (h, "gone")):  # another tenant's user; the same id again
+        api.post(f"/v1/users/{user}/choices", json=choice(2), headers=headers)
+        z = api.post(f"/v1/users/{user}/personalize", headers=headers).json()["z"]
+        assert z == pytest.approx(served.personalizer.user([choice(2)]).z.reshape(-1).tolist(), abs=1e-5)
+        assert z != pytest.approx(forgotten, abs=1e-5)
+        api.delete(f"/v1/users/{user}", headers=headers)

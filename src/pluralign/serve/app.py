@@ -125,7 +125,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
 
     def state_of(user: store.UserInfo) -> Any:
         misses = model.z_cache.misses
-        state = model.user_state((user.pk, user.revision), lambda: [
+        state = model.user_state(user.version, lambda: [
             {"prompt": p, "chosen": c, "rejected": r} for p, c, r in store.choice_texts(engine, user)])
         (z_miss if model.z_cache.misses > misses else z_hit).inc()
         return state
@@ -223,7 +223,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
                                          f"{MAX_POLICY_CANDIDATES} candidates a request, got {len(body.candidates)}")
             scores = (await on_policy_pool(lambda: model.score(body.prompt, body.candidates, [state_of(user)])))[0]
         else:
-            if model.z_cache.get((user.pk, user.revision)) is not None:
+            if model.z_cache.get(user.version) is not None:
                 state = state_of(user)
             else:
                 state = await run_in_threadpool(state_of, user)

@@ -95,7 +95,8 @@ class ServedModel:
 
     # -- users -----------------------------------------------------------------------------------
     def user_state(self, key: Hashable, load_choices: Callable[[], Sequence[dict[str, str]]]) -> Any:
-        """The user's :class:`UserState` for cache key ``key`` = (user id, revision); the
+        """The user's :class:`UserState` for cache key ``key`` (the service gives
+        :attr:`pluralign.serve.store.UserInfo.version`: row, creation time, revision); the
         choices are read (``load_choices``) and personalized only on a miss."""
         state = self.z_cache.get(key)
         if state is None:

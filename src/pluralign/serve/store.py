@@ -63,10 +63,20 @@ class UserInfo:
     external_id: str
     revision: int
     n_choices: int
+    created: Any = None  # the row's creation time, as the reading path gives it (only compared)
+
+    @property
+    def version(self) -> tuple[int, Any, int]:
+        """What the user's z depends on, the service's z-cache key. ``revision`` grows with every
+        change to the choices, but a new row starts again at 0 and SQLite gives a new row the
+        largest id again after a delete: the creation time tells two lives of one id apart, so a
+        deleted user's z is never served to whoever gets the id next (in every worker: no eviction
+        has to reach them)."""
+        return self.pk, self.created, self.revision
 
 
 def _info(user: User) -> UserInfo:
-    return UserInfo(user.id, user.external_id, user.revision, user.n_choices)
+    return UserInfo(user.id, user.external_id, user.revision, user.n_choices, user.created_at)
 
 
 def _write(engine: Engine, body: Callable[[Session], T], attempts: int = 8) -> T:
@@ -96,7 +106,7 @@ def _locked_user(session: Session, tenant_id: int, external_id: str, create: boo
     return user
 
 
-_USER_SQL = "SELECT id, revision, n_choices FROM users WHERE tenant_id = ? AND external_id = ?"
+_USER_SQL = "SELECT id, revision, n_choices, created_at FROM users WHERE tenant_id = ? AND external_id = ?"
 _TEXTS_SQL = "SELECT prompt, chosen, rejected FROM choices WHERE user_id = ? AND undone_at IS NULL ORDER BY seq"
 
 
@@ -104,7 +114,7 @@ def get_user(engine: Engine, tenant_id: int, external_id: str) -> UserInfo | Non
     """The user's row, or None (one indexed read on a plain cursor: every rank starts here)."""
     r = reader(engine)
     rows = r.rows(r.sql(_USER_SQL), (tenant_id, external_id))
-    return UserInfo(rows[0][0], external_id, rows[0][1], rows[0][2]) if rows else None
+    return UserInfo(rows[0][0], external_id, rows[0][1], rows[0][2], rows[0][3]) if rows else None
 
 
 def choice_texts(engine: Engine, user: UserInfo) -> list[tuple[str, str, str]]:
