@@ -26,8 +26,10 @@ import httpx
 
 from pluralign.data.builtin import load_corpus
 from pluralign.serve import auth, store
+from pluralign.serve import app as serve_app
 from pluralign.serve.app import create_app
 from pluralign.serve.model import ServedModel
+from pluralign.serve.schemas import RankIn
 
 
 def timed(fn, bucket: list[float]):  # noqa: ANN001, ANN201
@@ -64,6 +66,10 @@ def main() -> None:
     served.score = timed(served.score, model_t)  # the batcher calls this
     store.get_user = timed(store.get_user, db_t)
     store.choice_texts = timed(store.choice_texts, db_t)
+    body_t: list[float] = []
+    answer_t: list[float] = []
+    RankIn.model_validate_json = timed(RankIn.model_validate_json, body_t)  # the fast path's body
+    serve_app.json_bytes = timed(serve_app.json_bytes, answer_t)  # the answer's JSON encoding
     app = create_app(served, f"sqlite:///{tempfile.mkdtemp()}/profile.sqlite")
     key = auth.create_key(app.state.engine, "profile")
     prompt = json.loads((args.run / "pool.json").read_text())["candidates"]["prompt"]
@@ -89,9 +95,8 @@ def main() -> None:
                                                            "rejected": body["candidates"][1]})
             for _ in range(20):  # warm: embeddings, z cache, code paths
                 await client.post("/v1/users/u/rank", json=body)
-            model_t.clear()
-            db_t.clear()
-            server_t.clear()
+            for bucket in (model_t, db_t, server_t, body_t, answer_t):
+                bucket.clear()
             out = []
             for _ in range(args.n):
                 t = time.process_time()
@@ -111,8 +116,11 @@ def main() -> None:
           f"  {100 * model / server:.0f} % of the server")
     print(f"  database           {db_per_req:6.2f}   (user lookup; z comes from the cache)"
           f"  {100 * db_per_req / server:.0f} %")
-    print(f"  framework          {server - model - db_per_req:6.2f}   (routing, auth, validation, JSON)"
-          f"  {100 * (server - model - db_per_req) / server:.0f} %")
+    rest = server - model - db_per_req
+    print(f"  framework          {rest:6.2f}   (routing, auth, validation, JSON)  {100 * rest / server:.0f} %")
+    for name, bucket in (("reading the body", body_t), ("encoding the answer", answer_t)):
+        part = 1000 * sum(bucket) / args.n
+        print(f"    of which {name:<20} {part:5.2f}  {100 * part / server:.0f} %")
 
 
 if __name__ == "__main__":

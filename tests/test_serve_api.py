@@ -215,6 +215,61 @@ def test_revoked_key_is_refused(served, tmp_path):
         engine.dispose()
 
 
+def counted(api, name: str, **labels: str) -> float:
+    """The value of the Prometheus sample ``name`` with these labels (0 when absent)."""
+    for line in api.get("/metrics").text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def rank_answers(api) -> dict[str, float]:
+    return {p: counted(api, "pluralign_rank_answers_total", path=p) for p in ("fast", "route")} | {
+        "requests": counted(api, "pluralign_http_requests_total", route="/v1/users/{user_id}/rank", status="200")}
+
+
+def test_a_warm_rank_skips_the_router_and_answers_as_the_route_does(api):
+    # fastpath.py: once the key is resolved and z cached, rank is answered before routing; the
+    # answer must be the route's, byte for byte, and every error still the route's
+    a, b = api.h["acme"], api.h["globex"]
+    body = {"prompt": PROMPTS[1], "candidates": CANDIDATES}
+    for i in range(2):
+        api.post("/v1/users/kim/choices", json=choice(i, short_wins=False), headers=a)
+    api.put("/v1/users/other", headers=b)  # globex's key resolved and cached too
+    before = rank_answers(api)
+    cold = api.post("/v1/users/kim/rank", json=body, headers={"Authorization": a["Authorization"].replace("Bearer", "bearer")})
+    warm = api.post("/v1/users/kim/rank", json=body, headers=a)  # "bearer" (above) is left to the route
+    after = rank_answers(api)
+    assert cold.status_code == warm.status_code == 200
+    assert warm.content == cold.content and warm.headers["content-type"] == "application/json"
+    assert after["route"] - before["route"] == 1 and after["fast"] - before["fast"] == 1
+    assert after["requests"] - before["requests"] == 2  # the fast answer is counted under the route's template
+
+    # a chunked upload is read whole before the answer
+    chunks = iter([b'{"prompt": ' + f'"{PROMPTS[1]}"'.encode() + b', "candidates": ',
+                   str(CANDIDATES).replace("'", '"').encode() + b"}"])
+    assert api.post("/v1/users/kim/rank", content=chunks, headers={**a, "Content-Type": "application/json"}).content \
+        == cold.content
+
+    # with the key and z warm, bad input still gets the route's errors, never another tenant's data
+    for r, status, says in [
+        (api.post("/v1/users/kim/rank", content=b"{nope", headers={**a, "Content-Type": "application/json"}),
+         400, "malformed JSON"),
+        (api.post("/v1/users/kim/rank", json={"prompt": "x", "candidates": []}, headers=a), 422, "candidates"),
+        (api.post("/v1/users/kim/rank", json={"candidates": 3}, headers=a), 422, "candidates"),
+        (api.post("/v1/users/kim/rank", content=b"candidates=x", headers={**a, "Content-Type": "text/plain"}),
+         422, "body"),
+        (api.post("/v1/users/kim/rank", json=body, headers=b), 404, "not found"),
+        (api.post("/v1/users/nobody/rank", json=body, headers=a), 404, "not found"),
+        (api.post("/v1/users/kim/rank", json=body, headers={"Authorization": "Bearer pa_wrong"}), 401, "invalid"),
+        (api.post("/v1/users/kim/rank", json=body), 401, "missing API key"),
+        (api.post("/v1/users/b%20d/rank", json=body, headers=a), 422, "user_id"),
+    ]:
+        assert r.status_code == status and says in r.json()["detail"], (status, r.text)
+        assert LONG[1] not in r.text or status == 200
+    assert rank_answers(api)["fast"] - before["fast"] == 2  # none of the errors came from the fast path
+
+
 def test_a_deleted_users_z_is_never_served_to_a_later_user(api, served):
     # SQLite reuses the largest row id after a delete, and a new user's revision starts at 0 again:
     # the z cache must not hand the new user the z of the forgotten one

@@ -3,8 +3,9 @@
 Every ``/v1`` route needs ``Authorization: Bearer KEY``; the key's tenant scopes every lookup,
 so another tenant's user id is simply "not found". Most routes are plain ``def`` functions
 that Starlette runs in its thread pool; the two hot ones are ``async``: rank (a cached one never
-leaves the event loop: a one-row read, then the micro-batcher) and posting a choice (handed to
-the group-commit writer). Both write their answers directly, in their response model's shape.
+leaves the event loop: a one-row read, then the micro-batcher; the common case is answered
+before routing, by :mod:`pluralign.serve.fastpath`) and posting a choice (handed to the
+group-commit writer). Both write their answers directly, in their response model's shape.
 """
 
 
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Awaitable, Callable
 from fastapi import Depends, FastAPI, Header, HTTPException, Path as PathParam, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 from sqlalchemy import text
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session
 from . import auth, metrics, store
 from .batching import RankBatcher
 from .db import make_engine
+from .fastpath import FastRank
 from .generation import Busy, PolicyPool
 from .groupcommit import GroupCommit
 from .guards import BodyLimit, body_schema, install, read_json
@@ -78,7 +81,6 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
     app = FastAPI(title="pluralign serve", version="1",
                   description="Personalized ranking and question selection from a person's few choices.")
     app.state.engine, app.state.model, app.state.batcher, app.state.policy_pool = engine, model, batcher, pool
-    install(app)
 
     def lookup(key: str) -> Tenant:
         with Session(engine) as session:
@@ -87,22 +89,25 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
                 raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
             return Tenant(row.id, row.name)
 
+    def cached_tenant(credentials: str) -> Tenant | None:
+        digest = hashlib.sha256(credentials.encode()).hexdigest()
+        with keys_lock:
+            hit = keys.get(digest)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     async def tenant(cred: HTTPAuthorizationCredentials | None) -> Tenant:
         # async with an in-memory cache: a known key costs no thread hop and no query
         if cred is None:
             raise HTTPException(401, "missing API key: send 'Authorization: Bearer KEY'",
                                 headers={"WWW-Authenticate": "Bearer"})
-        digest = hashlib.sha256(cred.credentials.encode()).hexdigest()
-        now = time.monotonic()
-        with keys_lock:
-            hit = keys.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        found = cached_tenant(cred.credentials)
+        if found is not None:
+            return found
         found = await run_in_threadpool(lookup, cred.credentials)
         with keys_lock:
             if len(keys) > 10_000:
                 keys.clear()
-            keys[digest] = (now + KEY_TTL, found)
+            keys[hashlib.sha256(cred.credentials.encode()).hexdigest()] = (time.monotonic() + KEY_TTL, found)
         return found
 
     Caller = Annotated[Tenant, Depends(BearerTenant(tenant))]
@@ -122,6 +127,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
         return user
 
     z_hit, z_miss = metrics.Z_CACHE.labels("hit"), metrics.Z_CACHE.labels("miss")
+    by_fast_path, by_route = metrics.RANK_PATH.labels("fast"), metrics.RANK_PATH.labels("route")
 
     def state_of(user: store.UserInfo) -> Any:
         misses = model.z_cache.misses
@@ -207,14 +213,9 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
         return Personalized(user_id=user_id, n_choices=user.n_choices, revision=user.revision,
                             model=model.model_name, z=z, z_std=z_std)
 
-    @app.post("/v1/users/{user_id}/rank", response_model=RankOut, tags=["personalization"],
-              openapi_extra=body_schema(RankIn))
-    async def rank(user_id: UserId, request: Request, t: Caller) -> Response:
-        # on the event loop, no thread hand-offs (see batching.py): the user lookup is one indexed
-        # query; only a z-cache miss (embedding the user's choices) goes to the thread pool. The
-        # body is RankIn, read in one pydantic pass (guards.read_json: the hot route's saving)
-        body = await read_json(request, RankIn)
-        user = known_user(t, user_id)
+    async def rank_values(user: store.UserInfo, body: RankIn) -> list[float]:
+        # on the event loop, no thread hand-offs (see batching.py): only a z-cache miss (embedding
+        # the user's choices) goes to the thread pool
         if model.is_policy:
             # implicit reward log pi(y | x, user) - log pi_ref(y | x): LM passes (and, for CMPO, the
             # user's weights from theirs), all in the bounded policy pool, off the event loop
@@ -228,14 +229,48 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
             else:
                 state = await run_in_threadpool(state_of, user)
             scores = await batcher.submit(body.prompt, body.candidates, state)
-        values = scores.tolist()
-        order = sorted(range(len(values)), key=values.__getitem__, reverse=True)  # stable: ties keep input order
+        return scores.tolist()
+
+    def ranking(user_id: str, user: store.UserInfo, body: RankIn, values: list[float]) -> bytes:
         # RankOut's shape, written directly: FastAPI's check and serialisation of the returned
         # model (the echoed candidate texts validated and encoded twice) cost more than the
         # forward pass (docs/serve.md, "Performance")
-        return json_response({"user_id": user_id, "n_choices": user.n_choices, "model": model.model_name,
-                              "ranking": [{"index": i, "candidate": body.candidates[i], "score": values[i],
-                                           "spread": None} for i in order]})
+        order = sorted(range(len(values)), key=values.__getitem__, reverse=True)  # stable: ties keep input order
+        return json_bytes({"user_id": user_id, "n_choices": user.n_choices, "model": model.model_name,
+                           "ranking": [{"index": i, "candidate": body.candidates[i], "score": values[i],
+                                        "spread": None} for i in order]})
+
+    @app.post("/v1/users/{user_id}/rank", response_model=RankOut, tags=["personalization"],
+              openapi_extra=body_schema(RankIn))
+    async def rank(user_id: UserId, request: Request, t: Caller) -> Response:
+        # the common case is answered by fast_rank below, before routing; this route answers the
+        # rest (a key not yet resolved, an unknown user, a policy run) and every error. The
+        # body is RankIn, read in one pydantic pass (guards.read_json: the hot route's saving)
+        body = await read_json(request, RankIn)
+        user = known_user(t, user_id)
+        answer = ranking(user_id, user, body, await rank_values(user, body))
+        by_route.inc()
+        return Response(answer, media_type="application/json")
+
+    async def fast_rank(user_id: str, authorization: bytes | None, content_type: bytes | None,
+                        raw: bytes) -> bytes | None:
+        """The rank route's answer when nothing needs the framework (fastpath.py), else None."""
+        if (model.is_policy or authorization is None or not authorization.startswith(b"Bearer ")
+                or (content_type is not None and content_type.split(b";")[0].strip().lower() != b"application/json")):
+            return None
+        t = cached_tenant(authorization[7:].decode("latin-1"))
+        if t is None:
+            return None
+        try:
+            body = RankIn.model_validate_json(raw)
+        except ValidationError:
+            return None
+        user = store.get_user(engine, t.id, user_id)
+        if user is None:
+            return None
+        answer = ranking(user_id, user, body, await rank_values(user, body))
+        by_fast_path.inc()
+        return answer
 
     @app.post("/v1/users/{user_id}/generate", response_model=GenerateOut, tags=["personalization"],
               responses={400: {"description": "The run is a reward model: it cannot generate."},
@@ -298,14 +333,17 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
             raise HTTPException(404, f"pool {pool_id!r} not found")
         return PoolOut(pool_id=pool_id, questions=found[0], candidates=found[1])
 
+    app.add_middleware(FastRank, handle=fast_rank,
+                       route=next(r for r in app.routes if getattr(r, "path", None) == "/v1/users/{user_id}/rank"))
+    install(app)  # error handlers and the metrics middleware, outside the fast path: it is counted too
     app.add_middleware(BodyLimit)
     return app
 
 
-def json_response(content: Any, status_code: int = 200) -> Response:
-    """``content`` as a compact UTF-8 JSON answer, encoded by pydantic's Rust serialiser: 10
-    ranked candidates took 50 us with ``json.dumps``, 10 us here. NaN and infinities are null."""
-    return Response(to_json(content, inf_nan_mode="null"), status_code=status_code, media_type="application/json")
+def json_bytes(content: Any) -> bytes:
+    """``content`` as compact UTF-8 JSON, encoded by pydantic's Rust serialiser: 10 ranked
+    candidates took 50 us with ``json.dumps``, 10 us here. NaN and infinities are null."""
+    return to_json(content, inf_nan_mode="null")
 
 
 def model_response(content: Any, status_code: int = 200) -> Response:

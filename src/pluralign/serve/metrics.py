@@ -16,6 +16,8 @@ RANK_BATCH = Histogram("pluralign_rank_batch_size", "Rank requests scored in one
 CHOICE_GROUP = Histogram("pluralign_choice_group_size", "Choices stored in one transaction (group commit)",
                          buckets=(1, 2, 4, 8, 16, 32, 64))
 CHOICES = Counter("pluralign_choices_total", "Choices posted", ["result"])  # stored / replayed
+RANK_PATH = Counter("pluralign_rank_answers_total", "Rank answers by path: fast (before routing) or route",
+                    ["path"])  # fastpath.py
 Z_CACHE = Counter("pluralign_z_cache_total", "z cache lookups", ["result"])  # hit / miss
 GENERATIONS = Counter("pluralign_generations_total", "Answers generated", ["steered_by"])  # choices/weights/none
 GENERATED_TOKENS = Counter("pluralign_generated_tokens_total", "Tokens generated")
