@@ -281,7 +281,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
     from ..train.rewards import train_reward_model
     from .env import MazeSim
     from .queries import latents
-    from .report import write_results
+    from .report import results_stem, write_results
     from .rollout import rollout
 
     maze = dataset.maze
@@ -355,7 +355,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
             log(f"[K={k}] {name}: " + ", ".join(f"n={n} {100 * s['success']:.0f}%" for n, s in curve.items())
                 + f" ({round(time.time() - t0, 1)} s)")
         doc["timing_s"][policy_name] = round(time.time() - t0, 1)
-        write_results(doc, out / f"maze-{k}goals")  # so far: a stopped run keeps what it measured
+        write_results(doc, out / results_stem(k))  # so far: a stopped run keeps what it measured
     return doc
 
 
@@ -375,8 +375,8 @@ def get_dataset(cfg: RLBenchConfig, out: Path, dataset_dir: Path | None = None) 
 
 
 def run_bench(cfg: RLBenchConfig, out: str | Path, dataset_dir: Path | None = None, log=print) -> list[dict]:
-    """Run every goal count; write ``maze-K.json``/``.csv``/``.png`` and print the tables."""
-    from .report import plot_rollouts, summary_lines, format_table, write_results
+    """Run every goal count; write ``maze-{K}goals.json``/``.csv``/``.png`` and print the tables."""
+    from .report import format_table, plot_rollouts, results_stem, summary_lines, write_results
 
     torch.manual_seed(cfg.seed)
     out = Path(out)
@@ -388,8 +388,8 @@ def run_bench(cfg: RLBenchConfig, out: str | Path, dataset_dir: Path | None = No
     for k in cfg.goal_counts:
         doc = run_goal_count(k, dataset, cfg, out, log)
         doc["config"] = json.loads(json.dumps(dataclasses.asdict(cfg)))
-        write_results(doc, out / f"maze-{k}goals")
-        plot_rollouts(doc, dataset.maze, out / f"maze-{k}goals.png")
+        write_results(doc, out / results_stem(k))
+        plot_rollouts(doc, dataset.maze, out / f"{results_stem(k)}.png")
         log(format_table(doc))
         for line in summary_lines(doc):
             log(line)

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,6 +20,18 @@ from .maze import Maze
 
 
 ACTIVE_BUDGET = 4  # issue 14: active queries reach the most-random-query success within 4
+
+
+def results_stem(k: int) -> str:
+    """The file stem of the bench's results for K goals (``maze-{K}goals``.json/.csv/.png);
+    :func:`goals_of` reads K back from a file name."""
+    return f"maze-{k}goals"
+
+
+def goals_of(filename: str) -> int | None:
+    """K of a ``maze-{K}goals.json`` results file, or None for any other name."""
+    m = re.fullmatch(r"maze-(\d+)goals\.json", filename)
+    return int(m.group(1)) if m else None
 
 
 def oracle_tolerance(k: int) -> float:

@@ -16,18 +16,14 @@ standard error, so :func:`.report.summary_lines` reads the targets off it) and
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ..eval.seeds import interval_row, read_seed_docs, write_tables
-from .report import (ACTIVE_BUDGET, first_reaching, oracle_tolerance, success_at, summary_lines, validate,
-                     write_results)
-
-_RESULTS = re.compile(r"^maze-(\d+)goals\.json$")
-
+from .report import (ACTIVE_BUDGET, first_reaching, goals_of, oracle_tolerance, results_stem, success_at,
+                     summary_lines, validate, write_results)
 
 def goal_counts(run_dirs: Sequence[str | Path]) -> list[int]:
     """The goal counts K with a ``maze-{K}goals.json`` in every run folder."""
@@ -37,7 +33,7 @@ def goal_counts(run_dirs: Sequence[str | Path]) -> list[int]:
     for run in run_dirs:
         if not Path(run).is_dir():
             raise FileNotFoundError(f"{run}: not a folder (give the --out folders of 'pluralign rl bench')")
-        per_run.append({int(m.group(1)) for p in Path(run).iterdir() if (m := _RESULTS.match(p.name))})
+        per_run.append({k for p in Path(run).iterdir() if (k := goals_of(p.name)) is not None})
     common = sorted(set.intersection(*per_run))
     if not common:
         raise ValueError("no maze-<K>goals.json common to all runs: "
@@ -47,7 +43,7 @@ def goal_counts(run_dirs: Sequence[str | Path]) -> list[int]:
 
 def read_runs(run_dirs: Sequence[str | Path], k: int) -> list[dict[str, Any]]:
     """Each run's K-goal results, checked to be one bench on distinct seeds."""
-    docs = read_seed_docs(run_dirs, f"maze-{k}goals.json", "no results (run 'pluralign rl bench' there)")
+    docs = read_seed_docs(run_dirs, f"{results_stem(k)}.json", "no results (run 'pluralign rl bench' there)")
     for run, doc in zip(run_dirs, docs):
         validate(doc)
         if doc["task"] != docs[0]["task"] or list(doc["context_sizes"]) != list(docs[0]["context_sizes"]):
@@ -172,10 +168,10 @@ def aggregate(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict[int, 
         docs = read_runs(run_dirs, k)
         tables = {"success": success_rows(docs), "targets": target_rows(docs, k)}
         keys = {"success": ["policy", "n_queries"], "targets": ["quantity", "target", "met_every_seed"]}
-        paths = write_tables(tables, keys, out, name=f"maze-{k}goals-seeds")
+        paths = write_tables(tables, keys, out, name=f"{results_stem(k)}-seeds")
         mean = mean_doc(docs)
-        write_results(mean, out / f"maze-{k}goals-mean")
-        paths["png"] = plot_curves(tables["success"], mean["task"], len(docs), out / f"maze-{k}goals-seeds.png")
+        write_results(mean, out / f"{results_stem(k)}-mean")
+        paths["png"] = plot_curves(tables["success"], mean["task"], len(docs), out / f"{results_stem(k)}-seeds.png")
         result[k] = {"tables": tables, "summary": summary_lines(mean), "seeds": mean["seeds"],
                      "paths": {name: str(p) for name, p in paths.items()}}
     return result
