@@ -3,11 +3,12 @@ a ranking's server time should be the model's, not the framework's).
 
 :class:`FastRank` is ASGI middleware in front of the app's router. For ``POST
 /v1/users/{user_id}/rank`` it reads the body and asks a ``handle`` function for the answer;
-``handle`` answers only the plain case (a valid body, a key already resolved, a known user whose
-z is cached) and returns None for anything else. Then, or when ``handle`` raises, the request
-goes on to the FastAPI route with the body replayed, and that route gives every error its usual
-status and message. So the checks and their messages live once, in the route; the fast path can
-only decline. Measured with ``benchmarks/serve_profile.py`` (docs/serve.md, "Performance").
+``handle`` answers only the plain case (a JSON body that is a valid ``RankIn``, a key already
+resolved, a known user, a reward-model run) and returns None for anything else. Then, or when
+``handle`` raises (scoring included: an error costs a second try), the request goes on to the
+FastAPI route with the body replayed, and that route gives every error its usual status and
+message. So the checks and their messages live once, in the route; the fast path can only
+decline. Measured with ``benchmarks/serve_profile.py`` (docs/serve.md, "Performance").
 """
 
 from __future__ import annotations
