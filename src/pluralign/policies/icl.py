@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from ..train.config import check_types
 from .logprobs import collate_tokenized, encode_prompts, prompt_text, sequence_logprobs, tokenize_pair
@@ -103,8 +104,9 @@ def icl_prompt(prompt: Any, examples: Sequence[Example], max_example_words: int 
 
 @torch.no_grad()
 def icl_logprobs(lm: torch.nn.Module, tokenizer: Any, prompts: Sequence[str], responses: Sequence[Any],
-                 config: ICLConfig) -> torch.Tensor:
-    """(N,) summed log pi(response | prompt) under ``lm`` for already-built (ICL) prompts."""
+                 config: ICLConfig, progress: bool = True) -> torch.Tensor:
+    """(N,) summed log pi(response | prompt) under ``lm`` for already-built (ICL) prompts
+    (a progress bar: prompts of ~1,500 tokens make this tens of minutes on a CPU)."""
     seqs = [tokenize_pair(tokenizer, p, _text(r), max_length=config.max_length) for p, r in zip(prompts, responses)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(lm.parameters()).device
@@ -113,7 +115,7 @@ def icl_logprobs(lm: torch.nn.Module, tokenizer: Any, prompts: Sequence[str], re
     lm.eval()
     # sort by length so a batch pads little; the result goes back in the caller's order
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))
-    for s in range(0, len(order), config.batch_size):
+    for s in tqdm(range(0, len(order), config.batch_size), desc="ICL log-probs", disable=not progress, leave=False):
         chunk = order[s:s + config.batch_size]
         batch = collate_tokenized([seqs[i] for i in chunk], pad_token_id=pad, padding_side="left").to(device)
         out.append(sequence_logprobs(lm, batch).float().cpu())
