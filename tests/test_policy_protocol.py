@@ -176,7 +176,7 @@ def _config(base):
 
 
 @pytest.mark.slow
-def test_np_dpo_select_never_reads_test_and_report_does(tmp_path):
+def test_np_dpo_select_never_reads_test_and_report_does(tmp_path, monkeypatch):
     from pluralign.policies.np_dpo.multiseed import aggregate
     from pluralign.policies.np_dpo.protocol import report, select
 
@@ -206,6 +206,27 @@ def test_np_dpo_select_never_reads_test_and_report_does(tmp_path):
     assert res["models"]["icl"]["0"]["accuracy"] == 0.5  # no examples: ties
     assert len(res["per_task"]["np-dpo"]["0"]["2"]) == 3
     assert {r["model"] for r in res["behaviour"]["table"]} >= {"icl N^C=2", "np-dpo N^C=2"}
+    # a stopped report resumes: each finished part is read back, not computed again, and the
+    # results are the same; a part that is missing (or was computed under other inputs) is redone
+    first = (run / "results.json").read_text()
+    import pluralign.policies.np_dpo.icl as np_icl
+    import pluralign.policies.np_dpo.protocol as np_protocol
+
+    def boom(*args, **kwargs):
+        raise AssertionError("computed again")
+
+    parts = run / "report-parts"
+    assert sorted(p.name for p in parts.iterdir()) == ["evaluation.json", "icl_accuracy.json", "icl_behaviour.json"]
+    (parts / "icl_behaviour.json").unlink()
+    monkeypatch.setattr(np_protocol, "evaluate_policies", boom)
+    monkeypatch.setattr(np_icl, "icl_accuracy_vs_context", boom)
+    again = report(config, run, prep=_prepared(tok, sealed_test=False), icl_lm=tiny_causal_lm("llama"))
+    assert (run / "results.json").read_text() == first and again["checks"] == res["checks"]
+    doc = json.loads((parts / "evaluation.json").read_text())
+    (parts / "evaluation.json").write_text(json.dumps({**doc, "key": "other inputs"}))
+    with pytest.raises(AssertionError, match="computed again"):
+        report(config, run, prep=_prepared(tok, sealed_test=False), icl_lm=tiny_causal_lm("llama"))
+    monkeypatch.undo()
     # a config changed after selection is refused
     import dataclasses
 
@@ -223,7 +244,7 @@ def test_np_dpo_select_never_reads_test_and_report_does(tmp_path):
 # --- CMPO select / report / seeds on a tiny model --------------------------------------------------
 
 @pytest.mark.slow
-def test_cmpo_protocol_seeds_baselines_and_icl(tmp_path):
+def test_cmpo_protocol_seeds_baselines_and_icl(tmp_path, monkeypatch):
     import dataclasses
 
     from typer.testing import CliRunner
@@ -286,6 +307,25 @@ def test_cmpo_protocol_seeds_baselines_and_icl(tmp_path):
     other = dataclasses.replace(cfg, experiment=dataclasses.replace(exp, beta=0.5))
     with pytest.raises(ValueError, match="another config"):
         report(other, splits, tok, scorers, tmp_path / "seeds" / "seed-1")
+    # a stopped report resumes from its finished parts (report_parts.py) and writes the same report
+    import pluralign.policies.cmpo.icl as cmpo_icl
+    import pluralign.policies.cmpo.report as cmpo_report
+
+    def boom(*args, **kwargs):
+        raise AssertionError("computed again")
+
+    run = tmp_path / "seeds" / "seed-1"
+    first = (run / "report.json").read_text()
+    assert sorted(p.name for p in (run / "report-parts").iterdir()) == [
+        "evaluation.json", "fewshot.json", "icl_accuracy.json", "icl_steering.json"]
+    for module, name in ((cmpo_report, "run_evaluation"), (cmpo_report, "fewshot_tables"),
+                         (cmpo_icl, "icl_accuracy"), (cmpo_icl, "icl_steering")):
+        monkeypatch.setattr(module, name, boom)
+    from pluralign.policies.cmpo.multiseed import for_seed
+
+    report(for_seed(cfg, 1), splits, tok, scorers, run)
+    assert (run / "report.json").read_text() == first
+    monkeypatch.undo()
     out = CliRunner().invoke(app, ["cmpo", "aggregate", str(tmp_path / "seeds" / "seed-1"),
                                    str(tmp_path / "seeds" / "seed-1"), "--out", str(tmp_path / "agg")])
     assert out.exit_code == 0, out.output

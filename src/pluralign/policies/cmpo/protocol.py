@@ -31,6 +31,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 from ...data.cmpo_weights import attribute_pairs
 from ...train.config import check_types, config_from_dict, read_yaml
 from ..icl import ICLConfig
+from ..report_parts import ReportParts
 from ..selection import SealedSplit, SelectionLog, TestSplitAccess, choose, public_dict, sealed
 from .evaluate import interpolation, spearman
 from .experiment import CMPOExperimentConfig, _subsample, all_pairs, load_stage, run_training, trunk_cache_for
@@ -202,30 +203,47 @@ def report(config: CMPOProtocolConfig, splits: Mapping[str, Any], tokenizer: Any
     chosen, exp, rep = doc_sel["chosen"], config.experiment, config.report
     train, test = splits["train"], splits["test"]
     pair = tuple(config.selection.interpolate)
-    res = run_evaluation(out, exp, test, tokenizer, scorers, interpolate=[pair], n_pairs=rep.n_pairs,
-                         n_prompts=rep.n_prompts, max_new_tokens=config.selection.max_new_tokens,
-                         repetition_penalty=chosen["repetition_penalty"], seed=rep.seed)
-    model = load_stage(out, "cmpo")
-    tables = fewshot_tables(model, tokenizer, exp, trunk_cache_for(exp, out),
-                            {"test": (test, rep.fewshot_users, rep.seed)}, features=chosen["fewshot_features"])
-    del model
-    enc = FewShotWeights.from_pretrained(out / "fewshot" / "model")
-    res["fewshot"] = [recovery(enc, tables["test"], n_context=c, seed=rep.seed, draws=rep.fewshot_draws)
-                      for c in rep.contexts]
+    # each piece kept on disk as it finishes: a stopped report resumes after the last one
+    parts = ReportParts(out, config_digest(config), dataclasses.asdict(rep), dataclasses.asdict(config.icl),
+                        doc_sel, log=log)
+    res = parts.get("evaluation", lambda: run_evaluation(
+        out, exp, test, tokenizer, scorers, interpolate=[pair], n_pairs=rep.n_pairs, n_prompts=rep.n_prompts,
+        max_new_tokens=config.selection.max_new_tokens, repetition_penalty=chosen["repetition_penalty"],
+        seed=rep.seed))
+
+    def fewshot() -> list[dict[str, Any]]:
+        model = load_stage(out, "cmpo")
+        tables = fewshot_tables(model, tokenizer, exp, trunk_cache_for(exp, out),
+                                {"test": (test, rep.fewshot_users, rep.seed)}, features=chosen["fewshot_features"])
+        del model
+        enc = FewShotWeights.from_pretrained(out / "fewshot" / "model")
+        return [recovery(enc, tables["test"], n_context=c, seed=rep.seed, draws=rep.fewshot_draws)
+                for c in rep.contexts]
+
+    res["fewshot"] = parts.get("fewshot", fewshot)
     if rep.icl:
         from ..icl import load_icl_model
         from .icl import icl_accuracy, icl_steering
 
-        lm = icl_lm if icl_lm is not None else load_icl_model(exp.base_model)
+        loaded: list[Any] = [icl_lm]
+
+        def lm() -> Any:  # loaded only when a part has to be computed
+            if loaded[0] is None:
+                loaded[0] = load_icl_model(exp.base_model)
+            return loaded[0]
+
         pool = all_pairs(test, exp.attributes)
         sets = {a: _subsample(attribute_pairs(pool, a, exp.margins.get(a, 0.0)), rep.n_pairs, rep.seed)
                 for a in exp.attributes}  # the pairs run_evaluation scored
-        for a, row in icl_accuracy(lm, tokenizer, sets, train, exp, config.icl, rep.seed).items():
+        icl_rows = parts.get("icl_accuracy", lambda: icl_accuracy(lm(), tokenizer, sets, train, exp, config.icl,
+                                                                   rep.seed))
+        for a, row in icl_rows.items():
             res["accuracy"][a]["icl"] = row
         prompts = list(dict.fromkeys(r.prompt for r in test))[:rep.n_prompts]
-        res["icl_steering"] = icl_steering(lm, tokenizer, prompts, list(pair), train, exp, config.icl, scorers,
-                                           max_new_tokens=config.selection.max_new_tokens,
-                                           repetition_penalty=chosen["repetition_penalty"], seed=rep.seed)
+        res["icl_steering"] = parts.get("icl_steering", lambda: icl_steering(
+            lm(), tokenizer, prompts, list(pair), train, exp, config.icl, scorers,
+            max_new_tokens=config.selection.max_new_tokens, repetition_penalty=chosen["repetition_penalty"],
+            seed=rep.seed))
     for item in res["interpolation"].values():
         for row in item["rows"]:
             row.pop("texts", None)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ...checkpoint import load_state
+from ..report_parts import ReportParts
 from ..selection import SealedSplit, SelectionLog, TestSplitAccess, choose, public_dict, read_selection, sealed
 from .evaluate import PolicyEvalConfig, accuracy_vs_context
 from .experiment import (ExperimentConfig, done_checks, evaluate_policies, load_run_policies, prepare_experiment,
@@ -160,24 +161,32 @@ def report(config: ExperimentConfig, run_dir: str | Path, prep: Prepared | None 
     cfg = dataclasses.replace(config, eval=test_eval,
                               behaviour=dataclasses.replace(config.behaviour, seed=config.report.seed))
     prep = prep if prep is not None else prepare_experiment(config, splits=("test",))
-    models = load_run_policies(run)
-    doc = evaluate_policies(cfg, prep, models, run, log=log)
+    # each piece kept on disk as it finishes: a stopped report resumes after the last one
+    parts = ReportParts(run, config_digest(config), dataclasses.asdict(config.report), dataclasses.asdict(config.icl),
+                        doc_sel, log=log)
+    doc = parts.get("evaluation", lambda: evaluate_policies(cfg, prep, load_run_policies(run), run, log=log))
     if config.report.icl:
         from ...eval.results import write_csv, write_json
         from ..icl import load_icl_model
         from .evaluate import plot_accuracy_per_type
         from .icl import icl_accuracy_vs_context, icl_behaviour
 
-        lm = icl_lm if icl_lm is not None else load_icl_model(config.policy.base_model)
-        icl = icl_accuracy_vs_context(lm, prep.tokenizer, prep.test, test_eval, config.icl)
+        loaded: list[Any] = [icl_lm]
+
+        def lm() -> Any:  # loaded only when a part has to be computed
+            if loaded[0] is None:
+                loaded[0] = load_icl_model(config.policy.base_model)
+            return loaded[0]
+
+        icl = parts.get("icl_accuracy", lambda: icl_accuracy_vs_context(lm(), prep.tokenizer, prep.test, test_eval,
+                                                                         config.icl))
         for key in ("models", "per_type", "per_task"):
             doc[key].update(icl[key])
         b = cfg.behaviour
         prompts = doc["behaviour"]["prompts"]
-        doc["behaviour"]["table"] += icl_behaviour(lm, prep.tokenizer, prep.test, prompts, k=b.k,
-                                                   users_per_type=b.users_per_type, attribute=b.attribute,
-                                                   seed=b.seed, max_new_tokens=b.max_new_tokens,
-                                                   max_example_words=config.icl.max_example_words)
+        doc["behaviour"]["table"] += parts.get("icl_behaviour", lambda: icl_behaviour(
+            lm(), prep.tokenizer, prep.test, prompts, k=b.k, users_per_type=b.users_per_type, attribute=b.attribute,
+            seed=b.seed, max_new_tokens=b.max_new_tokens, max_example_words=config.icl.max_example_words))
         for row in doc["behaviour"]["table"][-2:]:
             log(f"  {row['model']:<18} user type {row['user_type']}: mean {b.attribute} {row['mean']:.1f}")
         write_json(doc, run / "results.json")
