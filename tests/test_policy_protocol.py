@@ -346,3 +346,21 @@ def test_cli_report_needs_a_selection_and_aggregate_needs_results(tmp_path):
     assert res.exit_code == 1 and "--seeds" in res.output
     res = runner.invoke(app, ["cmpo", "aggregate", str(tmp_path), "--out", str(tmp_path / "t")])
     assert res.exit_code == 1 and "report.json" in res.output
+
+
+def test_report_parts_keep_reuse_and_redo(tmp_path):
+    from pluralign.policies.report_parts import ReportParts, lazy
+
+    def boom():
+        raise AssertionError("computed again")
+
+    quiet = {"log": lambda s: None}
+    assert ReportParts(tmp_path, "cfg", {"seed": 1}, **quiet).get("x", lambda: {"v": (1, 2)}) == {"v": [1, 2]}
+    assert ReportParts(tmp_path, "cfg", {"seed": 1}, **quiet).get("x", boom) == {"v": [1, 2]}  # kept
+    assert ReportParts(tmp_path, "cfg", {"seed": 2}, **quiet).get("x", lambda: 3) == 3  # other inputs: redone
+    (tmp_path / "report-parts" / "x.json").write_text('{"key": "tru')  # a torn file: redone
+    assert ReportParts(tmp_path, "cfg", {"seed": 2}, **quiet).get("x", lambda: 4) == 4
+    loads = []
+    get = lazy(lambda: loads.append(1) or "model")
+    assert get() == get() == "model" and loads == [1]
+    assert lazy(boom, "given")() == "given"

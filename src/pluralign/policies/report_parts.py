@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 FOLDER = "report-parts"
+T = TypeVar("T")
 
 
 class ReportParts:
@@ -44,3 +45,16 @@ class ReportParts:
         tmp.write_text(text)
         tmp.replace(path)
         return json.loads(text)["value"]
+
+
+def lazy(load: Callable[[], T], given: T | None = None) -> Callable[[], T]:
+    """``given``, or what ``load()`` returns, called once and only when first asked for (the ICL
+    model of a report whose ICL parts were all kept is never loaded)."""
+    held: list[T | None] = [given]
+
+    def get() -> T:
+        if held[0] is None:
+            held[0] = load()
+        return held[0]
+
+    return get

@@ -31,7 +31,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 from ...data.cmpo_weights import attribute_pairs
 from ...train.config import check_types, config_from_dict, read_yaml
 from ..icl import ICLConfig
-from ..report_parts import ReportParts
+from ..report_parts import ReportParts, lazy
 from ..selection import SealedSplit, SelectionLog, TestSplitAccess, choose, public_dict, sealed
 from .evaluate import interpolation, spearman
 from .experiment import CMPOExperimentConfig, _subsample, all_pairs, load_stage, run_training, trunk_cache_for
@@ -225,12 +225,7 @@ def report(config: CMPOProtocolConfig, splits: Mapping[str, Any], tokenizer: Any
         from ..icl import load_icl_model
         from .icl import icl_accuracy, icl_steering
 
-        loaded: list[Any] = [icl_lm]
-
-        def lm() -> Any:  # loaded only when a part has to be computed
-            if loaded[0] is None:
-                loaded[0] = load_icl_model(exp.base_model)
-            return loaded[0]
+        lm = lazy(lambda: load_icl_model(exp.base_model), icl_lm)
 
         pool = all_pairs(test, exp.attributes)
         sets = {a: _subsample(attribute_pairs(pool, a, exp.margins.get(a, 0.0)), rep.n_pairs, rep.seed)

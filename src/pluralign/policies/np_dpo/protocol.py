@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ...checkpoint import load_state
-from ..report_parts import ReportParts
+from ..report_parts import ReportParts, lazy
 from ..selection import SealedSplit, SelectionLog, TestSplitAccess, choose, public_dict, read_selection, sealed
 from .evaluate import PolicyEvalConfig, accuracy_vs_context
 from .experiment import (ExperimentConfig, done_checks, evaluate_policies, load_run_policies, prepare_experiment,
@@ -171,12 +171,7 @@ def report(config: ExperimentConfig, run_dir: str | Path, prep: Prepared | None 
         from .evaluate import plot_accuracy_per_type
         from .icl import icl_accuracy_vs_context, icl_behaviour
 
-        loaded: list[Any] = [icl_lm]
-
-        def lm() -> Any:  # loaded only when a part has to be computed
-            if loaded[0] is None:
-                loaded[0] = load_icl_model(config.policy.base_model)
-            return loaded[0]
+        lm = lazy(lambda: load_icl_model(config.policy.base_model), icl_lm)
 
         icl = parts.get("icl_accuracy", lambda: icl_accuracy_vs_context(lm(), prep.tokenizer, prep.test, test_eval,
                                                                          config.icl))
