@@ -78,6 +78,19 @@ def test_prepared_candidates_and_many_users_equal_reward(name):
         model.prepare_candidates(torch.randn(11, D + 1))
 
 
+def test_a_model_built_under_inference_mode_scores_prepared_candidates():
+    # its parameters are inference tensors, which have no version counter for the fused cache's key
+    with torch.inference_mode():
+        torch.manual_seed(3)
+        model = build_reward_model("np-btl", option_dim=D).eval()  # 256 wide: the fused product is used
+        assert model.decoder._fused() is not None
+        z = model.personalize(torch.randn(2, 3, D), torch.randn(2, 3, D), torch.ones(2, 3, dtype=torch.bool))
+        cands = torch.randn(7, D)
+        expected = model.reward(cands.unsqueeze(0).expand(2, -1, -1), z)
+        torch.testing.assert_close(model.score_candidates(model.prepare_candidates(cands), z), expected,
+                                   rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("stem", ["np-btl-1", "np-btl-2", "vpl-2"])
 def test_checkpoints_from_before_the_split_load_and_agree(stem):
     io = load_file(str(OLD / "io.safetensors"))

@@ -71,8 +71,9 @@ class ConditionedRewardDecoder(nn.Module):
         w_e = self._first.weight[:, : self.embed_dim]
         if torch.is_grad_enabled():
             return w_e @ last.weight, w_e @ last.bias
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device, float(t.detach().sum()))
-                    for t in (self._first.weight, last.weight, last.bias))
+        # inference tensors (a model built under torch.inference_mode) have no version counter
+        key = tuple((t.data_ptr(), -1 if t.is_inference() else t._version, t.dtype, t.device,
+                     float(t.detach().sum())) for t in (self._first.weight, last.weight, last.bias))
         if self._fused_cache is None or self._fused_cache[0] != key:
             with torch.autocast(w_e.device.type, enabled=False):  # cache the fp32 product
                 self._fused_cache = (key, w_e @ last.weight, w_e @ last.bias)
