@@ -197,6 +197,13 @@ def test_np_dpo_select_never_reads_test_and_report_does(tmp_path, monkeypatch):
     assert settings["np-dpo checkpoint"]["value"] in (1, 2) and settings["np-dpo checkpoint"]["split"] == "validation"
     assert settings["baselines"]["split"] is None  # fixed, said so
     assert "report" not in json.loads((run / "config.json").read_text())
+    # a stopped select resumes: candidates already trained and scored are not scored again
+    import pluralign.policies.np_dpo.protocol as np_protocol
+
+    with monkeypatch.context() as m:
+        m.setattr(np_protocol, "accuracy_vs_context", lambda *a, **k: (_ for _ in ()).throw(AssertionError("again")))
+        again = select(sealed(config), _prepared(tok, sealed_test=True), run)
+    assert again["settings"] == doc["settings"] and again["chosen_overrides"] == doc["chosen_overrides"]
     for d in ("np-dpo/best", "btl-dpo/best", "type-dpo-0/best", "type-dpo-1/best", "select/candidate-1/best"):
         assert (run / d / "model.safetensors").exists(), d
     # report: test tasks from report.seed, n_tasks of them, every model and ICL on the same targets

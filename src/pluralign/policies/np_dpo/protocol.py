@@ -98,6 +98,11 @@ def select(config: ExperimentConfig, prep: Prepared, out_dir: str | Path, log=pr
         folder = out / "np-dpo" if len(candidates) == 1 else out / "select" / f"candidate-{i}"
         c = apply_overrides(cfg, overrides)
         log(f"candidate {i}: {overrides or '(the config as is)'}")
+        scored = _scored(folder / "validation.json", digest, overrides)
+        if scored is not None:  # trained and scored by an earlier, stopped select: the same numbers
+            scores[i] = scored
+            log(f"candidate {i}: kept from an earlier select, validation accuracy {scored:.3f}")
+            continue
         policy = train_method(c, prep, "np-dpo", folder, log=log)
         best = folder / "best"
         if (best / "model.safetensors").exists():
@@ -106,7 +111,8 @@ def select(config: ExperimentConfig, prep: Prepared, out_dir: str | Path, log=pr
         scores[i] = validation_score(doc, config.selection.metric)
         log(f"candidate {i}: validation {config.selection.metric} accuracy {scores[i]:.3f}")
         (folder / "validation.json").write_text(json.dumps({"overrides": overrides, "score": scores[i],
-                                                            "per_type": doc["per_type"]}, indent=2) + "\n")
+                                                            "per_type": doc["per_type"], "config_digest": digest},
+                                                           indent=2) + "\n")
     chosen = choose(scores)
     if len(candidates) > 1:
         if (out / "np-dpo").exists():
@@ -144,6 +150,17 @@ def select(config: ExperimentConfig, prep: Prepared, out_dir: str | Path, log=pr
     doc.update(config_digest=digest, chosen_overrides=candidates[chosen])
     (out / "selection.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     return doc
+
+
+def _scored(path: Path, digest: str, overrides: dict[str, Any]) -> float | None:
+    """A candidate's validation score from ``validation.json`` (written once it is trained and
+    scored) when it was made under this config and these overrides; None otherwise."""
+    if not path.is_file():
+        return None
+    doc = json.loads(path.read_text())
+    if doc.get("config_digest") != digest or doc.get("overrides") != overrides:
+        return None
+    return float(doc["score"])
 
 
 def report(config: ExperimentConfig, run_dir: str | Path, prep: Prepared | None = None, log=print,
