@@ -86,6 +86,9 @@ def test_write_tables(tmp_path):
     assert "| np-dpo | 60.0 [" in md and "bootstrap" in md
     assert json.loads(paths["json"].read_text())["accuracy"][0]["values"] == [50.0, 70.0]
     assert paths["csv_accuracy"].read_text().startswith("model,")
+    one = write_tables({"accuracy": [{"model": "cmpo", **interval_row([0.9], scale=100.0)}]},
+                       {"accuracy": ["model"]}, tmp_path / "one")
+    assert "| cmpo | 90.0 [one seed: no interval] | 1 |" in one["md"].read_text()
 
 
 # --- the ICL template and its scoring --------------------------------------------------------------

@@ -94,7 +94,12 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], inter
         head.insert(len(keys) + 1, "[95 % bootstrap over tasks]")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cell = f"{_fmt(r['mean'])} [{_fmt(r['t_low'])}, {_fmt(r['t_high'])}]" if intervals else _fmt(r["mean"])
+        if not intervals:
+            cell = _fmt(r["mean"])
+        elif r["seeds"] < 2:  # a t-interval needs two seeds; say so instead of printing [nan, nan]
+            cell = f"{_fmt(r['mean'])} [one seed: no interval]"
+        else:
+            cell = f"{_fmt(r['mean'])} [{_fmt(r['t_low'])}, {_fmt(r['t_high'])}]"
         cols = [_fmt(r.get(k)) for k in keys] + [cell]
         if boot:
             cols.append(f"[{_fmt(r.get('boot_low'))}, {_fmt(r.get('boot_high'))}]" if "boot_low" in r else "")
