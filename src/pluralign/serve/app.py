@@ -90,9 +90,8 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
             return Tenant(row.id, row.name)
 
     def cached_tenant(credentials: str) -> Tenant | None:
-        digest = hashlib.sha256(credentials.encode()).hexdigest()
         with keys_lock:
-            hit = keys.get(digest)
+            hit = keys.get(auth.hash_key(credentials))
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     async def tenant(cred: HTTPAuthorizationCredentials | None) -> Tenant:
@@ -107,7 +106,7 @@ def create_app(model: ServedModel, db_url: str, *, migrate: bool = True, engine:
         with keys_lock:
             if len(keys) > 10_000:
                 keys.clear()
-            keys[hashlib.sha256(cred.credentials.encode()).hexdigest()] = (time.monotonic() + KEY_TTL, found)
+            keys[auth.hash_key(cred.credentials)] = (time.monotonic() + KEY_TTL, found)
         return found
 
     Caller = Annotated[Tenant, Depends(BearerTenant(tenant))]
