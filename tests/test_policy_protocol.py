@@ -194,7 +194,7 @@ def test_np_dpo_select_never_reads_test_and_report_does(tmp_path, monkeypatch):
     # the whole tuning path with the test split and the report section sealed: any read would raise
     doc = select(sealed(config), _prepared(tok, sealed_test=True), run)
     settings = doc["settings"]
-    assert set(settings["policy.film_gain"]["candidates"]) == {"1.0", "3.0"}
+    assert set(settings["policy.film_gain"]["candidates"]) == {"policy.film_gain=1.0", "policy.film_gain=3.0"}
     assert settings["policy.film_gain"]["split"] == "validation"
     assert settings["policy.film_gain"]["value"] == doc["chosen_overrides"]["policy.film_gain"]
     assert settings["np-dpo checkpoint"]["value"] in (1, 2) and settings["np-dpo checkpoint"]["split"] == "validation"
@@ -374,3 +374,29 @@ def test_report_parts_keep_reuse_and_redo(tmp_path):
     get = lazy(lambda: loads.append(1) or "model")
     assert get() == get() == "model" and loads == [1]
     assert lazy(boom, "given")() == "given"
+
+
+def test_a_resumed_seed_keeps_a_finished_select_of_the_same_config(tmp_path, monkeypatch):
+    # a stopped multi-seed run restarts each unfinished seed; one whose select is done (its
+    # selection.json, written last, carries this config's digest) must go straight to report
+    import pluralign.policies.np_dpo.protocol as P
+    from pluralign.policies.np_dpo.experiment import run_experiment
+
+    config = _config(tmp_path / "no-model-needed")
+    run = tmp_path / "run"
+    run.mkdir()
+    calls = []
+    monkeypatch.setattr(P, "tuning_view", lambda c: None)
+    monkeypatch.setattr(P, "select", lambda *a, **k: calls.append("select"))
+    doc = {"checks": {}, "task": "t", "context_sizes": [0], "bayes": None, "models": {}}
+    monkeypatch.setattr(P, "report", lambda c, r, log: calls.append("report") or dict(doc))
+    (run / "selection.json").write_text(json.dumps({"settings": {}, "config_digest": P.config_digest(sealed(config))}))
+    logs = []
+    run_experiment(config, run, log=logs.append)
+    assert calls == ["report"] and logs[0].startswith("select: kept")
+    assert json.loads((run / "results.json").read_text())["timing_s"]["select"] < 1
+    # another config (another digest) selects again
+    (run / "selection.json").write_text(json.dumps({"settings": {}, "config_digest": "another"}))
+    calls.clear()
+    run_experiment(config, run, log=logs.append)
+    assert calls == ["select", "report"]

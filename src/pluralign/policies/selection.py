@@ -111,7 +111,8 @@ def choose(scores: Mapping[Any, float], greater_is_better: bool = True) -> Any:
 class SelectionLog:
     """What was chosen, on what: written to ``selection.json`` of a run folder.
 
-    Each entry: ``{"value", "candidates": {repr(value): metric}, "metric", "split", "note"}``.
+    Each entry: ``{"value", "candidates": {repr(value) or a grid point's settings: metric},
+    "metric", "split", "note"}``.
     """
 
     def __init__(self) -> None:

@@ -263,10 +263,16 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, log=print) -> 
     sealed) then :func:`.protocol.report` (the test split, ``report`` section). Each training run
     resumes from its ``last/``; returns the results document."""
     from ..selection import sealed
-    from .protocol import report, select, tuning_view
+    from .protocol import config_digest, report, select, tuning_view
 
     t0 = time.time()
-    select(sealed(config), tuning_view(config), out_dir, log=log)
+    sel_path = Path(out_dir) / "selection.json"
+    # select writes selection.json last, so one of this config means the whole select is done:
+    # a resumed seed goes straight to its report instead of re-scoring every candidate
+    if sel_path.is_file() and json.loads(sel_path.read_text()).get("config_digest") == config_digest(sealed(config)):
+        log(f"select: kept ({sel_path} was made under this config)")
+    else:
+        select(sealed(config), tuning_view(config), out_dir, log=log)
     t_select = time.time() - t0
     doc = report(config, out_dir, log=log)
     doc["wall_s"] = round(time.time() - t0, 1)

@@ -120,9 +120,12 @@ def select(config: ExperimentConfig, prep: Prepared, out_dir: str | Path, log=pr
         shutil.copytree(out / "select" / f"candidate-{chosen}", out / "np-dpo")
     metric = (f"np-dpo implicit-reward accuracy, {'largest N^C' if config.selection.metric == 'final' else 'mean over N^C'}"
               f", mean over user types; {config.eval.n_tasks} validation tasks per type, seed {config.eval.seed}")
+    # every grid point by all its settings: keyed by one setting's value, the grid's other
+    # settings would overwrite each other and show a score the chosen point never had
+    grid_scores = {", ".join(f"{k}={json.dumps(candidates[i][k])}" for k in config.selection.grid): s
+                   for i, s in scores.items()}
     for key in config.selection.grid:
-        sel.record(key, candidates[chosen][key], metric=metric,
-                   candidates={json.dumps(candidates[i][key]): s for i, s in scores.items()},
+        sel.record(key, candidates[chosen][key], metric=metric, candidates=grid_scores,
                    metric_value=scores[chosen], note=f"grid candidate {chosen} of {len(candidates)}")
     fit = json.loads((out / "np-dpo" / "fit_summary.json").read_text())
     sel.record("np-dpo checkpoint", fit["best_step"], metric=f"fit validation {config.train.metric_for_best_model}",
