@@ -105,6 +105,33 @@ def test_btl_says_it_ranks_the_same_for_everyone(files):
     assert "btl ranks the same for everyone" in res.output
 
 
+@pytest.mark.slow
+def test_mix_btl_train_eval_rank_and_ask_two_new_people(files):
+    (files / "mix.yaml").write_text("model:\n  hidden_dim: 32\n  n_components: 4\ntasks:" + CONFIG.split("\ntasks:")[1])
+    res = invoke(files, "train", "--data", files / "pets.jsonl", "--model", "mix-btl", "--out", files / "mix",
+                 "--config", files / "mix.yaml", "--embedder", files / "encoder", "--steps", "150")
+    assert res.exit_code == 0, res.output
+    res = invoke(files, "eval", files / "mix", "--data", files / "pets.jsonl", "--context-sizes", "0,3",
+                 "--n-tasks", "60", "--out", files / "eval-mix" / "r.json")
+    assert res.exit_code == 0, res.output
+    assert json.loads((files / "eval-mix" / "r.json").read_text())["models"]["mix-btl"]["3"]["accuracy"] > 0.9
+    tops = {}
+    for person in ("cat", "dog"):
+        res = invoke(files, "rank", files / "mix", "--choices", files / f"{person}.jsonl",
+                     "--prompt", "a new question", "--candidates", files / "candidates.txt", "--json")
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.output)
+        assert out["personalized"]
+        tops[person] = out["ranking"][0]["candidate"]
+    assert tops == {"cat": answer("cat"), "dog": answer("dog")}
+    # the next question: the exact posterior over the components scores the pool
+    from pluralign import Personalizer
+
+    p = Personalizer.from_pretrained(files / "mix")
+    pool = [("q", answer("cat"), answer("dog")), ("q", answer("fish"), answer("fish"))]
+    assert p.next_question(p.user([]), pool)[0] == 0  # cat vs dog tells the types apart; fish vs fish nothing
+
+
 def test_dataset_folder_and_conversational_records_read_like_jsonl(files, tmp_path):
     records = read_records(files / "pets.jsonl")[:40]
     to_hf_dataset(records, conversational=True).save_to_disk(str(tmp_path / "ds"))

@@ -60,7 +60,7 @@ def test_deepset_pooled_then_linear_equals_pooling_h1(pooling, symmetry):
     torch.testing.assert_close(enc.pooled(c, r, mask), masked_pool(h, mask, pooling), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["btl", "dpl", "np-btl", "vpl"])
+@pytest.mark.parametrize("name", ["btl", "dpl", "np-btl", "vpl", "mix-btl"])
 def test_prepared_candidates_and_many_users_equal_reward(name):
     torch.manual_seed(2)
     model = build_reward_model(name, option_dim=D, hidden_dim=16, n_hidden_layers=1).eval()

@@ -54,6 +54,23 @@ def log_bt_prob(margin: torch.Tensor, lapse: float = 0.0) -> torch.Tensor:
                            math.log1p(-2 * lapse) + F.logsigmoid(margin))
 
 
+def log_bt_prob_lapse(margin: torch.Tensor, lapse: torch.Tensor) -> torch.Tensor:
+    """:func:`log_bt_prob` with a *tensor* ε in (0, 0.5) (a learnt lapse; gradients flow to it)."""
+    return torch.logaddexp(torch.log(lapse).expand_as(margin),
+                           torch.log1p(-2 * lapse) + F.logsigmoid(margin))
+
+
+def mixture_nll(log_weights: torch.Tensor, log_p: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+    """-log Σ_m w_m P_m(pair), mean over real pairs: the predictive likelihood of a finite
+    mixture of choice models under posterior weights w.
+
+    ``log_weights``: (B, M) log w (rows normalised); ``log_p``: (B, T, M) log P_m of each of the
+    T pairs; ``mask``: (B, T).
+    """
+    return masked_mean(-torch.logsumexp(log_weights.unsqueeze(1) + log_p, dim=-1), mask)
+
+
 def meanvar_preference_prob(mean_a: torch.Tensor, var_a: torch.Tensor, mean_b: torch.Tensor,
                             var_b: torch.Tensor, approx: str = "normal") -> torch.Tensor:
     """DPL mean–variance P(a ≻ b) = Φ((μ_a - μ_b) / √(σ_a² + σ_b²)) (NP paper §2).

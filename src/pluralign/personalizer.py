@@ -94,7 +94,7 @@ class Personalizer:
     def __init__(self, model: RewardModel, features: OptionFeatures, run: Mapping[str, Any] | None = None):
         self.model = model.eval()
         self.model_name: str = model.name
-        self.has_latent: bool = model.name in ("np-btl", "vpl")
+        self.has_latent: bool = model.uses_latent
         self.option_dim: int = int(model.config.option_dim)
         self.features = features
         self.embedder = features.embedder

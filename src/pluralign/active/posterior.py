@@ -37,13 +37,16 @@ class NoLatentError(TypeError):
 
 
 def latent_kind(model: nn.Module) -> str:
-    """``"variational"`` (q(z | context) is a distribution, VPL) or ``"deterministic"`` (NP-BTL);
+    """``"variational"`` (q(z | context) is a distribution, VPL), ``"deterministic"`` (NP-BTL) or
+    ``"mixture"`` (Mix-BTL: z is an exact posterior over finitely many rewards);
     raises :class:`NoLatentError` for models without a latent (BTL, DPL)."""
     name = getattr(model, "name", type(model).__name__)
     dim = getattr(model, "config", None)
     dim = getattr(dim, "option_dim", None)
     if dim is None or not hasattr(model, "personalize"):
         raise NoLatentError(f"active selection needs a latent reward model (np-btl or vpl), got {name!r}")
+    if getattr(model, "exact_posterior", False):
+        return "mixture"
     empty = torch.zeros(1, 0, dim)
     with torch.no_grad():
         z = model.personalize(empty, empty, torch.zeros(1, 0, dtype=torch.bool))

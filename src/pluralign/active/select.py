@@ -167,7 +167,7 @@ def select_queries(model: nn.Module, pool, answered=None, k: int = 1, strategy: 
             if k == 1:
                 # random order: ties break at random; a particle posterior has the whole pool's
                 # rewards already, so it scores every pair, q samples score n_candidates of them
-                cand = rng.permutation(avail)[: None if particles is not None else n_candidates]
+                cand = rng.permutation(avail)[: None if particles is not None or kind == "mixture" else n_candidates]
                 p, log_w = prob(cand)
                 return torch.as_tensor(cand[[int(single_pair_gain(p, log_w).argmax())]])
             if batch_search == "greedy":
@@ -182,6 +182,10 @@ ProbFn = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor | None]]
 
 def _prob_fn(model, kind, pool: Pool, chosen, rejected, particles, n_samples: int, seed: int) -> ProbFn:
     """``prob(indices) -> (P(a ≻ b | z_p) (P, n), log weights (P,) | None)`` under the posterior."""
+    if kind == "mixture":  # the components are the particles, weighted by the exact posterior
+        log_w = model.personalize(chosen[None], rejected[None], torch.ones(1, len(chosen), dtype=torch.bool))[0]
+        p_all = model.component_probs(pool.a, pool.b)
+        return lambda idx: (p_all[:, torch.as_tensor(idx, dtype=torch.long)], log_w)
     if particles is not None:
         ra, rb = particles.pool_rewards(model, pool)
         log_w = particles.log_weights(model, chosen, rejected)
@@ -199,7 +203,11 @@ def _prob_fn(model, kind, pool: Pool, chosen, rejected, particles, n_samples: in
 def _uncertainty(model, pool: Pool, chosen, rejected, avail: np.ndarray, k: int, rng) -> torch.Tensor:
     z = point_latent(model, chosen[None], rejected[None], torch.ones(1, len(chosen), dtype=torch.bool))
     order = rng.permutation(avail)  # ties break at random
-    p = pool.probabilities(model, z, order)[0]
+    if getattr(model, "exact_posterior", False):  # the posterior predictive, not one reward difference
+        i = torch.as_tensor(order, dtype=torch.long)
+        p = z[0].exp() @ model.component_probs(pool.a[i], pool.b[i])
+    else:
+        p = pool.probabilities(model, z, order)[0]
     top = torch.argsort((p - 0.5).abs(), stable=True)[:k].numpy()
     return torch.as_tensor(order[top])
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-MODELS = ("btl", "dpl", "np-btl", "vpl")
+MODELS = ("btl", "dpl", "np-btl", "vpl", "mix-btl")
 
 #: Hyperparameters of the context models (measured on the 2-mode corpus/Pets data; see
 #: docs/text-bench.md). Fields of the model configs (pluralign.rewards).
@@ -19,6 +19,7 @@ MODEL_FIELDS: dict[str, dict[str, Any]] = {
     # β = 1 collapsed the posterior on the 384-d MiniLM corpus inputs (0 of 16 active units, KL ~1e-4,
     # 50% accuracy at every N^C); β_max = 0.05 kept 16 active units and 86% at N^C = 10
     "vpl": {"encoder": "deepset", "pooling": "sum", "latent_dim": 16, "beta_max": 0.05},
+    "mix-btl": {},
 }
 
 

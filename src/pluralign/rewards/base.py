@@ -76,6 +76,9 @@ class RewardModel(nn.Module):
     #: whether rewards depend on z (False for BTL and DPL: one reward for everybody)
     uses_latent: ClassVar[bool] = True
     config_class: ClassVar[type[RewardConfig]] = RewardConfig
+    #: where training tasks draw the context when the task config does not say: inside the
+    #: targets (the NP paper's convention, App. C.1) or disjoint from them
+    train_context_in_target: ClassVar[bool] = True
     #: every concrete model by ``name``, filled as the subclasses are defined (the package
     #: ``pluralign.rewards`` imports them all), so loading needs no import of the registry
     registered: ClassVar[dict[str, type["RewardModel"]]] = {}

@@ -7,11 +7,13 @@ from typing import Any
 from .base import RewardConfig, RewardModel
 from .btl import BTLRewardModel
 from .dpl import DPLRewardModel
+from .mixture import MixBTLRewardModel
 from .np_btl import NPBTLRewardModel
 from .vpl import VPLRewardModel
 
 MODELS: dict[str, type[RewardModel]] = {
-    m.name: m for m in (BTLRewardModel, DPLRewardModel, NPBTLRewardModel, VPLRewardModel)}
+    m.name: m for m in (BTLRewardModel, DPLRewardModel, NPBTLRewardModel, VPLRewardModel,
+                       MixBTLRewardModel)}
 
 
 def config_class(name: str) -> type[RewardConfig]:
