@@ -119,6 +119,16 @@ def test_cli_train_presets(tmp_path):
     res = runner.invoke(app, ["train", "--data", str(tmp_path / "d.jsonl"), "--model", "np-btl",
                               "--preset", "fast", "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "--preset" in res.output
+    # no --model: the default model, Mix-BTL
+    res = runner.invoke(app, ["train", "--data", str(tmp_path / "d.jsonl"), "--steps", "4",
+                              "--out", str(tmp_path / "plain")])
+    assert res.exit_code == 0, res.output
+    run = json.loads((tmp_path / "plain" / "run.json").read_text())
+    assert run["model"] == "mix-btl" and run["model_config"]["n_components"] == 32
+    # each model's own task convention, recorded as resolved: Mix-BTL's targets are disjoint
+    # from the context, NP-BTL's contain it (NP paper App. C.1)
+    assert run["config"]["tasks"]["context_in_target"] is False
+    assert json.loads((tmp_path / "tuned" / "run.json").read_text())["config"]["tasks"]["context_in_target"] is True
 
 
 def test_population_bayes_line_matches_closed_form():
@@ -163,7 +173,7 @@ def test_bench_defaults_smoke(tmp_path):
     for name in ("types-k2-d4", "dirichlet-k3-d6"):
         doc = json.loads((tmp_path / f"{name}.json").read_text())
         validate_results(doc)
-        assert doc["runs"]["np-btl"]["steps"] == 3 and set(gaps(doc)) == {"0", "1", "3"}
+        assert doc["runs"]["mix-btl"]["steps"] == 3 and set(gaps(doc)) == {"0", "1", "3"}
         assert doc["bayes"]["3"] > doc["bayes"]["0"] and (tmp_path / f"{name}.png").stat().st_size > 0
         # one reward per context cannot beat the posterior majority
         assert all(doc["single_reward"][n] <= doc["bayes"][n] + 1e-9 for n in doc["bayes"])

@@ -81,7 +81,7 @@ def defaults(
     out: Path = typer.Option(Path("runs/bench-defaults"), "--out", help="Folder for results (JSON, CSV, PNG per population, summary) and runs."),
     quick: bool = typer.Option(False, "--quick", help="CI smoke run: small populations, 150 steps, 200 test tasks (checks the plumbing, not the target)."),
     population: list[str] = typer.Option(None, "--population", help="Run only these populations (repeatable; default all)."),
-    model: list[str] = typer.Option(None, "--model", help="Reward models to train with the defaults (repeatable; default np-btl)."),
+    model: list[str] = typer.Option(None, "--model", help="Reward models to train with the defaults (repeatable; default: pluralign train's default, mix-btl; add np-btl to compare)."),
     eval_tasks: int = typer.Option(500, "--eval-tasks", help="Test tasks per context size."),
     mc_samples: int = typer.Option(4000, "--mc-samples", help="Dirichlet draws of the Monte Carlo Bayes posterior."),
     steps: int = typer.Option(None, "--steps", help="Override the default step budget (the run is then not the plain default)."),

@@ -14,7 +14,9 @@ import typer
 
 app = typer.Typer(no_args_is_help=True)
 
-MODEL_NAMES = ("btl", "dpl", "np-btl", "vpl")
+from ..train.presets import DEFAULT_MODEL
+
+MODEL_NAMES = ("btl", "dpl", "np-btl", "vpl", "mix-btl")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -94,7 +96,7 @@ def _context_sizes(text: str) -> tuple[int, ...]:
 def train(
     data: Path = typer.Option(..., "--data", help="Records: .jsonl, .parquet or a saved `datasets` folder; "
                               "text (TRL plain or conversational) or numeric options, plus user_id."),
-    model: str = typer.Option(..., "--model", help="Reward model: btl, dpl, np-btl or vpl."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Reward model: mix-btl (the default: a mixture of rewards with an exact posterior), np-btl, vpl, btl or dpl. See docs/rewards.md."),
     out: Path = typer.Option(..., "--out", help="Run folder: best/, last/, log.jsonl, run.json."),
     config: Optional[Path] = typer.Option(None, "--config",
                                           help="YAML with sections model, tasks, train (see docs/training.md)."),

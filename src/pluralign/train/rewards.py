@@ -41,7 +41,9 @@ class TaskConfig:
     (paper: 0-10). n_target: N^T (paper: 20). val_tasks: fixed validation tasks. seed: the
     training sampler's seed (validation tasks use seed + 1). context_in_target: draw each
     training task's context inside its targets (the NP paper's convention, App. C.1) or, when
-    False, disjoint from them as at evaluation."""
+    False, disjoint from them as at evaluation; None (the default): the model's own convention
+    (``RewardModel.train_context_in_target``: inside for the papers' models, disjoint for
+    Mix-BTL)."""
 
     n_tasks: int = 64
     context_min: int = 0
@@ -49,7 +51,7 @@ class TaskConfig:
     n_target: int = 20
     val_tasks: int = 256
     seed: int = 0
-    context_in_target: bool = True
+    context_in_target: bool | None = None
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -189,10 +191,11 @@ def build_model(name: str, model_fields: dict[str, Any], option_dim: int) -> nn.
 
 
 def make_batch_fn(records: Sequence[PreferenceRecord], tasks: TaskConfig):
-    """``batch_fn(step, stream)`` over the training records (context ⊂ target)."""
+    """``batch_fn(step, stream)`` over the training records (context ⊂ target unless
+    ``tasks.context_in_target`` is False; None counts as the papers' True)."""
     chosen, rejected = numeric_table(records, "train")
     sampler = TaskSampler(user_ids(records), context_range=(tasks.context_min, tasks.context_max),
-                          n_target=tasks.n_target, context_in_target=tasks.context_in_target,
+                          n_target=tasks.n_target, context_in_target=tasks.context_in_target is not False,
                           user_types=user_types(records), seed=tasks.seed)
 
     def batch_fn(step: int, stream: int):
@@ -252,6 +255,9 @@ def train_reward_model(records: Sequence[PreferenceRecord], model_name: str, con
         fields["anneal_steps"] = train_cfg.max_steps  # β's schedule spans this run
     torch.manual_seed(train_cfg.seed)  # the initial weights follow the run's seed: a rerun reproduces it
     model = build_model(model_name, fields, dim)
+    if config.tasks.context_in_target is None:  # recorded in run.json as resolved
+        config = dataclasses.replace(config, tasks=dataclasses.replace(
+            config.tasks, context_in_target=type(model).train_context_in_target))
     batch_fn = make_batch_fn(train, config.tasks)
     val_fn = make_val_fn(val, config.tasks)
     out = Path(out_dir)
