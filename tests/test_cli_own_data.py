@@ -60,6 +60,19 @@ def train(root, *extra, out="run", data="pets.jsonl"):
                   "--config", root / "config.yaml", "--embedder", root / "encoder", *extra)
 
 
+def top_candidates(files, run: str) -> dict[str, str]:
+    """`pluralign rank --json` for the cat person and the dog person: their top candidates."""
+    tops = {}
+    for person in ("cat", "dog"):
+        res = invoke(files, "rank", files / run, "--choices", files / f"{person}.jsonl",
+                     "--prompt", "a new question", "--candidates", files / "candidates.txt", "--json")
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.output)
+        assert out["personalized"] and out["n_choices"] == 2 and len(out["ranking"]) == 4
+        tops[person] = out["ranking"][0]["candidate"]
+    return tops
+
+
 @pytest.mark.slow
 def test_train_eval_rank_two_new_people(files):
     res = train(files, "--steps", "150")
@@ -79,15 +92,7 @@ def test_train_eval_rank_two_new_people(files):
     assert doc["models"]["np-btl"]["3"]["accuracy"] > 0.9  # the types are told apart from 3 choices
     assert (files / "eval" / "r-per-type.png").is_file()
 
-    tops = {}
-    for person in ("cat", "dog"):
-        res = invoke(files, "rank", files / "run", "--choices", files / f"{person}.jsonl",
-                     "--prompt", "a new question", "--candidates", files / "candidates.txt", "--json")
-        assert res.exit_code == 0, res.output
-        out = json.loads(res.output)
-        assert out["personalized"] and out["n_choices"] == 2 and len(out["ranking"]) == 4
-        tops[person] = out["ranking"][0]["candidate"]
-    assert tops == {"cat": answer("cat"), "dog": answer("dog")}
+    assert top_candidates(files, "run") == {"cat": answer("cat"), "dog": answer("dog")}
 
     res = invoke(files, "rank", files / "run", "--prompt", "q", "--candidate", "cat", "--candidate", "dog")
     assert res.exit_code == 0 and "with no choices (the population's view)" in res.output
@@ -115,15 +120,7 @@ def test_mix_btl_train_eval_rank_and_ask_two_new_people(files):
                  "--n-tasks", "60", "--out", files / "eval-mix" / "r.json")
     assert res.exit_code == 0, res.output
     assert json.loads((files / "eval-mix" / "r.json").read_text())["models"]["mix-btl"]["3"]["accuracy"] > 0.9
-    tops = {}
-    for person in ("cat", "dog"):
-        res = invoke(files, "rank", files / "mix", "--choices", files / f"{person}.jsonl",
-                     "--prompt", "a new question", "--candidates", files / "candidates.txt", "--json")
-        assert res.exit_code == 0, res.output
-        out = json.loads(res.output)
-        assert out["personalized"]
-        tops[person] = out["ranking"][0]["candidate"]
-    assert tops == {"cat": answer("cat"), "dog": answer("dog")}
+    assert top_candidates(files, "mix") == {"cat": answer("cat"), "dog": answer("dog")}
     # the next question: the exact posterior over the components scores the pool
     from pluralign import Personalizer
 
