@@ -120,7 +120,7 @@ class MixBTLRewardModel(RewardModel):
                       z: Latent | None = None) -> torch.Tensor:
         r = self.net(torch.cat([options, others], dim=1))
         ra, rb = r.split([options.shape[1], others.shape[1]], dim=1)
-        log_p = log_bt_prob_lapse(ra.unsqueeze(2) - rb.unsqueeze(1), self.lapse())  # (B, N, M', M)
+        log_p = log_bt_prob_lapse(ra.unsqueeze(2) - rb.unsqueeze(1), self.lapse())  # (B, N, K, M) for K others
         log_w = self._log_weights(z, options.shape[0])[:, None, None, :]
         return torch.logsumexp(log_w + log_p, dim=-1).exp()
 

@@ -153,7 +153,7 @@ class ServedModel:
     def next_question(self, state: Any, pool: Sequence[dict[str, str]], answered: set[tuple[str, str, str]],
                       seed: int) -> Question | None:
         """The next pair to ask: ``Personalizer.next_question`` (active selection, issue 12) for
-        VPL runs, else a random pair seeded by (user, revision). Pairs the user has
+        VPL and Mix-BTL runs, else a random pair seeded by (user, revision). Pairs the user has
         answered (either way round) are skipped; None when none are left."""
         def asked(q: dict[str, str]) -> bool:
             return (q["prompt"], q["a"], q["b"]) in answered or (q["prompt"], q["b"], q["a"]) in answered
@@ -164,7 +164,8 @@ class ServedModel:
         select = getattr(self.personalizer, "next_question", None)
         # BTL/DPL learn nothing about a person from answers; NP-BTL's information gain needs a
         # particle posterior built from known people's choices (pluralign.active), which a run
-        # folder does not hold, so NP-BTL runs are asked at random; VPL uses q(z | answers)
+        # folder does not hold, so NP-BTL runs are asked at random; VPL uses q(z | answers) and
+        # Mix-BTL its exact posterior over its rewards
         if select is not None and self.has_latent and self.model_name != "np-btl":
             with self.lock, torch.inference_mode():
                 pick = select(state, [pool[i] for i in open_idx], seed=seed % (2**31))
