@@ -11,8 +11,9 @@ with a learnt lapse ε (a coin flip with probability 2ε, for noisy labels), and
 predicted by the posterior predictive Σ_m w_m P_m(a ≻ b). Training maximises that predictive
 likelihood of the target pairs given the context over the same tasks NP-BTL trains on (NP paper
 Algorithm 1), so it is a neural process whose "encoder" is Bayes' rule on its own decoder.
-Mixtures of reward models trained by EM (MaxMin-RLHF, Chakraborty et al. 2024) fit the same
-model per user; here the posterior is amortised over tasks instead.
+Mixtures of reward models fitted by EM (MaxMin-RLHF, Chakraborty et al. 2024) are the same
+model; here the components are learnt by gradient on tasks drawn across users, and a new user's
+posterior is computed in closed form from their choices (no per-user fitting).
 
 Unlike NP-BTL the prediction for a pair is not one reward difference, so it is not limited to
 transitive predictions when the context leaves the user uncertain (docs/defaults.md, the
