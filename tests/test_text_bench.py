@@ -64,13 +64,13 @@ def test_bench_text_quick_path_end_to_end(tmp_path, encoder):
                           max_length=64, cache_dir=str(tmp_path / "cache"))
     bench = run_text_bench(cfg, tmp_path / "out", log=quiet)
     doc = read_json(tmp_path / "out" / "results.json")  # schema-checked
-    assert set(doc["models"]) == {"btl", "dpl", "np-btl", "vpl", "oracle"}
+    assert set(doc["models"]) == {"btl", "dpl", "np-btl", "vpl", "mix-btl", "oracle"}
     for name in doc["models"]:
         assert set(doc["models"][name]) == {"0", "1", "3"}
         assert set(doc["per_type"][name]) == {"0", "1"}
     # exact Bayes on the same tasks (with this few users some pairs have one type's label only)
     assert set(doc["bayes"]) == {"0", "1", "3"} and doc["bayes"]["3"] >= doc["bayes"]["0"]
-    assert set(doc["flip_test"]) == {"btl", "dpl", "np-btl", "vpl"}
+    assert set(doc["flip_test"]) == {"btl", "dpl", "np-btl", "vpl", "mix-btl"}
     assert doc["flip_test"]["btl"]["3"]["unchanged"] == 1.0  # BTL never reads its context
     assert set(doc["latent_separation"]) == {"np-btl", "vpl"}
     assert doc["latent_separation"]["np-btl"]["0"]["centroid_accuracy"] == pytest.approx(0.5, abs=0.2)
