@@ -162,7 +162,7 @@ def select_queries(model: nn.Module, pool, answered=None, k: int = 1, strategy: 
     try:
         with torch.no_grad():
             if strategy == "uncertainty":
-                return _uncertainty(model, pool, chosen, rejected, avail, k, rng)
+                return _uncertainty(model, kind, pool, chosen, rejected, avail, k, rng)
             prob = _prob_fn(model, kind, pool, chosen, rejected, particles, n_samples, seed)
             if k == 1:
                 # random order: ties break at random; a particle posterior has the whole pool's
@@ -183,7 +183,7 @@ ProbFn = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor | None]]
 def _prob_fn(model, kind, pool: Pool, chosen, rejected, particles, n_samples: int, seed: int) -> ProbFn:
     """``prob(indices) -> (P(a ≻ b | z_p) (P, n), log weights (P,) | None)`` under the posterior."""
     if kind == "mixture":  # the components are the particles, weighted by the exact posterior
-        log_w = model.personalize(chosen[None], rejected[None], torch.ones(1, len(chosen), dtype=torch.bool))[0]
+        log_w = point_latent(model, chosen[None], rejected[None], torch.ones(1, len(chosen), dtype=torch.bool))[0]
         p_all = model.component_probs(pool.a, pool.b)
         return lambda idx: (p_all[:, torch.as_tensor(idx, dtype=torch.long)], log_w)
     if particles is not None:
@@ -200,12 +200,12 @@ def _prob_fn(model, kind, pool: Pool, chosen, rejected, particles, n_samples: in
     return lambda idx: (pool.probabilities(model, z, idx), None)
 
 
-def _uncertainty(model, pool: Pool, chosen, rejected, avail: np.ndarray, k: int, rng) -> torch.Tensor:
+def _uncertainty(model, kind: str, pool: Pool, chosen, rejected, avail: np.ndarray, k: int, rng) -> torch.Tensor:
     z = point_latent(model, chosen[None], rejected[None], torch.ones(1, len(chosen), dtype=torch.bool))
     order = rng.permutation(avail)  # ties break at random
-    if getattr(model, "exact_posterior", False):  # the posterior predictive, not one reward difference
+    if kind == "mixture":  # the model's posterior predictive, not one reward difference
         i = torch.as_tensor(order, dtype=torch.long)
-        p = z[0].exp() @ model.component_probs(pool.a[i], pool.b[i])
+        p = model.preference_prob(pool.a[i][None], pool.b[i][None], z)[0]
     else:
         p = pool.probabilities(model, z, order)[0]
     top = torch.argsort((p - 0.5).abs(), stable=True)[:k].numpy()
