@@ -209,6 +209,22 @@ def test_np_dpo_select_never_reads_test_and_report_does(tmp_path, monkeypatch):
     assert again["settings"] == doc["settings"] and again["chosen_overrides"] == doc["chosen_overrides"]
     for d in ("np-dpo/best", "btl-dpo/best", "type-dpo-0/best", "type-dpo-1/best", "select/candidate-1/best"):
         assert (run / d / "model.safetensors").exists(), d
+    # only the candidates' validation.json carried over (checkpoints lost): the scores are kept,
+    # the chosen candidate alone is trained again (same seed: the same checkpoint step)
+    import shutil
+
+    for folder in [run / "np-dpo", *(run / "select").iterdir()]:
+        for item in folder.iterdir():
+            if item.name != "validation.json":
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+    with monkeypatch.context() as m:
+        m.setattr(np_protocol, "accuracy_vs_context", lambda *a, **k: (_ for _ in ()).throw(AssertionError("again")))
+        logs = []
+        again = select(sealed(config), _prepared(tok, sealed_test=True), run, log=logs.append)
+    assert again["settings"] == doc["settings"] and again["chosen_overrides"] == doc["chosen_overrides"]
+    assert any("training it again" in line for line in logs)
+    chosen = [d for d in (run / "select").iterdir() if (d / "best" / "model.safetensors").exists()]
+    assert len(chosen) == 1 and (run / "np-dpo" / "best" / "model.safetensors").exists()
     # report: test tasks from report.seed, n_tasks of them, every model and ICL on the same targets
     res = report(config, run, prep=_prepared(tok, sealed_test=False), icl_lm=tiny_causal_lm("llama"))
     assert res["config"]["seed"] == 77 and res["config"]["n_tasks"] == 3
@@ -336,6 +352,21 @@ def test_cmpo_protocol_seeds_baselines_and_icl(tmp_path, monkeypatch):
     report(for_seed(cfg, 1), splits, tok, scorers, run)
     assert (run / "report.json").read_text() == first
     monkeypatch.undo()
+    # selection.json, the chosen few-shot encoder and the report parts carried over without the
+    # stages' weights: report trains them again (same seed) and scores them as the first time
+    import shutil
+
+    from pluralign.policies.cmpo.experiment import missing_stages
+
+    for name in ("cmpo", "sft", "steerlm", "dpo_short", "dpo_loud"):
+        shutil.rmtree(run / name)
+    (run / "trunk_cache.pt").unlink()
+    (run / "report-parts" / "evaluation.json").unlink()
+    assert missing_stages(exp, run) == ["cmpo", "sft", "steerlm", "dpo_short", "dpo_loud"]
+    logs = []
+    again = report(for_seed(cfg, 1), splits, tok, scorers, run, log=logs.append)
+    assert missing_stages(exp, run) == [] and any("training them again" in line for line in logs)
+    assert again["accuracy"] == json.loads(first)["accuracy"]
     out = CliRunner().invoke(app, ["cmpo", "aggregate", str(tmp_path / "seeds" / "seed-1"),
                                    str(tmp_path / "seeds" / "seed-1"), "--out", str(tmp_path / "agg")])
     assert out.exit_code == 0, out.output

@@ -247,6 +247,13 @@ def run_training(config: CMPOExperimentConfig, train: Sequence[RatedResponse], v
     return summary
 
 
+def missing_stages(config: CMPOExperimentConfig, out_dir: str | Path) -> list[str]:
+    """The stages :func:`run_training` trains for ``config`` whose weights are not in ``out_dir``."""
+    names = ["cmpo"] + [b for b in ("sft", "steerlm") if b in config.baselines]
+    names += [f"dpo_{a}" for a in config.attributes] if "dpo" in config.baselines else []
+    return [n for n in names if not Stage(Path(out_dir), n).done]
+
+
 def load_stage(out_dir: str | Path, name: str) -> PluralLM:
     return PluralLM.from_pretrained(Path(out_dir) / name / "model")
 

@@ -34,7 +34,8 @@ from ..icl import ICLConfig
 from ..report_parts import ReportParts, lazy
 from ..selection import SealedSplit, SelectionLog, TestSplitAccess, choose, public_dict, sealed
 from .evaluate import interpolation, spearman
-from .experiment import CMPOExperimentConfig, _subsample, all_pairs, load_stage, run_training, trunk_cache_for
+from .experiment import (CMPOExperimentConfig, _subsample, all_pairs, load_stage, missing_stages, run_training,
+                         trunk_cache_for)
 from .fewshot import FEATURE_VIEWS, FewShotWeights, recovery
 
 
@@ -206,6 +207,12 @@ def report(config: CMPOProtocolConfig, splits: Mapping[str, Any], tokenizer: Any
     # each piece kept on disk as it finishes: a stopped report resumes after the last one
     parts = ReportParts(out, config_digest(config), dataclasses.asdict(rep), dataclasses.asdict(config.icl),
                         doc_sel, log=log)
+    missing = missing_stages(exp, out)
+    if missing:
+        # selection.json carried over without the weights (a run on another machine): train them
+        # again, same config and seed, on the train and validation splits only
+        log(f"stages {', '.join(missing)}: weights missing, training them again")
+        run_training(exp, train, splits["validation"], out, tokenizer)
     res = parts.get("evaluation", lambda: run_evaluation(
         out, exp, test, tokenizer, scorers, interpolate=[pair], n_pairs=rep.n_pairs, n_prompts=rep.n_prompts,
         max_new_tokens=config.selection.max_new_tokens, repetition_penalty=chosen["repetition_penalty"],

@@ -94,8 +94,10 @@ def select(config: ExperimentConfig, prep: Prepared, out_dir: str | Path, log=pr
     sel = SelectionLog()
     candidates = grid_candidates(config.selection.grid)
     scores: dict[int, float] = {}
+    folders = [out / "np-dpo"] if len(candidates) == 1 else [out / "select" / f"candidate-{i}"
+                                                              for i in range(len(candidates))]
     for i, overrides in enumerate(candidates):
-        folder = out / "np-dpo" if len(candidates) == 1 else out / "select" / f"candidate-{i}"
+        folder = folders[i]
         c = apply_overrides(cfg, overrides)
         log(f"candidate {i}: {overrides or '(the config as is)'}")
         scored = _scored(folder / "validation.json", digest, overrides)
@@ -114,6 +116,11 @@ def select(config: ExperimentConfig, prep: Prepared, out_dir: str | Path, log=pr
                                                             "per_type": doc["per_type"], "config_digest": digest},
                                                            indent=2) + "\n")
     chosen = choose(scores)
+    if not (folders[chosen] / "fit_summary.json").is_file():
+        # its score was carried over without the checkpoints (validation.json kept from a run on
+        # another machine): train it again, same config and seed, for report to evaluate
+        log(f"candidate {chosen}: chosen; its checkpoints are missing, training it again")
+        train_method(apply_overrides(cfg, candidates[chosen]), prep, "np-dpo", folders[chosen], log=log)
     if len(candidates) > 1:
         if (out / "np-dpo").exists():
             shutil.rmtree(out / "np-dpo")
