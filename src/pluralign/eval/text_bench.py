@@ -236,7 +236,7 @@ def run_text_bench(cfg: TextBenchConfig, out_dir: str | Path, *, embedder: Any =
         curve, per_type = oracle_curves(oracles, test, ecfg)
         doc["models"]["oracle"] = curve
         doc.setdefault("per_type", {})["oracle"] = per_type
-    latent_models = {k: m for k, m in models.items() if k in ("np-btl", "vpl")}
+    latent_models = {k: m for k, m in models.items() if m.uses_latent}  # the context models
     if latent_models:
         points = plot_latents(latent_models, test, ecfg, cfg.latent_context_sizes, out / "latents.png", names)
         doc["latent_separation"] = latent_separation(points)
