@@ -25,13 +25,13 @@ from typing import Any, Callable
 import torch
 
 from ..active import ParticlePosterior
+from ..atomic import write_text_atomic
 from ..data.records import PreferenceRecord
 from ..data.splits import by_split
 from ..data.tables import option_vectors, user_ids
 from .active_eval import PairTable, SelectionConfig, bayes_curves, model_curves, sample_tasks
 from .active_report import finish_task, plot_overview, plot_robustness, summarize_targets
 from .metrics import summarize
-from .results import _atomic_write
 
 TASKS = ("example-4.1", "example-4.3", "kmode", "text")
 MODELS = ("np-btl", "vpl")
@@ -227,6 +227,6 @@ def run_active_bench(cfg: ActiveBenchConfig, out_dir: str | Path,
         plot_overview(list(docs.values()), out / "overview.png")
     summary = summarize_targets(docs, robust, synthetic=[t for t in docs if t != "text"])
     summary["wall_seconds"] = round(time.perf_counter() - t_start, 1)
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     log(summary["text"])
     return summary

@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..atomic import write_text_atomic
 from ..data.populations import Population, PopulationSpec, make_population
 from ..data.splits import by_split
 from ..data.synthetic import correlated_gaussian
@@ -39,7 +40,7 @@ from ..train.rewards import RewardTrainConfig, train_reward_model
 from .bayes import bayes_optimal_accuracy, sampled_likelihood
 from .metrics import EvalConfig, EvalData, sample_eval_tasks
 from .plots import plot_accuracy
-from .results import _atomic_write, evaluate_models, format_table, write_csv, write_json
+from .results import evaluate_models, format_table, write_csv, write_json
 from .single_reward import single_reward_accuracy
 
 #: the populations of the full bench; none of them was used to choose a default
@@ -273,13 +274,13 @@ def run_defaults_bench(cfg: DefaultsBenchConfig, out_dir: str | Path,
     met = {m: bool(part) and all(r["meets_target"] for r in part) for m, (_, part) in zip(cfg.models, tables)}
     summary = {"bench": "defaults", "config": dataclasses.asdict(cfg), "target_gap": {"0": 0.015, ">=1": 0.01},
                "rows": rows, "all_met": met, "wall_seconds": round(time.perf_counter() - t0, 1)}
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    _atomic_write(out / "summary.csv", buf.getvalue())
+    write_text_atomic(out / "summary.csv", buf.getvalue())
     log(text)
     verdicts = ", ".join(f"{m}: {'all targets met' if ok else 'target missed on some population'}"
                          for m, ok in met.items())

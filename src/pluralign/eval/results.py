@@ -16,12 +16,12 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 from torch import nn
 
+from ..atomic import write_text_atomic
 from .diagnostics import flip_test, latent_activity
 from .metrics import EvalConfig, EvalData, accuracy_curves, sample_eval_tasks
 
@@ -99,19 +99,6 @@ def validate_results(doc: Mapping[str, Any]) -> None:
                 raise ResultsSchemaError(f"results models[{name!r}][{n!r}] = {dict(s)} is malformed")
 
 
-def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _json_safe(obj: Any) -> Any:
     """NaN -> null (strict JSON has no NaN)."""
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -126,7 +113,7 @@ def _json_safe(obj: Any) -> Any:
 def write_json(doc: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Validate and write ``doc`` atomically."""
     validate_results(doc)
-    return _atomic_write(Path(path), json.dumps(_json_safe(doc), indent=2) + "\n")
+    return write_text_atomic(path, json.dumps(_json_safe(doc), indent=2) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
@@ -156,7 +143,7 @@ def to_csv(doc: Mapping[str, Any]) -> str:
 
 def write_csv(doc: Mapping[str, Any], path: str | os.PathLike) -> Path:
     validate_results(doc)
-    return _atomic_write(Path(path), to_csv(doc))
+    return write_text_atomic(path, to_csv(doc))
 
 
 def format_table(doc: Mapping[str, Any]) -> str:

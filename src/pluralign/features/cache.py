@@ -34,6 +34,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..atomic import write_text_atomic
+
 FORMAT_VERSION = 1
 HASH_BYTES = 16
 
@@ -47,17 +49,6 @@ def key_digest(key: dict[str, Any]) -> str:
     """Stable 16-hex-digit name of a cache key (JSON with sorted keys, sha256)."""
     blob = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class EmbeddingCache:
@@ -170,7 +161,7 @@ class EmbeddingCache:
         shards = [p.name for p in self._shards()]
         index = {"format": FORMAT_VERSION, "key": self.key, "digest": self.digest,
                  "n_vectors": len(self._where), "dim": self._dim, "shards": shards}
-        _atomic_write_text(self.dir / "index.json", json.dumps(index, indent=1, sort_keys=True, default=str))
+        write_text_atomic(self.dir / "index.json", json.dumps(index, indent=1, sort_keys=True, default=str))
 
 
 def cache_folders(root: str | os.PathLike) -> Iterable[tuple[Path, dict[str, Any]]]:

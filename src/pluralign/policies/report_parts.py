@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from ..atomic import write_text_atomic
+
 FOLDER = "report-parts"
 T = TypeVar("T")
 
@@ -40,10 +42,7 @@ class ReportParts:
                 self.log(f"report: {name} kept from an earlier, stopped report ({path})")
                 return doc["value"]
         text = json.dumps({"key": self.key, "value": compute()}, default=str)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_text_atomic(path, text)
         return json.loads(text)["value"]
 
 

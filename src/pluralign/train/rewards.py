@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import write_text_atomic
 from ..data.records import PreferenceRecord
 from ..data.splits import by_split, split_records
 from ..data.tables import option_vectors, user_ids, user_types
@@ -273,9 +274,7 @@ def train_reward_model(records: Sequence[PreferenceRecord], model_name: str, con
     from accelerate import PartialState
 
     if PartialState().is_main_process:
-        tmp = out / f".{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps(run, indent=2, default=_json_default) + "\n")
-        os.replace(tmp, out / RUN_FILE)
+        write_text_atomic(out / RUN_FILE, json.dumps(run, indent=2, default=_json_default) + "\n")
     return model, result
 
 

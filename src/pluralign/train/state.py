@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from .. import checkpoint
+from ..atomic import write_text_atomic
 
 STATE_FORMAT = "pluralign-train-state/1"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -95,9 +95,7 @@ def save_model(directory: Path, model: nn.Module, metadata: dict[str, Any] | Non
         checkpoint.save_state(directory, model.state_dict(),
                               {"format": "pluralign-state-dict/1", "class": type(model).__name__})
     if metadata is not None:
-        tmp = directory / ".trainer_metrics.json.tmp"
-        tmp.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, directory / "trainer_metrics.json")
+        write_text_atomic(directory / "trainer_metrics.json", json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     return directory
 
 
@@ -133,9 +131,7 @@ class JsonlLog:
                     kept.append(line)
             except json.JSONDecodeError:
                 continue  # a line torn by the crash
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(k + "\n" for k in kept))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(k + "\n" for k in kept))
 
     def write(self, row: dict[str, Any]) -> None:
         if not self.enabled:
