@@ -367,6 +367,10 @@ def test_cmpo_protocol_seeds_baselines_and_icl(tmp_path, monkeypatch):
     again = report(for_seed(cfg, 1), splits, tok, scorers, run, log=logs.append)
     assert missing_stages(exp, run) == [] and any("training them again" in line for line in logs)
     assert again["accuracy"] == json.loads(first)["accuracy"]
+    # with every part that scores the stages finished, a report without their weights trains nothing
+    shutil.rmtree(run / "cmpo")
+    report(for_seed(cfg, 1), splits, tok, scorers, run)
+    assert missing_stages(exp, run) == ["cmpo"]
     out = CliRunner().invoke(app, ["cmpo", "aggregate", str(tmp_path / "seeds" / "seed-1"),
                                    str(tmp_path / "seeds" / "seed-1"), "--out", str(tmp_path / "agg")])
     assert out.exit_code == 0, out.output

@@ -207,18 +207,23 @@ def report(config: CMPOProtocolConfig, splits: Mapping[str, Any], tokenizer: Any
     # each piece kept on disk as it finishes: a stopped report resumes after the last one
     parts = ReportParts(out, config_digest(config), dataclasses.asdict(rep), dataclasses.asdict(config.icl),
                         doc_sel, log=log)
-    missing = missing_stages(exp, out)
-    if missing:
-        # selection.json carried over without the weights (a run on another machine): train them
-        # again, same config and seed, on the train and validation splits only
-        log(f"stages {', '.join(missing)}: weights missing, training them again")
-        run_training(exp, train, splits["validation"], out, tokenizer)
-    res = parts.get("evaluation", lambda: run_evaluation(
+
+    def trained() -> None:
+        """The stages' weights, trained again where selection.json was carried over without them
+        (a run on another machine): same config and seed, train and validation splits only. Only
+        the parts that score the stages call it."""
+        missing = missing_stages(exp, out)
+        if missing:
+            log(f"stages {', '.join(missing)}: weights missing, training them again")
+            run_training(exp, train, splits["validation"], out, tokenizer)
+
+    res = parts.get("evaluation", lambda: trained() or run_evaluation(
         out, exp, test, tokenizer, scorers, interpolate=[pair], n_pairs=rep.n_pairs, n_prompts=rep.n_prompts,
         max_new_tokens=config.selection.max_new_tokens, repetition_penalty=chosen["repetition_penalty"],
         seed=rep.seed))
 
     def fewshot() -> list[dict[str, Any]]:
+        trained()
         model = load_stage(out, "cmpo")
         tables = fewshot_tables(model, tokenizer, exp, trunk_cache_for(exp, out),
                                 {"test": (test, rep.fewshot_users, rep.seed)}, features=chosen["fewshot_features"])
