@@ -193,3 +193,46 @@ def test_bayes_line_from_recorded_labels_says_what_it_is():
 
     data = EvalData.from_records(by_split(_records())["test"])
     assert "oracle" in data.bayes_kind and "deterministic" in data.bayes_kind
+
+
+def _summary(run, seed, gaps_by_pop, split="test", model="mix-btl"):
+    rows = [{"population": p, "model": model, **{f"gap_{n}": g for n, g in zip(("0", "1", "10"), gs)}}
+            for p, gs in gaps_by_pop.items()]
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"config": {"seed": seed, "split": split, "context_sizes": [0, 1, 10]},
+                                                  "rows": rows}))
+    return run
+
+
+def test_defaults_seeds_mean_interval_and_target(tmp_path):
+    from typer.testing import CliRunner
+
+    from pluralign.cli import app
+    from pluralign.eval.defaults_seeds import aggregate_defaults
+
+    a = _summary(tmp_path / "s9", 9, {"k2": [-1.4, -0.5, -0.2], "k3": [0.0, -1.2, -0.9]})
+    b = _summary(tmp_path / "s10", 10, {"k2": [-1.2, -0.7, -0.4], "k3": [0.2, -0.6, -0.9]})
+    res = aggregate_defaults([a, b], tmp_path / "agg", log=lambda s: None)
+    cell = {(r["population"], r["n_context"]): r for r in res["gap_to_bayes"]}
+    assert cell[("k2", 0)]["mean"] == pytest.approx(-1.3) and cell[("k2", 0)]["seeds"] == 2
+    assert cell[("k2", 0)]["t_low"] < -1.3 < cell[("k2", 0)]["t_high"]
+    assert cell[("k3", 1)]["mean"] == pytest.approx(-0.9) and cell[("k3", 1)]["meets_target_on_mean"]
+    assert not cell[("k3", 1)]["meets_target_every_seed"]  # seed 9 alone misses it (-1.2)
+    verdict = {v["population"]: v for v in res["targets"]}
+    assert verdict["k2"] == {"model": "mix-btl", "population": "k2", "meets_target_on_mean": True,
+                             "meets_target_every_seed": True}
+    assert verdict["k3"]["meets_target_on_mean"] and not verdict["k3"]["meets_target_every_seed"]
+    assert (tmp_path / "agg" / "table.md").is_file() and (tmp_path / "agg" / "targets.json").is_file()
+    # the same seed twice, a validation run or a population one seed lacks: refused, by the CLI too
+    with pytest.raises(ValueError, match="repeat a seed"):
+        aggregate_defaults([a, a], tmp_path / "x", log=lambda s: None)
+    c = _summary(tmp_path / "v", 11, {"k2": [0, 0, 0], "k3": [0, 0, 0]}, split="validation")
+    with pytest.raises(ValueError, match="test-split"):
+        aggregate_defaults([a, c], tmp_path / "x", log=lambda s: None)
+    d = _summary(tmp_path / "s12", 12, {"k2": [0, 0, 0]})
+    with pytest.raises(ValueError, match="k3 is missing from the runs of seeds \\[12\\]"):
+        aggregate_defaults([a, d], tmp_path / "x", log=lambda s: None)
+    out = CliRunner().invoke(app, ["bench", "defaults-seeds", str(a), str(tmp_path / "none"), "--out", str(tmp_path / "y")])
+    assert out.exit_code == 1 and "summary.json" in out.output
+    out = CliRunner().invoke(app, ["bench", "defaults-seeds", str(a), str(b), "--out", str(tmp_path / "y")])
+    assert out.exit_code == 0 and "mix-btl on k3: target met on the mean; missed on some seed" in out.output

@@ -108,6 +108,23 @@ def defaults(
     typer.echo(f"results written to {out}/")
 
 
+@app.command("defaults-seeds")
+def defaults_seeds(
+    runs: list[Path] = typer.Argument(..., help="Folders of `pluralign bench defaults --seed S` runs, one per seed."),
+    out: Path = typer.Option(Path("runs/bench-defaults-seeds"), "--out", help="Folder for table.md/.json/_gap_to_bayes.csv and targets.json."),
+) -> None:
+    """The defaults bench over seeds: gap to the Bayes line, mean and 95 % t-interval over the
+    runs' seeds, and the target judged on the mean and on every seed."""
+    from ..eval.defaults_seeds import aggregate_defaults
+
+    try:
+        aggregate_defaults(runs, out, log=typer.echo)
+    except (FileNotFoundError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"tables written to {out}/")
+
+
 @app.command("active")
 def active(
     out: Path = typer.Option(Path("runs/bench-active"), "--out", help="Folder for results (JSON, CSV, PNG) and trained models."),

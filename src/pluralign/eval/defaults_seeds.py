@@ -1,0 +1,67 @@
+"""``pluralign bench defaults-seeds``: the defaults bench over seeds — each population's gap to
+the Bayes line per N^C as the mean over report seeds with a 95 % t-interval
+(:mod:`pluralign.eval.seeds`), and the target (:data:`~pluralign.eval.defaults_bench.TARGET_GAP`)
+judged on the mean and on every seed.
+
+Each seed is one ``pluralign bench defaults --seed S --out RUN`` on the test split, with a seed no
+tuning step used; this module only reads their ``summary.json`` files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..atomic import write_text_atomic
+from .defaults_bench import TARGET_GAP
+from .seeds import interval_row, markdown_table, read_seed_docs, write_tables
+
+KEYS = ["model", "population", "n_context"]
+
+
+def _tolerance_pp(n: str) -> float:
+    return 100 * (TARGET_GAP[0] if n == "0" else TARGET_GAP["context"])
+
+
+def aggregate_defaults(run_dirs: Sequence[str | Path], out_dir: str | Path,
+                       log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Mean gap to Bayes (pp) over the runs' seeds per (model, population, N^C); writes
+    ``out_dir/table.{json,md}``, ``table_gap_to_bayes.csv`` and ``targets.json``; returns them."""
+    docs = read_seed_docs(run_dirs, "summary.json", "no summary.json; run `pluralign bench defaults --seed S "
+                                                    "--out RUN` for it first")
+    seeds = [d["config"]["seed"] for d in docs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"runs {list(map(str, run_dirs))} repeat a seed ({seeds}): each seed counts once")
+    splits = {d["config"]["split"] for d in docs}
+    if splits != {"test"}:
+        raise ValueError(f"a report averages test-split runs; these are on {sorted(splits)}")
+    sizes = [str(n) for n in docs[0]["config"]["context_sizes"]]
+    cells: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
+    for i, doc in enumerate(docs):
+        for row in doc["rows"]:
+            cells.setdefault((row["model"], row["population"]), [None] * len(docs))[i] = row
+    rows, verdicts = [], []
+    for (model, population), per_seed in cells.items():
+        if any(r is None for r in per_seed):
+            missing = [s for s, r in zip(seeds, per_seed) if r is None]
+            raise ValueError(f"{model} on {population} is missing from the runs of seeds {missing}")
+        met_mean, met_every = True, True
+        for n in sizes:
+            row = {"model": model, "population": population, "n_context": int(n),
+                   **interval_row([r[f"gap_{n}"] for r in per_seed])}
+            row["meets_target_on_mean"] = row["mean"] >= -_tolerance_pp(n) - 1e-9
+            row["meets_target_every_seed"] = all(v >= -_tolerance_pp(n) - 1e-9 for v in row["values"])
+            met_mean &= row["meets_target_on_mean"]
+            met_every &= row["meets_target_every_seed"]
+            rows.append(row)
+        verdicts.append({"model": model, "population": population, "meets_target_on_mean": met_mean,
+                         "meets_target_every_seed": met_every})
+    write_tables({"gap_to_bayes": rows}, {"gap_to_bayes": KEYS}, out_dir)
+    write_text_atomic(Path(out_dir) / "targets.json", json.dumps({"seeds": seeds, "targets": verdicts}, indent=2) + "\n")
+    log(f"accuracy minus Bayes-optimal (pp), seeds {seeds}; target >= -1.5 at N^C=0, >= -1.0 at N^C>=1\n"
+        + markdown_table(rows, KEYS))
+    for v in verdicts:
+        log(f"{v['model']} on {v['population']}: target {'met' if v['meets_target_on_mean'] else 'MISSED'} "
+            f"on the mean; {'met on every seed' if v['meets_target_every_seed'] else 'missed on some seed'}")
+    return {"seeds": seeds, "gap_to_bayes": rows, "targets": verdicts}
