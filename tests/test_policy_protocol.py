@@ -122,6 +122,29 @@ def test_icl_scoring_on_a_tiny_model():
     assert s["reward_correct"][1].item() == float((s["icl"][1] - s["plain"][1]) > (s["icl"][3] - s["plain"][3]))
 
 
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
+def test_icl_shared_prefix_scores_as_whole_sequences(arch):
+    # one user's examples computed once and reused for every question: the same log-probs as
+    # scoring each sequence whole, for groups of 1-4 pairs, partial batches, and prompts cut
+    # from the left by max_length (the shared prefix then shrinks)
+    tok, lm = tiny_tokenizer(), tiny_causal_lm(arch)
+    ex_a = [("first question", "a short answer", "a long rambling answer"), ("second", "yes", "no")]
+    ex_b = [("another one", "fine", "not fine at all")]
+    examples = [ex_a, ex_a, ex_a, ex_b, ex_a, ex_b, []]
+    prompts = ["a?", "what now?", "b b?", "c?", "longer question here?", "d?", "e?"]
+    chosen = ["yes", "ok then", "maybe so", "fine", "sure", "x", "y"]
+    rejected = ["no", "nope nope", "never", "bad", "not sure at all", "z", "w"]
+    for max_length in (400, 120):
+        cfg = ICLConfig(max_length=max_length, batch_size=3)
+        whole = icl_pair_scores(lm, tok, examples, prompts, chosen, rejected, cfg, share_prefix=False)
+        shared = icl_pair_scores(lm, tok, examples, prompts, chosen, rejected, cfg)
+        for key in ("icl", "plain"):
+            assert torch.allclose(shared[key], whole[key], atol=1e-4), (arch, max_length, key)
+        assert torch.equal(shared["raw_correct"], whole["raw_correct"])
+    with pytest.raises(ValueError, match="group keys"):
+        icl_logprobs(lm, tok, ["a", "b"], ["x", "y"], ICLConfig(), groups=[0])
+
+
 # --- NP-DPO select / report end to end on a tiny model ---------------------------------------------
 
 def _records():
