@@ -3,7 +3,7 @@
 A development machine's ``runs/`` folder does not survive from one session to the next, and one
 protocol seed takes longer on a 2-core CPU than a session lasts. The runs resume from these
 records (docs/np-dpo.md and docs/cmpo.md, "Selection discipline and seeds"): candidates' validation
-scores (NP-DPO), ``selection.json`` and the chosen few-shot encoder (CMPO), finished report parts
+scores (NP-DPO), ``selection.json``, the chosen few-shot encoder (CMPO), finished report parts
 and finished reports. Checkpoints of the language-model stages are left out (tens of MB each); select and
 report train a missing one again from its config and seed.
 
@@ -20,9 +20,10 @@ from pathlib import Path
 #: (run folder, records folder, the files kept per seed, as globs relative to seed-<s>/)
 PROTOCOLS = [
     ("runs/np-dpo-protocol", "benchmarks/results/np_dpo_protocol",
-     # not selection.json: select runs again from the kept scores and retrains the chosen
-     # candidate and the baselines, which report needs
-     ["select/candidate-*/validation.json", "report-parts/*.json", "results.json", "results.csv"]),
+     # with selection.json kept, select is skipped; report trains the chosen candidate and the
+     # baselines again only if its evaluation part is missing (protocol.train_missing)
+     ["select/candidate-*/validation.json", "selection.json", "report-parts/*.json", "results.json",
+      "results.csv"]),
     ("runs/cmpo-protocol", "benchmarks/results/cmpo_protocol",
      ["selection.json", "fewshot/model/*", "report-parts/*.json", "report.json"]),
 ]

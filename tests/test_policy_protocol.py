@@ -282,6 +282,25 @@ def test_np_dpo_select_never_reads_test_and_report_does(tmp_path, monkeypatch):
     other = dataclasses.replace(config, task=dataclasses.replace(config.task, beta=0.1))
     with pytest.raises(ValueError, match="another config"):
         report(other, run, prep=_prepared(tok, sealed_test=False), icl_lm=tiny_causal_lm("llama"))
+    # carried over to another machine (scripts/keep_protocol_records.py): selection.json, the
+    # candidates' validation.json and the finished report parts, no checkpoints
+    res = report(config, run, prep=_prepared(tok, sealed_test=False), icl_lm=tiny_causal_lm("llama"))
+    for folder in [run / "np-dpo", run / "btl-dpo", *run.glob("type-dpo-*"), *(run / "select").iterdir()]:
+        for item in folder.iterdir():
+            if item.name != "validation.json":
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+    (parts / "icl_behaviour.json").unlink()
+    with monkeypatch.context() as m:  # only an ICL part left: nothing is trained again
+        m.setattr(np_protocol, "train_method", boom)
+        again = report(config, run, prep=_prepared(tok, sealed_test=False), icl_lm=tiny_causal_lm("llama"))
+    assert again["models"] == res["models"] and again["behaviour"] == res["behaviour"]
+    (parts / "evaluation.json").unlink()  # the evaluation part too: the policies are trained again
+    logs = []
+    again = report(config, run, prep=_prepared(tok, sealed_test=False), icl_lm=tiny_causal_lm("llama"),
+                   tuning_prep=_prepared(tok, sealed_test=True), log=logs.append)
+    assert any("np-dpo, btl-dpo, type-dpo: checkpoints missing" in line for line in logs)
+    assert again["models"] == res["models"]  # same config and seed: the same policies
+    assert np_protocol.missing_policies(config, run) == []
     # two "seeds" (the same run twice) aggregate into tables with every model and the targets
     agg = aggregate([run, run], tmp_path / "agg")
     acc = {(r["model"], r["type_name"], r["n_context"]): r for r in agg["tables"]["accuracy"]}

@@ -150,16 +150,49 @@ def select(config: ExperimentConfig, prep: Prepared, out_dir: str | Path, log=pr
     sel.fixed("baselines", dataclasses.asdict(config.baselines), note="fixed step counts, no validation")
     sel.fixed("behaviour (decoding)", dataclasses.asdict(config.behaviour),
               note="sampling settings fixed in the config, not tuned")
-    for method, steps in (("btl-dpo", config.baselines.btl_dpo_steps),):
-        if steps:
-            train_method(cfg, prep, method, out / method, log=log)
-    if config.baselines.type_dpo_steps:
-        for t in sorted(set(prep.train.types) - {-1}):
-            train_method(cfg, prep, "type-dpo", out / f"type-dpo-{t}", user_type=t, log=log)
+    train_baselines(cfg, prep, out, log=log)
     doc = sel.to_dict()
     doc.update(config_digest=digest, chosen_overrides=candidates[chosen])
     (out / "selection.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     return doc
+
+
+def train_baselines(config: ExperimentConfig, prep: Prepared, out: Path, log=print) -> None:
+    """BTL-DPO and one DPO per user type (the oracle), at the config's fixed step counts, into
+    ``out/btl-dpo`` and ``out/type-dpo-<t>`` (a finished one is kept: training resumes from ``last/``)."""
+    if config.baselines.btl_dpo_steps:
+        train_method(config, prep, "btl-dpo", out / "btl-dpo", log=log)
+    if config.baselines.type_dpo_steps:
+        for t in sorted(set(prep.train.types) - {-1}):
+            train_method(config, prep, "type-dpo", out / f"type-dpo-{t}", user_type=t, log=log)
+
+
+def missing_policies(config: ExperimentConfig, run: Path) -> list[str]:
+    """The trained policies ``report`` scores whose checkpoints ``run`` lacks (``np-dpo``,
+    ``btl-dpo``, ``type-dpo``): a selection.json carried over from another machine without them."""
+    missing = [] if (run / "np-dpo" / "fit_summary.json").is_file() else ["np-dpo"]
+    if config.baselines.btl_dpo_steps and not (run / "btl-dpo" / "best").exists():
+        missing.append("btl-dpo")
+    types = sorted(run.glob("type-dpo-*"))
+    if config.baselines.type_dpo_steps and (not types or not all((d / "best").exists() for d in types)):
+        missing.append("type-dpo")
+    return missing
+
+
+def train_missing(config: ExperimentConfig, run: Path, prep: Prepared | None = None, log=print) -> None:
+    """Train again what :func:`missing_policies` names, under the selected ``config`` (chosen
+    overrides applied) and its seed, on the train and validation splits only (``prep``, a
+    :func:`tuning_view`; loaded when None): what select trained, for the evaluation part of a
+    report whose selection.json was carried over."""
+    missing = missing_policies(config, run)
+    if not missing:
+        return
+    log(f"{', '.join(missing)}: checkpoints missing, training them again (same config and seed)")
+    cfg = sealed(config)
+    prep = prep if prep is not None else tuning_view(config)
+    if "np-dpo" in missing:
+        train_method(cfg, prep, "np-dpo", run / "np-dpo", log=log)
+    train_baselines(cfg, prep, run, log=log)
 
 
 def _scored(path: Path, digest: str, overrides: dict[str, Any]) -> float | None:
@@ -174,8 +207,10 @@ def _scored(path: Path, digest: str, overrides: dict[str, Any]) -> float | None:
 
 
 def report(config: ExperimentConfig, run_dir: str | Path, prep: Prepared | None = None, log=print,
-           icl_lm: Any = None) -> dict[str, Any]:
-    """The test evaluation of the selected run (the only reader of the test split)."""
+           icl_lm: Any = None, tuning_prep: Prepared | None = None) -> dict[str, Any]:
+    """The test evaluation of the selected run (the only reader of the test split). Policies
+    whose checkpoints are missing are trained again first (:func:`train_missing`, on
+    ``tuning_prep``), only when the evaluation part is not already done."""
     run = Path(run_dir)
     read_selection(run)  # a clear error when select has not run
     doc_sel = json.loads((run / "selection.json").read_text())
@@ -191,7 +226,8 @@ def report(config: ExperimentConfig, run_dir: str | Path, prep: Prepared | None 
     # each piece kept on disk as it finishes: a stopped report resumes after the last one
     parts = ReportParts(run, config_digest(config), dataclasses.asdict(config.report), dataclasses.asdict(config.icl),
                         doc_sel, log=log)
-    doc = parts.get("evaluation", lambda: evaluate_policies(cfg, prep, load_run_policies(run), run, log=log))
+    doc = parts.get("evaluation", lambda: train_missing(config, run, tuning_prep, log=log) or evaluate_policies(
+        cfg, prep, load_run_policies(run), run, log=log))
     if config.report.icl:
         from ...eval.results import write_csv, write_json
         from ..icl import load_icl_model
