@@ -302,6 +302,15 @@ def test_np_dpo_select_never_reads_test_and_report_does(tmp_path, monkeypatch):
     assert again["models"] == res["models"]  # same config and seed: the same policies
     assert np_protocol.missing_policies(config, run) == []
     # two "seeds" (the same run twice) aggregate into tables with every model and the targets
+    from pluralign.policies.np_dpo.multiseed import report_finished
+
+    assert report_finished(run)
+    partial = tmp_path / "partial"  # what the evaluation part leaves before the ICL parts
+    partial.mkdir()
+    (partial / "results.json").write_text(json.dumps({k: v for k, v in res.items() if k != "report"}))
+    assert not report_finished(partial) and not report_finished(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="has not finished"):
+        aggregate([run, partial], tmp_path / "agg")
     agg = aggregate([run, run], tmp_path / "agg")
     acc = {(r["model"], r["type_name"], r["n_context"]): r for r in agg["tables"]["accuracy"]}
     assert acc[("icl", "concise", 0)]["mean"] == 50.0 and acc[("icl", "concise", 0)]["t_half_width"] == 0.0

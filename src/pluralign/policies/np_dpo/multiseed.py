@@ -11,6 +11,7 @@ differ anyway, and within a seed every model is scored on the same tasks (paired
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,17 +33,24 @@ def for_seed(config: ExperimentConfig, seed: int) -> ExperimentConfig:
 
 
 def run_seeds(config: ExperimentConfig, seeds: Sequence[int], out_dir: str | Path, log=print) -> dict[str, Any]:
-    """Run the protocol for every seed into ``out_dir/seed-<s>`` (a finished seed, one with
-    ``results.json``, is kept) and write the aggregated tables into ``out_dir``."""
+    """Run the protocol for every seed into ``out_dir/seed-<s>`` (a finished seed, one whose
+    report finished: :func:`report_finished`, is kept) and write the aggregated tables into ``out_dir``."""
     out = Path(out_dir)
     runs = []
     for s in seeds:
         run = out / f"seed-{s}"
-        if not (run / "results.json").is_file():
+        if not report_finished(run):
             log(f"=== seed {s} ===")
             run_experiment(for_seed(config, s), run, log=log)
         runs.append(run)
     return aggregate(runs, out)
+
+
+def report_finished(run: str | Path) -> bool:
+    """Whether ``run/results.json`` is the report's final document. The evaluation part writes a
+    ``results.json`` too, before the ICL parts: that one has no ``report`` section."""
+    path = Path(run) / "results.json"
+    return path.is_file() and "report" in json.loads(path.read_text())
 
 
 def _sizes(doc: dict[str, Any]) -> list[str]:
@@ -121,6 +129,10 @@ def target_rows(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def aggregate(run_dirs: Sequence[str | Path], out_dir: str | Path) -> dict[str, Any]:
     """Tables over the seeds' ``results.json``: ``table.json``, ``table_*.csv``, ``table.md``."""
     docs = read_seed_docs(run_dirs, "results.json", "no results (run the report step for this seed)")
+    for run, doc in zip(run_dirs, docs):
+        if "report" not in doc:
+            raise ValueError(f"{Path(run) / 'results.json'}: the report step has not finished for this seed "
+                             "(its evaluation part wrote this file; the ICL parts are missing)")
     tables = {"accuracy": accuracy_rows(docs), "steered": steered_rows(docs), "targets": target_rows(docs)}
     keys = {"accuracy": ["model", "type_name", "n_context"], "steered": ["model", "type_name"],
             "targets": ["quantity", "user_type", "every_seed"]}
