@@ -17,6 +17,9 @@ import argparse
 import shutil
 from pathlib import Path
 
+# NP-DPO's evaluation part writes results.json/.csv before the ICL parts: only the final one is a record
+from pluralign.policies.np_dpo.multiseed import report_finished
+
 #: (run folder, records folder, the files kept per seed, as globs relative to seed-<s>/)
 PROTOCOLS = [
     ("runs/np-dpo-protocol", "benchmarks/results/np_dpo_protocol",
@@ -36,7 +39,7 @@ def copy_records(src_root: Path, dst_root: Path, patterns: list[str]) -> list[Pa
     for seed in sorted(src_root.glob("seed-*")):
         for pattern in patterns:
             for f in sorted(seed.glob(pattern)):
-                if not f.is_file():
+                if not f.is_file() or (f.name in ("results.json", "results.csv") and not report_finished(seed)):
                     continue
                 if f.stat().st_size > MAX_BYTES:
                     raise SystemExit(f"{f}: {f.stat().st_size} bytes is not a small record; refusing to copy")
