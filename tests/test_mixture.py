@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
 import torch
 
 from pluralign.data.tasks import TaskBatch
@@ -14,10 +15,10 @@ from pluralign.rewards import RewardModel, build_reward_model
 D = 3
 
 
-def _model(m: int = 4, lapse: float = 0.05):
+def _model(m: int = 4, lapse: float = 0.05, **fields):
     torch.manual_seed(0)
     return build_reward_model("mix-btl", option_dim=D, hidden_dim=16, n_hidden_layers=1,
-                              n_components=m, lapse=lapse).eval()
+                              n_components=m, lapse=lapse, **fields).eval()
 
 
 def test_posterior_is_bayes_rule_on_the_components():
@@ -111,8 +112,10 @@ def test_loss_is_the_predictive_nll_and_training_learns_two_types():
     assert float(model.lapse().detach()) < 0.05  # noiseless labels: the lapse shrinks
 
 
-def test_checkpoint_round_trip(tmp_path):
-    model = _model()
+@pytest.mark.parametrize("linear_term", [False, True])
+def test_checkpoint_round_trip(tmp_path, linear_term):
+    model = _model(linear_term=linear_term)
+    assert (model.net.skip is not None) == linear_term
     model.save_pretrained(tmp_path / "m")
     again = RewardModel.from_pretrained(tmp_path / "m")
     assert again.name == "mix-btl" and again.config == model.config

@@ -47,6 +47,18 @@ def test_mlp_shapes_and_default_architecture():
     assert isinstance(m.net[1], torch.nn.GELU)
     with pytest.raises(ValueError, match="unknown activation"):
         MLP(1, 1, act="nope")
+    assert m.skip is None
+
+
+def test_mlp_linear_skip_adds_a_linear_map_of_the_input():
+    torch.manual_seed(0)
+    m = MLP(5, 2, hidden=(8,), linear_skip=True)
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(m(x), m.net(x) + x @ m.skip.weight.T)
+    with torch.no_grad():  # with the MLP's last layer at zero the map is linear
+        m.net[-1].weight.zero_()
+        m.net[-1].bias.zero_()
+    torch.testing.assert_close(m(2 * x), 2 * m(x))
 
 
 def test_permutation_invariance(encoder):

@@ -30,12 +30,14 @@ class MLP(nn.Module):
         hidden: widths of the hidden layers (default two of 256).
         act: activation name (``gelu``, ``relu``, ``leaky_relu``, ``silu``, ``tanh``).
         dropout: dropout after each hidden activation.
+        linear_skip: add a linear map of the input to the output (``net(x) + W·x``): the MLP
+            then only has to learn what a linear function of the features does not explain.
 
     Shapes: ``(..., in_dim) -> (..., out_dim)``.
     """
 
     def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (256, 256),
-                 act: str = "gelu", dropout: float = 0.0):
+                 act: str = "gelu", dropout: float = 0.0, linear_skip: bool = False):
         super().__init__()
         if in_dim < 1 or out_dim < 1 or any(h < 1 for h in hidden):
             raise ValueError(f"MLP sizes must be positive: in={in_dim}, hidden={list(hidden)}, "
@@ -49,7 +51,8 @@ class MLP(nn.Module):
                 if dropout > 0:
                     layers.append(nn.Dropout(dropout))
         self.net = nn.Sequential(*layers)
+        self.skip = nn.Linear(in_dim, out_dim, bias=False) if linear_skip else None
         self.in_dim, self.out_dim = in_dim, out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x) if self.skip is None else self.net(x) + self.skip(x)

@@ -41,11 +41,13 @@ from .base import Latent, PreparedCandidates, RewardConfig, RewardModel
 class MixBTLConfig(RewardConfig):
     """n_components: M reward functions (more than the user types you expect: spare ones
     learn near-copies, and continuous users are covered by more of them). lapse: ε at the start;
-    learn_lapse: whether ε is trained (within (0, 0.5)) or kept fixed."""
+    learn_lapse: whether ε is trained (within (0, 0.5)) or kept fixed. linear_term: each
+    reward is an MLP plus a linear function of the option's features."""
 
     n_components: int = 32
     lapse: float = 0.05
     learn_lapse: bool = True
+    linear_term: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,7 +71,8 @@ class MixBTLRewardModel(RewardModel):
 
     def __init__(self, config: MixBTLConfig):
         super().__init__(config)
-        self.net = MLP(config.option_dim, config.n_components, config.hidden, config.activation)
+        self.net = MLP(config.option_dim, config.n_components, config.hidden, config.activation,
+                       linear_skip=config.linear_term)
         self.prior_logits = nn.Parameter(torch.zeros(config.n_components))
         # ε = 0.5·σ(θ) keeps it in (0, 0.5)
         theta = torch.tensor(math.log(2 * config.lapse / (1 - 2 * config.lapse)))
