@@ -69,21 +69,24 @@ def test_three_components_in_a_condorcet_cycle_predict_the_majority():
     assert (p > 0.6).all(), p  # a ≻ b, b ≻ c and c ≻ a, each with probability 2/3
 
 
+#: two opposite linear types over D = 3; each task is one user's pairs
+TWO_TYPES = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
+
+
+def two_type_batch(n: int = 32, c: int = 4, t: int = 8) -> TaskBatch:
+    k = torch.randint(0, 2, (n,))
+    x, y = torch.randn(n, c + t, D), torch.randn(n, c + t, D)
+    better = ((x - y) @ TWO_TYPES.T).gather(2, k.view(-1, 1, 1).expand(-1, c + t, 1)).squeeze(-1) > 0
+    ch = torch.where(better.unsqueeze(-1), x, y)
+    rj = torch.where(better.unsqueeze(-1), y, x)
+    ones = lambda m: torch.ones(n, m, dtype=torch.bool)  # noqa: E731
+    idx = lambda m: torch.arange(m).expand(n, m)  # noqa: E731
+    return TaskBatch(ch[:, :c], rj[:, :c], ones(c), ch[:, c:], rj[:, c:], ones(t), ones(t), idx(c), idx(t), k)
+
+
 def test_loss_is_the_predictive_nll_and_training_learns_two_types():
     torch.manual_seed(1)
-    # two opposite linear types over D = 3; each task is one user's pairs
-    w = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
-
-    def batch(n: int = 32, c: int = 4, t: int = 8) -> TaskBatch:
-        k = torch.randint(0, 2, (n,))
-        x, y = torch.randn(n, c + t, D), torch.randn(n, c + t, D)
-        better = ((x - y) @ w.T).gather(2, k.view(-1, 1, 1).expand(-1, c + t, 1)).squeeze(-1) > 0
-        ch = torch.where(better.unsqueeze(-1), x, y)
-        rj = torch.where(better.unsqueeze(-1), y, x)
-        ones = lambda m: torch.ones(n, m, dtype=torch.bool)  # noqa: E731
-        idx = lambda m: torch.arange(m).expand(n, m)  # noqa: E731
-        return TaskBatch(ch[:, :c], rj[:, :c], ones(c), ch[:, c:], rj[:, c:], ones(t), ones(t), idx(c), idx(t), k)
-
+    batch = two_type_batch
     model = build_reward_model("mix-btl", option_dim=D, hidden_dim=32, n_hidden_layers=1, n_components=4).train()
     b = batch()
     loss, metrics = model(b)
@@ -110,6 +113,24 @@ def test_loss_is_the_predictive_nll_and_training_learns_two_types():
     # four pairs leave the type known in most tasks; without them half the users disagree
     assert acc > 0.9 and acc0 < 0.75, (acc, acc0)
     assert float(model.lapse().detach()) < 0.05  # noiseless labels: the lapse shrinks
+
+
+def test_nonlinear_l2_penalises_the_mlp_weights_only():
+    torch.manual_seed(1)
+    b = two_type_batch()
+    plain = _model(linear_term=True)
+    penalised = _model(linear_term=True, nonlinear_l2=0.01)  # the same weights (same seed)
+    loss0, m0 = plain(b)
+    loss1, m1 = penalised(b)
+    mlp = penalised.net.net
+    expected = 0.01 * (mlp[0].weight.pow(2).sum() + mlp[2].weight.pow(2).sum())
+    torch.testing.assert_close(loss1, loss0 + expected)
+    assert m1["nll"] == pytest.approx(float(loss0)) and m1["loss"] == pytest.approx(float(loss1))
+    loss1.backward()  # the linear term's gradient is the NLL's alone
+    loss0.backward()
+    torch.testing.assert_close(penalised.net.skip.weight.grad, plain.net.skip.weight.grad)
+    with pytest.raises(ValueError, match="nonlinear_l2"):
+        _model(nonlinear_l2=-1.0)
 
 
 @pytest.mark.parametrize("linear_term", [False, True])

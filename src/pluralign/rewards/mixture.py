@@ -42,12 +42,16 @@ class MixBTLConfig(RewardConfig):
     """n_components: M reward functions (more than the user types you expect: spare ones
     learn near-copies, and continuous users are covered by more of them). lapse: ε at the start;
     learn_lapse: whether ε is trained (within (0, 0.5)) or kept fixed. linear_term: each
-    reward is an MLP plus a linear function of the option's features."""
+    reward is an MLP plus a linear function of the option's features. nonlinear_l2: λ of a
+    penalty λ·Σ‖W‖² on the MLP's weight matrices (not its biases, not the linear term) added to
+    the training loss: with ``linear_term`` the rewards are then linear unless the data pay for
+    the bend."""
 
     n_components: int = 32
     lapse: float = 0.05
     learn_lapse: bool = True
     linear_term: bool = False
+    nonlinear_l2: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,6 +59,8 @@ class MixBTLConfig(RewardConfig):
             raise ValueError(f"MixBTLConfig.n_components must be >= 1, got {self.n_components}")
         if not 0.0 < self.lapse < 0.5:
             raise ValueError(f"MixBTLConfig.lapse must be in (0, 0.5), got {self.lapse}")
+        if self.nonlinear_l2 < 0:
+            raise ValueError(f"MixBTLConfig.nonlinear_l2 must be >= 0, got {self.nonlinear_l2}")
 
 
 class MixBTLRewardModel(RewardModel):
@@ -131,6 +137,11 @@ class MixBTLRewardModel(RewardModel):
     def forward(self, batch: TaskBatch) -> tuple[torch.Tensor, dict[str, float]]:
         log_w = self.personalize(batch.context_chosen, batch.context_rejected, batch.context_mask)
         log_p = self._log_p(batch.target_chosen, batch.target_rejected)
-        loss = mixture_nll(log_w, log_p, batch.target_mask)
+        nll = mixture_nll(log_w, log_p, batch.target_mask)
+        loss = nll
+        if self.config.nonlinear_l2 > 0:
+            weights = [m.weight for m in self.net.net if isinstance(m, nn.Linear)]
+            loss = nll + self.config.nonlinear_l2 * sum(w.pow(2).sum() for w in weights)
         p = torch.logsumexp(log_w.unsqueeze(1) + log_p, dim=-1).exp()
-        return loss, self._metrics(loss, p, batch.target_mask, lapse=float(self.lapse().detach()))
+        return loss, self._metrics(loss, p, batch.target_mask, lapse=float(self.lapse().detach()),
+                                   nll=float(nll.detach()))
