@@ -9,14 +9,12 @@
   training to convergence: Adam at lr 1e-3 decayed to 0 by a half-cosine over a step budget that
   scales with the data (:func:`step_budget`), validation every 100 steps, early stopping on the
   validation NLL (patience 10) and the best checkpoint by it (chosen on validation users of
-  seed-1 populations of ``pluralign bench defaults``; docs/defaults.md); Mix-BTL's rewards an MLP
-  plus a linear term with λ = 3e-4 on the MLP's weights (chosen on validation users of seed-2
-  populations and a seed-2 text set; docs/defaults.md).
+  seed-1 populations of ``pluralign bench defaults``; docs/defaults.md).
 * ``paper``: the NP paper's App. C.1 (Adam, lr 1e-4, 64 tasks a batch, MLPs 2×256 GELU,
   DeepSet with mean pooling), 2,000 steps, best checkpoint by validation accuracy; VPL with the
   VPL paper's β_max = 1 (Table 2).
-* ``tuned-no-lapse``: ``tuned`` without NP-BTL's lapse and without Mix-BTL's linear term, the
-  defaults before them: it reproduces the tables measured with them.
+* ``tuned-no-lapse``: ``tuned`` without NP-BTL's lapse, the default before it: it reproduces
+  the tables measured with it.
 * ``tuned-plain``: ``tuned-no-lapse`` without the antisymmetric pair encoder and with the optimisation
   ``tuned`` had before (lr 3e-4 constant, early-stopping patience 5): it reproduces older tables.
 
@@ -49,8 +47,8 @@ class Preset:
     """Optimisation and model settings of one preset.
 
     learning_rate: Adam's. model: config fields of the context models (NP-BTL and VPL). np_btl
-    / vpl: fields of one of them only (over ``model``). mix_btl: fields of Mix-BTL. max_steps: a
-    fixed budget, or None for :func:`step_budget` of the data. quick_steps: the benches' ``--quick`` budget. metric /
+    / vpl: fields of one of them only (over ``model``). max_steps: a fixed budget, or None for
+    :func:`step_budget` of the data. quick_steps: the benches' ``--quick`` budget. metric /
     greater_is_better: the validation value that picks the best checkpoint (and stops early).
     early_stopping_patience: validations without improvement before stopping (None: never).
     lr_scheduler_type: the learning rate's schedule over the run (``cosine``: half-cosine to 0
@@ -62,7 +60,6 @@ class Preset:
     model: dict[str, Any] = field(default_factory=dict)
     np_btl: dict[str, Any] = field(default_factory=dict)
     vpl: dict[str, Any] = field(default_factory=dict)
-    mix_btl: dict[str, Any] = field(default_factory=dict)
     max_steps: int | None = None
     quick_steps: int = 300
     metric: str = "nll"
@@ -73,8 +70,6 @@ class Preset:
 
     def model_fields(self, model_name: str) -> dict[str, Any]:
         """Config fields this preset sets for reward model ``model_name`` (BTL and DPL: none)."""
-        if model_name == "mix-btl":
-            return dict(self.mix_btl)
         if model_name not in CONTEXT_MODELS:
             return {}
         return {**self.model, **(self.vpl if model_name == "vpl" else self.np_btl)}
@@ -83,8 +78,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "tuned": Preset("tuned", learning_rate=1e-3,
                     model={"pooling": "sum", "pair_symmetry": "antisymmetric"},
-                    np_btl={"lapse": 0.05, "lapse_start": 1000}, vpl={"beta_max": 0.01},
-                    mix_btl={"linear_term": True, "nonlinear_l2": 3e-4}),
+                    np_btl={"lapse": 0.05, "lapse_start": 1000}, vpl={"beta_max": 0.01}),
     "tuned-no-lapse": Preset("tuned-no-lapse", learning_rate=1e-3,
                              model={"pooling": "sum", "pair_symmetry": "antisymmetric"},
                              vpl={"beta_max": 0.01}),
