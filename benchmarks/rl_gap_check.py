@@ -37,6 +37,7 @@ from pluralign.rl.env import MazeSim
 from pluralign.rl.iql import train_iql
 from pluralign.rl.queries import latents
 from pluralign.rl.relabel import oracle_rewards, progress_rewards
+from pluralign.rl.views import STATE_VIEWS
 from pluralign.rl.rollout import rollout
 from pluralign.train.rewards import train_reward_model
 
@@ -59,9 +60,11 @@ def main() -> None:
     ap.add_argument("--variant", action="append", choices=VARIANTS, default=None)
     ap.add_argument("--local-pairs", type=float, default=0.0,
                     help="fraction of the users' labelled pairs drawn a few steps apart (pluralign.rl.users.draw_pairs)")
+    ap.add_argument("--state-view", default=RLBenchConfig.state_view, choices=STATE_VIEWS,
+                    help="what the reward model sees of a state (pluralign.rl.views)")
     ap.add_argument("--out", type=Path, default=Path("runs/rl-gap-check"))
     a = ap.parse_args()
-    cfg = RLBenchConfig(seed=a.seed, goal_counts=(a.goals,), local_pairs=a.local_pairs)
+    cfg = RLBenchConfig(seed=a.seed, goal_counts=(a.goals,), local_pairs=a.local_pairs, state_view=a.state_view)
     a.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     dataset = get_dataset(cfg, a.out, a.dataset)
@@ -70,17 +73,17 @@ def main() -> None:
     goals, fields, records, test = setting.goals, setting.fields, setting.records, setting.test
     goals_xy = setting.goals_xy.astype(np.float32)
     model, _ = train_reward_model(records, "vpl", reward_train_config("vpl", cfg),
-                                  a.out / f"k{a.goals}-seed{cfg.seed}" / "vpl")
+                                  a.out / f"k{a.goals}-seed{cfg.seed}-{cfg.state_view}" / "vpl")
     comparison_np, rng = comparison_set(states, cfg)
-    comparison = torch.from_numpy(comparison_np)
+    comparison = torch.from_numpy(setting.view(comparison_np))
     after_np, before_np = dataset.episodes(dataset.next_observations), dataset.episodes(states)
     n_ep, length = after_np.shape[:2]
     z_u, goal = user_latents(model, records, n_ep, rng)
     dmax = max(float(f.table[np.isfinite(f.table)].max()) for f in fields)
     true = np.stack([oracle_rewards(fields[g](after_np[e]), dmax) - oracle_rewards(fields[g](before_np[e]), dmax)
                      for e, g in enumerate(goal)])
-    learned = progress_rewards(model, torch.from_numpy(before_np), torch.from_numpy(after_np), z_u, "spo",
-                               comparison).numpy()
+    learned = progress_rewards(model, torch.from_numpy(setting.view(before_np)), torch.from_numpy(setting.view(after_np)),
+                               z_u, "spo", comparison).numpy()
     sim = MazeSim(maze, len(test.goal_index), dataset.config.action_repeat)
     answers = random_test_answers(setting, 8, cfg)
     z_test = latents(model, *answers.first(8))

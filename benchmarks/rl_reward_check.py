@@ -38,6 +38,7 @@ from pluralign.rl.bench import (RLBenchConfig, comparison_set, get_dataset, goal
                                 reward_train_config)
 from pluralign.rl.queries import latents
 from pluralign.rewards.spo import spo_scaled_reward
+from pluralign.rl.views import STATE_VIEWS
 from pluralign.train.rewards import train_reward_model
 
 
@@ -59,11 +60,12 @@ def step_sign_agreement(model, z: np.ndarray, before: np.ndarray, after: np.ndar
 
 
 @torch.no_grad()
-def reward_map(model, maze, z: np.ndarray, comparison: np.ndarray) -> dict[tuple[int, int], float]:
-    """SPO reward of every free cell's centre, the ball at rest, for one z."""
+def reward_map(model, maze, z: np.ndarray, comparison: np.ndarray, view=lambda s: s) -> dict[tuple[int, int], float]:
+    """SPO reward of every free cell's centre, the ball at rest, for one z (``comparison``
+    already through the model's ``view``)."""
     cells = [tuple(map(int, c)) for c in maze.free_cells()]
     xy = maze.cell_to_xy(np.array(cells))
-    states = np.concatenate([xy, np.zeros_like(xy)], 1).astype(np.float32)
+    states = view(np.concatenate([xy, np.zeros_like(xy)], 1).astype(np.float32))
     r = spo_scaled_reward(model, torch.from_numpy(states)[None], torch.from_numpy(comparison).float(),
                           torch.from_numpy(z[None]))[0].numpy()
     return dict(zip(cells, r.tolist()))
@@ -90,12 +92,14 @@ def main() -> None:
     ap.add_argument("--pairs-per-user", type=int, default=None)
     ap.add_argument("--n-users", type=int, default=None)
     ap.add_argument("--local-pairs", type=float, default=None)
+    ap.add_argument("--state-view", default=None, choices=STATE_VIEWS,
+                    help="what the reward models see of a state (default: the bench's)")
     ap.add_argument("--tag", default="bench", help="name of this variant in the output")
     ap.add_argument("--out", default="runs/rl-reward-check")
     a = ap.parse_args()
     changes = {k: v for k, v in dict(reward_steps=a.reward_steps, reward_hidden=a.reward_hidden,
                                      pairs_per_user=a.pairs_per_user, n_users=a.n_users,
-                                     local_pairs=a.local_pairs).items()
+                                     local_pairs=a.local_pairs, state_view=a.state_view).items()
                if v is not None}
     cfg = dataclasses.replace(RLBenchConfig(seed=a.seed, goal_counts=(a.goals,)), **changes)
     out = Path(a.out)
@@ -106,14 +110,16 @@ def main() -> None:
     setting = goal_setting(a.goals, dataset, cfg)
     goals, fields, records, test = setting.goals, setting.fields, setting.records, setting.test
     given = random_test_answers(setting, a.answers, cfg)
+    view = setting.view  # the reward models read states through it; the users' distances do not
     before, after = states, dataset.next_observations
+    seen_before, seen_after = view(before), view(after)
     rng = np.random.default_rng(cfg.seed + 9)
     pa, pb = (states[rng.choice(len(states), 4000)] for _ in range(2))
-    comparison, _ = comparison_set(states, cfg)
+    comparison = view(comparison_set(states, cfg)[0])
     rows = []
     for name in a.model or ["vpl", "np-btl", "btl"]:
         t0 = time.time()
-        run_dir = out / f"{a.tag}-k{a.goals}-seed{cfg.seed}" / name
+        run_dir = out / f"{a.tag}-k{a.goals}-seed{cfg.seed}-{cfg.state_view}" / name
         model, result = train_reward_model(records, name, reward_train_config(name, cfg), run_dir)
         model.eval()
         z_all = (latents(model, *given.first(a.answers)) if name in ("np-btl", "vpl")
@@ -129,18 +135,18 @@ def main() -> None:
                 decided = da != db
                 scores = []
                 for z in z_all[test.goal_index == g]:  # every test user of this goal, own z
-                    ra, rb = rewards(model, pa, z), rewards(model, pb, z)
-                    scores.append([step_sign_agreement(model, z, before, after, progress, 0.5 * field.sub),
-                                   step_sign_agreement(model, z, before[near], after[near], progress[near],
+                    ra, rb = rewards(model, view(pa), z), rewards(model, view(pb), z)
+                    scores.append([step_sign_agreement(model, z, seen_before, seen_after, progress, 0.5 * field.sub),
+                                   step_sign_agreement(model, z, seen_before[near], seen_after[near], progress[near],
                                                        0.5 * field.sub),
-                                   step_sign_agreement(model, z, before[~near], after[~near], progress[~near],
-                                                       0.5 * field.sub),
+                                   step_sign_agreement(model, z, seen_before[~near], seen_after[~near],
+                                                       progress[~near], 0.5 * field.sub),
                                    float(np.mean((ra > rb)[decided] == (da < db)[decided]))])
                 m = np.mean(scores, axis=0)
                 row["goals"][str(g)] = {"goal": list(map(int, goals[g])), "step_sign": m[0], "step_sign_near": m[1],
                                         "step_sign_far": m[2], "pair_accuracy": m[3]}
                 if name in ("np-btl", "vpl"):
-                    values = reward_map(model, maze, z_all[test.goal_index == g].mean(0), comparison)
+                    values = reward_map(model, maze, z_all[test.goal_index == g].mean(0), comparison, view)
                     top = max(values, key=values.get)
                     row["goals"][str(g)].update(top_cell=list(top), top_reward=round(values[top], 3),
                                                 goal_reward=round(values[tuple(map(int, goals[g]))], 3),

@@ -9,9 +9,16 @@ geodesic distance; near = within 1.5 cells of the goal):
 * ``raw``: the 4-d observation (x, y, vx, vy), what the bench uses;
 * ``pos``: the position (x, y) only (the users' choice depends on it alone);
 * ``ffS``: the observation plus 32 random Fourier features sin/cos(2π B·(x, y)), B ~ N(0, S²)
-  per cell (S = 1, 2, ...).
+  per cell (S = 1, 2, ...);
+* ``cell``: the observation plus a one-hot of the maze cell the ball is in (free cells only), so
+  the reward may jump at a wall between two cells instead of blurring across it;
+* ``pcell``: the position plus that one-hot.
 
     python benchmarks/rl_state_features.py --seed 0 --view raw --view pos --view ff1
+    python benchmarks/rl_state_features.py --seed 0 --view raw --users 1000 --pairs-per-user 80   # more labels
+
+Besides step signs it prints where the goal's cell ranks among the free cells by the reward at
+their centres (ball at rest; 1 = the reward peaks in the goal's cell) and the top cell.
 
 ~15-80 s per view and goal on two busy cores, after the dataset (~1 min).
 """
@@ -28,13 +35,18 @@ import torch
 
 from pluralign.data.records import PreferenceRecord
 from pluralign.rl.bench import RLBenchConfig, get_dataset, goal_setting, reward_train_config
+from pluralign.rl.views import STATE_VIEWS, state_view
 from pluralign.train.rewards import train_reward_model
 
 
-def feature_map(view: str, scale: float, seed: int = 123):
+def feature_map(view: str, maze, seed: int = 123):
     """The state -> reward-input map named ``view`` (module docstring)."""
-    if view == "raw":
-        return lambda s: np.asarray(s, np.float32)
+    scale = maze.scale
+    if view in STATE_VIEWS:  # raw and pcell: what `pluralign rl bench --state-view` offers
+        return state_view(view, maze)
+    if view == "cell":
+        pcell = state_view("pcell", maze)
+        return lambda s: np.concatenate([np.asarray(s, np.float32), pcell(s)[..., 2:]], -1)
     if view == "pos":
         return lambda s: np.asarray(s, np.float32)[..., :2]
     if view.startswith("ff"):
@@ -46,26 +58,35 @@ def feature_map(view: str, scale: float, seed: int = 123):
             return np.concatenate([s, np.sin(proj), np.cos(proj)], -1)
 
         return fourier
-    raise ValueError(f"unknown view {view!r}: raw, pos or ff<scale>")
+    raise ValueError(f"unknown view {view!r}: raw, pos, cell, pcell or ff<scale>")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--goals", type=int, default=2)
-    ap.add_argument("--view", action="append", default=None, help="raw, pos, ff1, ff2, ... (repeatable)")
+    ap.add_argument("--view", action="append", default=None, help="raw, pos, cell, pcell, ff1, ff2, ... (repeatable)")
+    ap.add_argument("--users", type=int, default=RLBenchConfig.n_users)
+    ap.add_argument("--pairs-per-user", type=int, default=RLBenchConfig.pairs_per_user)
+    ap.add_argument("--reward-steps", type=int, default=RLBenchConfig.reward_steps)
+    ap.add_argument("--dataset", type=Path, default=None, help="reuse a dataset (pluralign rl data)")
     ap.add_argument("--out", default="runs/rl-state-features")
     a = ap.parse_args()
-    cfg = RLBenchConfig(seed=a.seed, goal_counts=(a.goals,))
-    out = Path(a.out) / f"seed{a.seed}"
+    cfg = RLBenchConfig(seed=a.seed, goal_counts=(a.goals,), n_users=a.users, pairs_per_user=a.pairs_per_user,
+                        reward_steps=a.reward_steps)
+    sizes = "" if (a.users, a.pairs_per_user, a.reward_steps) == (500, 20, 1000) else \
+        f"-u{a.users}-p{a.pairs_per_user}-r{a.reward_steps}"
+    out = Path(a.out) / f"seed{a.seed}{sizes}"
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    dataset = get_dataset(cfg, out)
+    dataset = get_dataset(cfg, out, a.dataset)
     maze, before, after = dataset.maze, dataset.observations, dataset.next_observations
     setting = goal_setting(a.goals, dataset, cfg)
-    print(f"{'view':<6} goal     val-acc  steps-right  near-goal  far")
+    cells = maze.free_cells()
+    at_rest = np.concatenate([maze.cell_to_xy(np.array(cells)), np.zeros((len(cells), 2))], -1).astype(np.float32)
+    print(f"{'view':<6} goal     val-acc  steps-right  near-goal  far    goal cell's rank  top cell")
     for view in a.view or ["raw", "pos", "ff1"]:
-        f = feature_map(view, maze.scale)
+        f = feature_map(view, maze)
         for g, field in enumerate(setting.fields):
             records = [PreferenceRecord(user_id=r.user_id, prompt="", chosen=f(np.array(r.chosen)).tolist(),
                                         rejected=f(np.array(r.rejected)).tolist(), split=r.split,
@@ -81,14 +102,20 @@ def main() -> None:
             with torch.no_grad():
                 r0 = model.reward(torch.from_numpy(f(before)[None]))[0].numpy()
                 r1 = model.reward(torch.from_numpy(f(after)[None]))[0].numpy()
+                # the reward at every free cell's centre, ball at rest: is the goal's cell on top?
+                at_cells = model.reward(torch.from_numpy(f(at_rest)[None]))[0].numpy()
+            order = [cells[i] for i in np.argsort(-at_cells)]
             right = np.sign(r1 - r0) == np.sign(progress)
             row = {"view": view, "goal": list(map(int, setting.goals[g])),
                    "val_accuracy": (result.best_metrics or {}).get("accuracy"),
                    "steps_right": float(right[moved].mean()), "near_goal": float(right[moved & near].mean()),
-                   "far": float(right[moved & ~near].mean()), "train_s": round(time.time() - t0)}
+                   "far": float(right[moved & ~near].mean()),
+                   "goal_cell_rank": order.index(tuple(setting.goals[g])) + 1, "top_cells": order[:3],
+                   "train_s": round(time.time() - t0)}
             (out / f"{view}-g{g}.json").write_text(json.dumps(row, indent=2) + "\n")
             print(f"{view:<6} {str(tuple(row['goal'])):<8} {row['val_accuracy']:.3f}    {row['steps_right']:.3f}"
-                  f"        {row['near_goal']:.3f}      {row['far']:.3f}", flush=True)
+                  f"        {row['near_goal']:.3f}      {row['far']:.3f}  {row['goal_cell_rank']:>16}  {order[0]}",
+                  flush=True)
 
 
 if __name__ == "__main__":

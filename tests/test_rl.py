@@ -3,6 +3,7 @@ format, bad input, and (slow) the quick bench end to end."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -17,6 +18,7 @@ from pluralign.rl.maze import U_MAZE, GeodesicField, Maze, MazeError, spread_goa
 from pluralign.rl.queries import active_answers, latents, random_answers
 from pluralign.rl.relabel import batch_norm, max_norm, oracle_rewards, progress_rewards, relabel
 from pluralign.rl.users import answer, draw_pairs, label_pairs, preference_records
+from pluralign.rl.views import state_view
 
 # U-maze: free cells (1,1) (1,2) (1,3) / (2,3) / (3,1) (3,2) (3,3); (3,1) is 2 cells below
 # (1,1) in a straight line but 6 cells away through the maze.
@@ -185,6 +187,47 @@ def test_test_users_answer_random_and_active_queries_by_shortest_path():
     np.testing.assert_allclose(z0, np.broadcast_to(z0[:1], z0.shape))
 
 
+def test_pcell_view_by_hand():
+    # U-maze free cells in order: (1,1) (1,2) (1,3) (2,3) (3,1) (3,2) (3,3)
+    view = state_view("pcell", UMAZE)
+    at = UMAZE.cell_to_xy(np.array([(1, 1), (3, 1), (2, 3)])) + np.array([[0.3, -0.2], [0, 0], [-0.4, 0.4]])
+    states = np.concatenate([at, np.ones((3, 2))], 1)
+    out = view(states)
+    assert out.shape == (3, 2 + 7)
+    np.testing.assert_allclose(out[:, :2], at, rtol=1e-6)  # position kept, velocities dropped
+    assert out[:, 2:].argmax(1).tolist() == [0, 4, 3] and (out[:, 2:].sum(1) == 1).all()
+    # a wall cell or a point off the map has no cell: all zeros
+    off = np.concatenate([UMAZE.cell_to_xy(np.array([(2, 1)])), [[9.0, 9.0]]])
+    assert view(np.concatenate([off, np.zeros((2, 2))], 1))[:, 2:].sum() == 0
+    assert view(states[None]).shape == (1, 3, 9)  # any leading shape (episodes)
+    np.testing.assert_array_equal(state_view("raw", UMAZE)(states), states.astype(np.float32))
+    with pytest.raises(ValueError, match="unknown state view 'grid'"):
+        state_view("grid", UMAZE)
+
+
+def test_models_read_the_view_while_users_answer_on_states():
+    from pluralign.rl.bench import RLBenchConfig, goal_setting, random_test_answers
+
+    ds = _fake_dataset()
+    ds.observations[:] = np.concatenate([Maze.named("medium").cell_to_xy(np.array([(1, 1), (6, 5), (6, 6), (4, 4),
+                                                                                   (2, 2), (3, 3)])),
+                                         np.zeros((6, 2))], 1)
+    raw = RLBenchConfig(n_users=4, pairs_per_user=3, eval_per_goal=1, seed=0)
+    seen = dataclasses.replace(raw, state_view="pcell")
+    a, b = goal_setting(2, ds, raw), goal_setting(2, ds, seen)
+    view = state_view("pcell", ds.maze)
+    assert len(a.records[0].chosen) == 4 and len(b.records[0].chosen) == 2 + len(ds.maze.free_cells())
+    for ra, rb in zip(a.records, b.records):  # the same answers, read through the view
+        np.testing.assert_allclose(rb.chosen, view(np.array(ra.chosen)), atol=1e-6)
+    ans_a, ans_b = random_test_answers(a, 2, raw), random_test_answers(b, 2, seen)
+    np.testing.assert_allclose(ans_b.chosen, view(ans_a.chosen), atol=1e-6)
+    model = _tiny("vpl", dim=ans_b.chosen.shape[-1], latent_dim=3, embed_dim=8)
+    act = active_answers(model, np.array([0, 1]), b.fields, *b.pool_pairs, 2, 0.0, seed=0, view=view)
+    assert act.chosen.shape == (2, 2, 2 + len(ds.maze.free_cells()))
+    with pytest.raises(ValueError, match="unknown state view"):
+        RLBenchConfig(state_view="grid")
+
+
 def test_relabel_bad_input():
     model = _tiny("btl", dim=4)
     with pytest.raises(ValueError, match="trained on states of size 4"):
@@ -243,7 +286,8 @@ def test_simulator_matches_gymnasium_robotics():
 
 
 @pytest.mark.slow
-def test_quick_bench_end_to_end(tmp_path):
+@pytest.mark.parametrize("view", ["raw", "pcell"])
+def test_quick_bench_end_to_end(tmp_path, view):
     pytest.importorskip("d3rlpy")
     pytest.importorskip("mujoco")
     from pluralign.rl.bench import RLBenchConfig, run_bench
@@ -252,7 +296,7 @@ def test_quick_bench_end_to_end(tmp_path):
     cfg = RLBenchConfig.quick(policies=("np-btl", "vpl+spo", "oracle"), context_sizes=(0, 2),
                               data=MazeDataConfig(n_episodes=20, episode_len=50), n_users=60,
                               reward_steps=200, iql=IQLSettings(steps=60, hidden=32), eval_per_goal=2,
-                              horizon=20)
+                              horizon=20, state_view=view)
     (doc,) = run_bench(cfg, tmp_path, log=lambda *_: None)
     saved = json.loads((tmp_path / "maze-2goals.json").read_text())
     assert saved["task"] == "maze-medium-2goals" and saved["context_sizes"] == [0, 2]

@@ -55,6 +55,7 @@ def bench(
     label_noise: float = typer.Option(None, "--label-noise", help="Probability a training label is flipped."),
     query_noise: float = typer.Option(None, "--query-noise", help="Probability a test user's answer is flipped."),
     vpl_relabel_z: str = typer.Option(None, "--vpl-relabel-z", help="z VPL relabels episodes with: prior (Alg. 2, samples of p(z)) or posterior (means of q(z | a training user's 2-8 pairs))."),
+    state_view: str = typer.Option(None, "--state-view", help="What the reward models see of a state: raw (the observation x, y, vx, vy, as the paper) or pcell (position + a one-hot of the maze cell). The policy always sees the observation."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Success rate per user goal vs answered queries for BTL, DPL, NP-BTL, VPL, VPL+SPO and the oracle."""
@@ -76,7 +77,7 @@ def bench(
         changes["query_strategies"] = tuple(queries_strategy)
     for name, value in (("reward_steps", reward_steps), ("label_noise", label_noise), ("query_noise", query_noise),
                         ("vpl_relabel_z", vpl_relabel_z), ("n_users", users), ("pairs_per_user", pairs_per_user),
-                        ("local_pairs", local_pairs)):
+                        ("local_pairs", local_pairs), ("state_view", state_view)):
         if value is not None:
             changes[name] = value
     try:

@@ -37,6 +37,7 @@ from .maze import Maze, spread_goals
 from .queries import STRATEGIES
 from .relabel import SCALINGS, oracle_rewards, progress_rewards, relabel
 from .users import goal_fields, preference_records
+from .views import STATE_VIEWS, StateView, state_view
 
 REWARD_MODELS = ("btl", "dpl", "np-btl", "vpl")
 DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle")
@@ -64,7 +65,9 @@ class RLBenchConfig:
     chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
     local_pairs: the fraction of each user's labelled pairs drawn a few steps apart (up to
     ``local_span``) within one episode instead of at random (:func:`.users.draw_pairs`; 0 is the
-    paper's random pairs)."""
+    paper's random pairs). state_view: what the reward models see of a state (:mod:`.views`:
+    ``raw``, the paper's observation, or ``pcell``, position + the cell's one-hot); the policy
+    always sees the observation."""
 
     maze: str = "medium"
     goal_counts: tuple[int, ...] = (2, 10)
@@ -92,6 +95,7 @@ class RLBenchConfig:
     next_state: bool = True
     query_strategies: tuple[str, ...] = ("random", "active")
     active_pool: int = 500
+    state_view: str = "raw"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -111,6 +115,8 @@ class RLBenchConfig:
             raise ValueError(f"vpl_relabel_z must be prior or posterior, got {self.vpl_relabel_z!r}")
         if self.reward_form not in REWARD_FORMS:
             raise ValueError(f"unknown reward form {self.reward_form!r}; choose one of {REWARD_FORMS}")
+        if self.state_view not in STATE_VIEWS:
+            raise ValueError(f"unknown state view {self.state_view!r}; choose one of {STATE_VIEWS}")
         for q in self.query_strategies:
             if q not in STRATEGIES:
                 raise ValueError(f"unknown queries strategy {q!r}; choose one of {STRATEGIES}")
@@ -188,7 +194,8 @@ def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator
 @dataclass
 class GoalSetting:
     """What a goal count K fixes for every policy: the goals and their distance fields, the users'
-    labelled pairs, the test episodes and the state pools test users' queries come from."""
+    labelled pairs (as the reward models see them: through ``view``), the test episodes and the
+    state pools test users' queries come from (observations)."""
 
     goals: list[tuple[int, int]]
     fields: list
@@ -197,6 +204,7 @@ class GoalSetting:
     test: Any
     pool: np.ndarray
     pool_pairs: tuple[np.ndarray, np.ndarray]
+    view: StateView
 
 
 def goal_setting(k: int, dataset: MazeDataset, cfg: RLBenchConfig) -> GoalSetting:
@@ -210,11 +218,15 @@ def goal_setting(k: int, dataset: MazeDataset, cfg: RLBenchConfig) -> GoalSettin
     records = preference_records(states, fields, cfg.n_users, cfg.pairs_per_user, cfg.label_noise,
                                  seed=cfg.seed + 1, local=cfg.local_pairs, episode_len=dataset.episode_len,
                                  span=cfg.local_span)
+    view = state_view(cfg.state_view, maze)
+    if cfg.state_view != "raw":  # users answered on the observations; the models read the view
+        records = [dataclasses.replace(r, chosen=view(np.array(r.chosen)).tolist(),
+                                       rejected=view(np.array(r.rejected)).tolist()) for r in records]
     test = test_episodes(maze, fields, cfg.eval_per_goal, seed=cfg.seed + 3)
     prng = np.random.default_rng(cfg.seed + 4)
     pool = states[prng.choice(len(states), 2000, replace=True)]
     pool_pairs = tuple(states[prng.choice(len(states), cfg.active_pool, replace=True)] for _ in range(2))
-    return GoalSetting(goals, fields, maze.cell_to_xy(np.array(goals)), records, test, pool, pool_pairs)
+    return GoalSetting(goals, fields, maze.cell_to_xy(np.array(goals)), records, test, pool, pool_pairs, view)
 
 
 def comparison_set(states: np.ndarray, cfg: RLBenchConfig) -> tuple[np.ndarray, np.random.Generator]:
@@ -226,11 +238,13 @@ def comparison_set(states: np.ndarray, cfg: RLBenchConfig) -> tuple[np.ndarray, 
 
 
 def random_test_answers(setting: GoalSetting, n: int, cfg: RLBenchConfig):
-    """The test users' answers to n random queries from the pool (the bench's ``random`` strategy)."""
-    from .queries import random_answers
+    """The test users' answers to n random queries from the pool (the bench's ``random`` strategy),
+    as the reward models see them (``setting.view``)."""
+    from .queries import Answers, random_answers
 
-    return random_answers(setting.test.goal_index, setting.fields, setting.pool, n, cfg.query_noise,
-                          seed=cfg.seed + 5)
+    given = random_answers(setting.test.goal_index, setting.fields, setting.pool, n, cfg.query_noise,
+                           seed=cfg.seed + 5)
+    return Answers(setting.view(given.chosen), setting.view(given.rejected))
 
 
 def _stats(successes: np.ndarray) -> dict[str, Any]:
@@ -272,7 +286,8 @@ def _answers(base: str, strategy: str, model, setting: GoalSetting, cfg: RLBench
         else:
             particles = _particles(model, setting.records) if base == "np-btl" else None
             cache[key] = active_answers(model, setting.test.goal_index, setting.fields, *setting.pool_pairs, n,
-                                        cfg.query_noise, seed=cfg.seed + 6, particles=particles)
+                                        cfg.query_noise, seed=cfg.seed + 6, particles=particles,
+                                        view=setting.view)
     return cache[key]
 
 
@@ -290,13 +305,14 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                                               setting.test)
     states = dataset.observations
     comparison_np, rng = comparison_set(states, cfg)
-    comparison = torch.from_numpy(comparison_np)
+    comparison = torch.from_numpy(setting.view(comparison_np))
     progress = cfg.reward_form == "progress"
     # state form: r_t = r(s_{t+1}, z) by default, Alg. 2's alternative (the action at t changes it)
     episodes_np = dataset.episodes(dataset.next_observations if cfg.next_state or progress else states)
     before_np = dataset.episodes(states)
     n_ep, L = episodes_np.shape[:2]
-    episodes, before = torch.from_numpy(episodes_np), torch.from_numpy(before_np)
+    # what the reward models relabel: the episodes through the view (the oracle reads positions)
+    episodes, before = torch.from_numpy(setting.view(episodes_np)), torch.from_numpy(setting.view(before_np))
     actions = np.tile(dataset.actions, (cfg.relabel_copies, 1))
     sim = MazeSim(maze, len(test.goal_index), dataset.config.action_repeat)
     models: dict[str, Any] = {}
@@ -321,8 +337,8 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
             z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
         else:
             if base not in models:
-                # the seed in the path: train_reward_model resumes a run found in its folder
-                run_dir = out / f"k{k}-seed{cfg.seed}" / "rewards" / base
+                # seed and view in the path: train_reward_model resumes a run found in its folder
+                run_dir = out / f"k{k}-seed{cfg.seed}-{cfg.state_view}" / "rewards" / base
                 models[base], result = train_reward_model(records, base, reward_train_config(base, cfg), run_dir)
                 doc["reward_val_accuracy"][base] = (result.best_metrics or {}).get("accuracy")
                 log(f"[K={k}] reward model {base}: best validation accuracy "

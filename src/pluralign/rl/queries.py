@@ -14,6 +14,7 @@ flipped with probability ``noise``; an exact tie is answered at random.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,14 +56,18 @@ def random_answers(goal_index: np.ndarray, fields: list[GeodesicField], pool: np
 
 
 def active_answers(model: RewardModel, goal_index: np.ndarray, fields: list[GeodesicField], pool_a: np.ndarray,
-                   pool_b: np.ndarray, n: int, noise: float, seed: int, particles=None) -> Answers:
+                   pool_b: np.ndarray, n: int, noise: float, seed: int, particles=None,
+                   view: Callable[[np.ndarray], np.ndarray] | None = None) -> Answers:
     """n pairs per user, each chosen by information gain given the answers so far (module
-    docstring). ``particles``: a ParticlePosterior (required for NP-BTL)."""
+    docstring). ``particles``: a ParticlePosterior (required for NP-BTL). ``view``: what the model
+    reads of a state (``pluralign.rl.views``; users answer on the states themselves); the answers
+    come back through it."""
     from ..active import Pool, ask_sequentially
 
-    pool = Pool(torch.from_numpy(pool_a).float(), torch.from_numpy(pool_b).float())
+    seen_a, seen_b = (pool_a, pool_b) if view is None else (view(pool_a), view(pool_b))
+    pool = Pool(torch.from_numpy(seen_a).float(), torch.from_numpy(seen_b).float())
     rng = np.random.default_rng(seed)
-    dim = pool_a.shape[1]
+    dim = seen_a.shape[1]
     chosen = np.zeros((len(goal_index), n, dim), np.float32)
     rejected = np.zeros_like(chosen)
     for i, k in enumerate(goal_index):
@@ -75,7 +80,7 @@ def active_answers(model: RewardModel, goal_index: np.ndarray, fields: list[Geod
         asked = ask_sequentially(model, pool, answer_fn, n, strategy="info-gain", seed=seed + 1000 * i,
                                  particles=particles)
         for q, (j, yes) in enumerate(asked):
-            chosen[i, q], rejected[i, q] = (pool_a[j], pool_b[j]) if yes else (pool_b[j], pool_a[j])
+            chosen[i, q], rejected[i, q] = (seen_a[j], seen_b[j]) if yes else (seen_b[j], seen_a[j])
     return Answers(chosen, rejected)
 
 
