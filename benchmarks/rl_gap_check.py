@@ -16,7 +16,7 @@ training user (goal g, latent z_u = the posterior mean of 2–8 of that user's p
 All with the progress form r(s', ·) − r(s, ·) as in the bench. Success per goal over the bench's
 test starts.
 
-    python benchmarks/rl_gap_check.py --seed 1 --dataset runs/bench-rl/dataset
+    python benchmarks/rl_gap_check.py --seed 1 --dataset runs/bench-rl/dataset --state-view raw --reward-steps 1000
 
 ~3-4 minutes per policy on 2 quiet cores.
 """
@@ -62,9 +62,11 @@ def main() -> None:
                     help="fraction of the users' labelled pairs drawn a few steps apart (pluralign.rl.users.draw_pairs)")
     ap.add_argument("--state-view", default=RLBenchConfig.state_view, choices=STATE_VIEWS,
                     help="what the reward model sees of a state (pluralign.rl.views)")
+    ap.add_argument("--reward-steps", type=int, default=RLBenchConfig.reward_steps)
     ap.add_argument("--out", type=Path, default=Path("runs/rl-gap-check"))
     a = ap.parse_args()
-    cfg = RLBenchConfig(seed=a.seed, goal_counts=(a.goals,), local_pairs=a.local_pairs, state_view=a.state_view)
+    cfg = RLBenchConfig(seed=a.seed, goal_counts=(a.goals,), local_pairs=a.local_pairs, state_view=a.state_view,
+                        reward_steps=a.reward_steps)
     a.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     dataset = get_dataset(cfg, a.out, a.dataset)
@@ -73,7 +75,7 @@ def main() -> None:
     goals, fields, records, test = setting.goals, setting.fields, setting.records, setting.test
     goals_xy = setting.goals_xy.astype(np.float32)
     model, _ = train_reward_model(records, "vpl", reward_train_config("vpl", cfg),
-                                  a.out / f"k{a.goals}-seed{cfg.seed}-{cfg.state_view}" / "vpl")
+                                  a.out / f"k{a.goals}-seed{cfg.seed}-{cfg.state_view}-r{cfg.reward_steps}" / "vpl")
     comparison_np, rng = comparison_set(states, cfg)
     comparison = torch.from_numpy(setting.view(comparison_np))
     after_np, before_np = dataset.episodes(dataset.next_observations), dataset.episodes(states)

@@ -212,7 +212,7 @@ def test_models_read_the_view_while_users_answer_on_states():
     ds.observations[:] = np.concatenate([Maze.named("medium").cell_to_xy(np.array([(1, 1), (6, 5), (6, 6), (4, 4),
                                                                                    (2, 2), (3, 3)])),
                                          np.zeros((6, 2))], 1)
-    raw = RLBenchConfig(n_users=4, pairs_per_user=3, eval_per_goal=1, seed=0)
+    raw = RLBenchConfig(n_users=4, pairs_per_user=3, eval_per_goal=1, seed=0, state_view="raw")
     seen = dataclasses.replace(raw, state_view="pcell")
     a, b = goal_setting(2, ds, raw), goal_setting(2, ds, seen)
     view = state_view("pcell", ds.maze)

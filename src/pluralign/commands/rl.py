@@ -48,14 +48,14 @@ def bench(
     queries_strategy: list[str] = typer.Option(None, "--queries-strategy", help="How test users' queries are chosen: random, active (information gain, pluralign.active); repeatable, default both. Active curves are reported as <policy>/active."),
     dataset: Path = typer.Option(None, "--dataset", help="A dataset folder from 'pluralign rl data' (default: generate one)."),
     iql_steps: int = typer.Option(None, "--iql-steps", help="IQL gradient steps per policy."),
-    reward_steps: int = typer.Option(None, "--reward-steps", help="Training steps per reward model."),
+    reward_steps: int = typer.Option(None, "--reward-steps", help="Training steps per reward model (default 4000)."),
     users: int = typer.Option(None, "--users", help="Simulated users who label state pairs for the reward models (default 500)."),
     pairs_per_user: int = typer.Option(None, "--pairs-per-user", help="State pairs each of them labels (default 20)."),
     local_pairs: float = typer.Option(None, "--local-pairs", help="Fraction of those pairs drawn a few steps apart within one episode instead of at random (default 0: the paper's random pairs)."),
     label_noise: float = typer.Option(None, "--label-noise", help="Probability a training label is flipped."),
     query_noise: float = typer.Option(None, "--query-noise", help="Probability a test user's answer is flipped."),
     vpl_relabel_z: str = typer.Option(None, "--vpl-relabel-z", help="z VPL relabels episodes with: prior (Alg. 2, samples of p(z)) or posterior (means of q(z | a training user's 2-8 pairs))."),
-    state_view: str = typer.Option(None, "--state-view", help="What the reward models see of a state: raw (the observation x, y, vx, vy, as the paper) or pcell (position + a one-hot of the maze cell). The policy always sees the observation."),
+    state_view: str = typer.Option(None, "--state-view", help="What the reward models see of a state: pcell (default: position + a one-hot of the maze cell) or raw (the observation x, y, vx, vy, as the paper). The policy always sees the observation."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Success rate per user goal vs answered queries for BTL, DPL, NP-BTL, VPL, VPL+SPO and the oracle."""
