@@ -37,8 +37,8 @@ from pluralign.rl.env import MazeSim
 from pluralign.rl.iql import train_iql
 from pluralign.rl.queries import latents
 from pluralign.rl.relabel import oracle_rewards, progress_rewards
-from pluralign.rl.views import STATE_VIEWS
 from pluralign.rl.rollout import rollout
+from pluralign.rl.views import STATE_VIEWS
 from pluralign.train.rewards import train_reward_model
 
 VARIANTS = ("true/goal", "learned/goal", "true/z", "learned/z")
@@ -84,8 +84,8 @@ def main() -> None:
     dmax = max(float(f.table[np.isfinite(f.table)].max()) for f in fields)
     true = np.stack([oracle_rewards(fields[g](after_np[e]), dmax) - oracle_rewards(fields[g](before_np[e]), dmax)
                      for e, g in enumerate(goal)])
-    learned = progress_rewards(model, torch.from_numpy(setting.view(before_np)), torch.from_numpy(setting.view(after_np)),
-                               z_u, "spo", comparison).numpy()
+    seen_before, seen_after = torch.from_numpy(setting.view(before_np)), torch.from_numpy(setting.view(after_np))
+    learned = progress_rewards(model, seen_before, seen_after, z_u, "spo", comparison).numpy()
     sim = MazeSim(maze, len(test.goal_index), dataset.config.action_repeat)
     answers = random_test_answers(setting, 8, cfg)
     z_test = latents(model, *answers.first(8))
