@@ -224,6 +224,8 @@ def test_models_read_the_view_while_users_answer_on_states():
     model = _tiny("vpl", dim=ans_b.chosen.shape[-1], latent_dim=3, embed_dim=8)
     act = active_answers(model, np.array([0, 1]), b.fields, *b.pool_pairs, 2, 0.0, seed=0, view=view)
     assert act.chosen.shape == (2, 2, 2 + len(ds.maze.free_cells()))
+    for i, k in enumerate([0, 1]):  # answered by the user's distance (pcell keeps the position first)
+        assert (b.fields[k](act.chosen[i, :, :2]) <= b.fields[k](act.rejected[i, :, :2])).all()  # ties: at random
     with pytest.raises(ValueError, match="unknown state view"):
         RLBenchConfig(state_view="grid")
 
