@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import (RLBenchConfig, comparison_set, get_dataset, goal_setting, random_test_answers,
-                                reward_train_config, training_contexts)
+from pluralign.rl.bench import RLBenchConfig, get_dataset, reward_train_config
 from pluralign.rl.env import MazeSim
 from pluralign.rl.iql import train_iql
 from pluralign.rl.queries import latents
+from pluralign.rl.setting import (comparison_set, goal_setting, random_test_answers,
+                                  training_contexts)
 from pluralign.rl.relabel import oracle_rewards, progress_rewards
 from pluralign.rl.rollout import rollout
 from pluralign.rl.views import STATE_VIEWS

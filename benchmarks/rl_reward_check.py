@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import (RLBenchConfig, comparison_set, get_dataset, goal_setting, random_test_answers,
-                                reward_train_config)
+from pluralign.rl.bench import RLBenchConfig, get_dataset, reward_train_config
 from pluralign.rl.queries import latents
+from pluralign.rl.setting import comparison_set, goal_setting, random_test_answers
 from pluralign.rewards.spo import spo_scaled_reward
 from pluralign.rl.views import STATE_VIEWS
 from pluralign.train.rewards import train_reward_model

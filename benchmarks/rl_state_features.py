@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.data.records import PreferenceRecord
-from pluralign.rl.bench import RLBenchConfig, get_dataset, goal_setting, reward_train_config
-from pluralign.rl.views import STATE_VIEWS, state_view
+from pluralign.rl.bench import RLBenchConfig, get_dataset, reward_train_config
+from pluralign.rl.setting import goal_setting
+from pluralign.rl.views import STATE_VIEWS, state_view, view_records
 from pluralign.train.rewards import train_reward_model
 
 
@@ -89,10 +89,7 @@ def main() -> None:
     for view in a.view or ["raw", "pos", "ff1"]:
         f = feature_map(view, maze)
         for g, field in enumerate(setting.fields):
-            records = [PreferenceRecord(user_id=r.user_id, prompt="", chosen=f(np.array(r.chosen)).tolist(),
-                                        rejected=f(np.array(r.rejected)).tolist(), split=r.split,
-                                        user_latent=r.user_latent)
-                       for r in setting.records if r.user_latent == g]
+            records = view_records([r for r in setting.records if r.user_latent == g], f)
             t0 = time.time()
             model, result = train_reward_model(records, "btl", reward_train_config("btl", cfg), out / f"{view}-g{g}")
             model.eval()

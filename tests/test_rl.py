@@ -206,7 +206,8 @@ def test_pcell_view_by_hand():
 
 
 def test_models_read_the_view_while_users_answer_on_states():
-    from pluralign.rl.bench import RLBenchConfig, goal_setting, random_test_answers
+    from pluralign.rl.bench import RLBenchConfig
+    from pluralign.rl.setting import goal_setting, random_test_answers
 
     ds = _fake_dataset()
     ds.observations[:] = np.concatenate([Maze.named("medium").cell_to_xy(np.array([(1, 1), (6, 5), (6, 6), (4, 4),

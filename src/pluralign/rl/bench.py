@@ -33,11 +33,11 @@ import torch
 from ..train.config import TrainConfig
 from .dataset import MazeDataConfig, MazeDataset, generate, load, save
 from .iql import IQLSettings, train_iql
-from .maze import Maze, spread_goals
+from .maze import Maze
 from .queries import STRATEGIES
 from .relabel import SCALINGS, oracle_rewards, progress_rewards, relabel
-from .users import goal_fields, preference_records
-from .views import STATE_VIEWS, StateView, state_view
+from .setting import comparison_set, goal_setting, test_answers, training_contexts
+from .views import STATE_VIEWS
 
 REWARD_MODELS = ("btl", "dpl", "np-btl", "vpl")
 DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle")
@@ -156,28 +156,6 @@ def reward_train_config(name: str, cfg: RLBenchConfig):
     return RewardTrainConfig(model=fields, tasks=tasks, train=train)
 
 
-def training_contexts(records, n: int, rng: np.random.Generator
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
-    """``n`` contexts, each 2–8 pairs of a random training user: chosen and rejected states
-    (n, 8, D), the mask (n, 8) and each context's user's goal index (n,)."""
-    train = [r for r in records if r.split == "train"]
-    by_user: dict[str, list] = {}
-    for r in train:
-        by_user.setdefault(r.user_id, []).append(r)
-    users = list(by_user)
-    c = torch.zeros(n, 8, len(train[0].chosen))
-    rj = torch.zeros_like(c)
-    mask = torch.zeros(n, 8, dtype=torch.bool)
-    goal = np.zeros(n, dtype=int)
-    for e in range(n):
-        pool = by_user[users[rng.integers(len(users))]]
-        goal[e] = pool[0].user_latent
-        m = int(rng.integers(2, 9))
-        for j, i in enumerate(rng.choice(len(pool), size=min(m, len(pool)), replace=False)):
-            c[e, j], rj[e, j], mask[e, j] = torch.tensor(pool[i].chosen), torch.tensor(pool[i].rejected), True
-    return c, rj, mask, goal
-
-
 def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator,
                      vpl_z: str = "prior") -> torch.Tensor:
     """z for ``n`` episodes (module docstring): prior samples (VPL, Alg. 2), encoder outputs of
@@ -191,62 +169,6 @@ def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator
     with torch.no_grad():
         z = model.eval().personalize(c, rj, mask)
         return (model.latent(z) if isinstance(z, torch.distributions.Normal) else z).detach()
-
-
-@dataclass
-class GoalSetting:
-    """What a goal count K fixes for every policy: the goals and their distance fields, the users'
-    labelled pairs (as the reward models see them: through ``view``), the test episodes and the
-    state pools test users' queries come from (observations)."""
-
-    goals: list[tuple[int, int]]
-    fields: list
-    goals_xy: np.ndarray
-    records: list
-    test: Any
-    pool: np.ndarray
-    pool_pairs: tuple[np.ndarray, np.ndarray]
-    view: StateView
-
-
-def goal_setting(k: int, dataset: MazeDataset, cfg: RLBenchConfig) -> GoalSetting:
-    """The bench's users, test episodes and query pools for K = ``k`` goals (seeds from ``cfg.seed``;
-    the diagnostics in benchmarks/ use the same)."""
-    from .rollout import test_episodes
-
-    maze, states = dataset.maze, dataset.observations
-    goals = spread_goals(maze, k)
-    fields = goal_fields(maze, goals)
-    records = preference_records(states, fields, cfg.n_users, cfg.pairs_per_user, cfg.label_noise,
-                                 seed=cfg.seed + 1, local=cfg.local_pairs, episode_len=dataset.episode_len,
-                                 span=cfg.local_span)
-    view = state_view(cfg.state_view, maze)
-    if cfg.state_view != "raw":  # users answered on the observations; the models read the view
-        records = [dataclasses.replace(r, chosen=view(np.array(r.chosen)).tolist(),
-                                       rejected=view(np.array(r.rejected)).tolist()) for r in records]
-    test = test_episodes(maze, fields, cfg.eval_per_goal, seed=cfg.seed + 3)
-    prng = np.random.default_rng(cfg.seed + 4)
-    pool = states[prng.choice(len(states), 2000, replace=True)]
-    pool_pairs = tuple(states[prng.choice(len(states), cfg.active_pool, replace=True)] for _ in range(2))
-    return GoalSetting(goals, fields, maze.cell_to_xy(np.array(goals)), records, test, pool, pool_pairs, view)
-
-
-def comparison_set(states: np.ndarray, cfg: RLBenchConfig) -> tuple[np.ndarray, np.random.Generator]:
-    """SPO's comparison set (Alg. 3: ``cfg.comparison_size`` dataset states, no repeats) and the
-    generator it came from, whose stream the bench goes on to use for relabelling; the diagnostics
-    in benchmarks/ draw the same set this way."""
-    rng = np.random.default_rng(cfg.seed + 2)
-    return states[rng.choice(len(states), cfg.comparison_size, replace=False)], rng
-
-
-def random_test_answers(setting: GoalSetting, n: int, cfg: RLBenchConfig):
-    """The test users' answers to n random queries from the pool (the bench's ``random`` strategy),
-    as the reward models see them (``setting.view``)."""
-    from .queries import Answers, random_answers
-
-    given = random_answers(setting.test.goal_index, setting.fields, setting.pool, n, cfg.query_noise,
-                           seed=cfg.seed + 5)
-    return Answers(setting.view(given.chosen), setting.view(given.rejected))
 
 
 def _stats(successes: np.ndarray) -> dict[str, Any]:
@@ -263,34 +185,6 @@ def _curve_names(policy_name: str, base: str, cfg: RLBenchConfig) -> list[tuple[
         if q == "random" or base in ("np-btl", "vpl"):
             out.append((policy_name if q == "random" else f"{policy_name}/{q}", q))
     return out or [(policy_name, "random")]
-
-
-def _particles(model, records):
-    """NP-BTL's particle posterior for active queries: latents of training users' contexts."""
-    from ..active import ParticlePosterior
-
-    train = [r for r in records if r.split == "train"]
-    return ParticlePosterior.from_pairs(model, torch.tensor([r.chosen for r in train]),
-                                        torch.tensor([r.rejected for r in train]), [r.user_id for r in train],
-                                        n_particles=128, context_size=(8, 8))
-
-
-def _answers(base: str, strategy: str, model, setting: GoalSetting, cfg: RLBenchConfig, cache):
-    """The test users' answers to max(n) queries (``.queries``), cached per model and strategy:
-    every policy of a reward model (e.g. vpl and vpl+spo) sees the same answers."""
-    from .queries import active_answers
-
-    key = (base, strategy)
-    if key not in cache:
-        n = max(cfg.context_sizes)
-        if strategy == "random":
-            cache[key] = random_test_answers(setting, n, cfg)
-        else:
-            particles = _particles(model, setting.records) if base == "np-btl" else None
-            cache[key] = active_answers(model, setting.test.goal_index, setting.fields, *setting.pool_pairs, n,
-                                        cfg.query_noise, seed=cfg.seed + 6, particles=particles,
-                                        view=setting.view)
-    return cache[key]
 
 
 def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, log=print) -> dict[str, Any]:
@@ -359,7 +253,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
         for name, strategy in _curve_names(policy_name, base, cfg):
             curve, per_goal = {}, {}
             if base != "oracle":
-                given = _answers(base, strategy, models[base], setting, cfg, answers)
+                given = test_answers(base, strategy, models[base], setting, cfg, answers)
             for n in cfg.context_sizes:
                 z = (goals_xy[test.goal_index].astype(np.float32) if base == "oracle"
                      else latents(models[base], *given.first(n)))

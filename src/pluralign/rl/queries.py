@@ -39,8 +39,9 @@ class Answers:
 
 
 def random_answers(goal_index: np.ndarray, fields: list[GeodesicField], pool: np.ndarray, n: int,
-                   noise: float, seed: int) -> Answers:
-    """n random pairs of ``pool`` states per user (ties redrawn)."""
+                   noise: float, seed: int, view: Callable[[np.ndarray], np.ndarray] | None = None) -> Answers:
+    """n random pairs of ``pool`` states per user (ties redrawn). ``view``: as in
+    :func:`active_answers`, the users answer on the states and the answers come back through it."""
     rng = np.random.default_rng(seed)
     dim = pool.shape[1]
     chosen = np.zeros((len(goal_index), n, dim), np.float32)
@@ -52,7 +53,7 @@ def random_answers(goal_index: np.ndarray, fields: list[GeodesicField], pool: np
             c2, r2 = answer(pool[idx[:, 0]], pool[idx[:, 1]], fields[k], noise, rng)
             c, r = np.concatenate([c, c2]), np.concatenate([r, r2])
         chosen[i], rejected[i] = c[:n], r[:n]
-    return Answers(chosen, rejected)
+    return Answers(chosen, rejected) if view is None else Answers(view(chosen), view(rejected))
 
 
 def active_answers(model: RewardModel, goal_index: np.ndarray, fields: list[GeodesicField], pool_a: np.ndarray,

@@ -15,6 +15,7 @@ keeps the paper's ``raw`` behind ``--state-view raw``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -49,3 +50,10 @@ def state_view(name: str, maze: Maze) -> StateView:
         return np.concatenate([states[..., :2], eye[cell]], -1)
 
     return pcell
+
+
+def view_records(records: list, view: StateView) -> list:
+    """Preference records over observations -> the same records over ``view(state)`` (users
+    answer on the observations; the reward models read the view)."""
+    return [dataclasses.replace(r, chosen=view(np.array(r.chosen)).tolist(),
+                                rejected=view(np.array(r.rejected)).tolist()) for r in records]
