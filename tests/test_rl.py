@@ -110,6 +110,27 @@ def test_local_pairs_lie_a_few_steps_apart_in_one_episode():
         draw_pairs(10, 1000, rng, local=1.5, episode_len=20)
 
 
+def test_training_contexts_draw_the_asked_number_of_one_users_pairs():
+    from pluralign.rl.setting import training_contexts
+
+    cells = UMAZE.cell_to_xy(np.array(UMAZE.free_cells() * 10))  # distinct states: no pair twice
+    states = np.concatenate([cells + np.random.default_rng(0).uniform(-0.2, 0.2, cells.shape), np.zeros((70, 2))], 1)
+    fields = [GeodesicField(UMAZE, g, 5) for g in [(1, 1), (3, 1)]]
+    recs = preference_records(states, fields, n_users=6, pairs_per_user=6, seed=1)
+    key = lambda a, b: (tuple(np.float32(a).tolist()), tuple(np.float32(b).tolist()))  # noqa: E731
+    by_pair = {key(r.chosen, r.rejected): r for r in recs if r.split == "train"}
+    c, rj, mask, goal = training_contexts(recs, 40, np.random.default_rng(0), sizes=(3, 5))
+    assert c.shape == (40, 5, 4) and mask.shape == (40, 5)
+    assert set(mask.sum(1).tolist()) <= {3, 4, 5} and (mask[:, :3]).all()
+    for e in range(40):  # every pair is a training pair of one user, whose goal comes back
+        rows = [by_pair[key(c[e, j].numpy(), rj[e, j].numpy())] for j in range(int(mask[e].sum()))]
+        assert len({r.user_id for r in rows}) == 1 and rows[0].user_latent == goal[e]
+    fixed = training_contexts(recs, 5, np.random.default_rng(0), sizes=(4, 4))[2]
+    assert fixed.all() and fixed.shape == (5, 4)
+    with pytest.raises(ValueError, match="1 <= min <= max"):
+        training_contexts(recs, 5, np.random.default_rng(0), sizes=(5, 3))
+
+
 def test_scaling_by_hand():
     raw = torch.tensor([[1.0, 2.0], [-4.0, 2.0]])
     comp = torch.tensor([[1.0, 3.0], [2.0, 2.0]])  # means 2 and 2
@@ -328,6 +349,10 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     assert res.exit_code == 2 and "local_pairs must be in [0, 1]" in res.output
     res = runner.invoke(app, ["rl", "bench", "--users", "1", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "at least 2 users" in res.output
+    res = runner.invoke(app, ["rl", "bench", "--relabel-context", "8-4", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "1 <= min <= max" in res.output
+    res = runner.invoke(app, ["rl", "bench", "--relabel-context", "many", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "MIN-MAX or N" in res.output
     save(_fake_dataset("umaze"), tmp_path / "u")
     res = runner.invoke(app, ["rl", "bench", "--quick", "--dataset", str(tmp_path / "u"), "--out", str(tmp_path)])
     assert res.exit_code == 2 and "PointMaze_UMaze-v3" in res.output and "'medium'" in res.output

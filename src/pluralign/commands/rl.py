@@ -16,6 +16,15 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _size_range(text: str) -> tuple[int, int]:
+    """``"2-8"`` -> (2, 8); ``"8"`` -> (8, 8)."""
+    lo, _, hi = text.partition("-")
+    try:
+        return int(lo), int(hi or lo)
+    except ValueError:
+        raise ValueError(f"--relabel-context takes MIN-MAX or N pairs, got {text!r}") from None
+
+
 @app.command("data")
 def data(
     out: Path = typer.Option(Path("runs/maze-data"), "--out", help="Folder for data.safetensors + manifest.json."),
@@ -55,6 +64,7 @@ def bench(
     label_noise: float = typer.Option(None, "--label-noise", help="Probability a training label is flipped."),
     query_noise: float = typer.Option(None, "--query-noise", help="Probability a test user's answer is flipped."),
     vpl_relabel_z: str = typer.Option(None, "--vpl-relabel-z", help="z VPL relabels episodes with: prior (Alg. 2, samples of p(z)) or posterior (means of q(z | a training user's 2-8 pairs))."),
+    relabel_context: str = typer.Option(None, "--relabel-context", help="Pairs of a training user whose z relabels an episode (NP-BTL, VPL): MIN-MAX or N (default 2-8)."),
     state_view: str = typer.Option(None, "--state-view", help="What the reward models see of a state: pcell (default: position + a one-hot of the maze cell) or raw (the observation x, y, vx, vy, as the paper). The policy always sees the observation."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -81,6 +91,8 @@ def bench(
         if value is not None:
             changes[name] = value
     try:
+        if relabel_context is not None:
+            changes["relabel_context"] = _size_range(relabel_context)
         cfg = RLBenchConfig.quick(**changes) if quick else RLBenchConfig(**changes)
         if iql_steps is not None:
             cfg.iql = dataclasses.replace(cfg.iql, steps=iql_steps)

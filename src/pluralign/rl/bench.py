@@ -63,6 +63,9 @@ class RLBenchConfig:
     active_pool: the pairs of dataset states active selection chooses from. vpl_relabel_z: the z
     VPL relabels with (module docstring). vpl_beta_max: VPL's KL weight after annealing; 0.05
     chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
+    relabel_context: (min, max) pairs of the training user whose z relabels an episode (NP-BTL,
+    VPL with ``vpl_relabel_z="posterior"``), drawn uniformly per episode and capped at the user's
+    own pairs; (2, 8) is the reward models' own training context range.
     local_pairs: the fraction of each user's labelled pairs drawn a few steps apart (up to
     ``local_span``) within one episode instead of at random (:func:`.users.draw_pairs`; 0 is the
     paper's random pairs). state_view: what the reward models see of a state (:mod:`.views`:
@@ -94,6 +97,7 @@ class RLBenchConfig:
     radius: float = 0.45
     reward_form: str = "progress"
     vpl_relabel_z: str = "posterior"
+    relabel_context: tuple[int, int] = (2, 8)
     next_state: bool = True
     query_strategies: tuple[str, ...] = ("random", "active")
     active_pool: int = 500
@@ -113,6 +117,9 @@ class RLBenchConfig:
             raise ValueError(f"goal_counts must be >= 2 each, got {self.goal_counts}")
         if min(self.context_sizes, default=0) < 0:
             raise ValueError("context sizes (answered queries) must be >= 0")
+        if len(self.relabel_context) != 2 or not 1 <= self.relabel_context[0] <= self.relabel_context[1]:
+            raise ValueError(f"relabel_context must be (min, max) pairs with 1 <= min <= max, got "
+                             f"{self.relabel_context}")
         if self.vpl_relabel_z not in ("prior", "posterior"):
             raise ValueError(f"vpl_relabel_z must be prior or posterior, got {self.vpl_relabel_z!r}")
         if self.reward_form not in REWARD_FORMS:
@@ -157,15 +164,15 @@ def reward_train_config(name: str, cfg: RLBenchConfig):
 
 
 def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator,
-                     vpl_z: str = "prior") -> torch.Tensor:
+                     vpl_z: str = "prior", sizes: tuple[int, int] = (2, 8)) -> torch.Tensor:
     """z for ``n`` episodes (module docstring): prior samples (VPL, Alg. 2), encoder outputs of
-    random training users' 2–8-pair contexts (NP-BTL; VPL with ``vpl_z="posterior"``: the
-    posterior means, the z test users get), or width 0 (BTL, DPL)."""
+    random training users' contexts of ``sizes`` pairs (NP-BTL; VPL with ``vpl_z="posterior"``:
+    the posterior means, the z test users get), or width 0 (BTL, DPL)."""
     if name == "vpl" and vpl_z == "prior":
         return model.prior().sample((n,)).detach()
     if name not in ("np-btl", "vpl"):
         return torch.zeros(n, 0)
-    c, rj, mask, _ = training_contexts(records, n, rng)
+    c, rj, mask, _ = training_contexts(records, n, rng, sizes)
     with torch.no_grad():
         z = model.eval().personalize(c, rj, mask)
         return (model.latent(z) if isinstance(z, torch.distributions.Normal) else z).detach()
@@ -242,7 +249,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
             model = models[base]
             z_parts, r_parts = [], []
             for c in range(cfg.relabel_copies):
-                z = _relabel_latents(base, model, records, n_ep, rng, cfg.vpl_relabel_z)
+                z = _relabel_latents(base, model, records, n_ep, rng, cfg.vpl_relabel_z, cfg.relabel_context)
                 r = (progress_rewards(model, before, episodes, z, scaling, comparison) if progress
                      else relabel(model, episodes, z, scaling, comparison))
                 r_parts.append(r.reshape(-1).numpy())

@@ -75,23 +75,27 @@ def random_test_answers(setting: GoalSetting, n: int, cfg: RLBenchConfig) -> Ans
                           seed=cfg.seed + 5, view=setting.view)
 
 
-def training_contexts(records, n: int, rng: np.random.Generator
+def training_contexts(records, n: int, rng: np.random.Generator, sizes: tuple[int, int] = (2, 8)
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
-    """``n`` contexts, each 2–8 pairs of a random training user: chosen and rejected states
-    (n, 8, D), the mask (n, 8) and each context's user's goal index (n,)."""
+    """``n`` contexts, each of ``sizes[0]``–``sizes[1]`` pairs (uniform; at most the user's own
+    pairs) of a random training user: chosen and rejected states (n, sizes[1], D), the mask
+    (n, sizes[1]) and each context's user's goal index (n,)."""
+    lo, hi = sizes
+    if not 1 <= lo <= hi:
+        raise ValueError(f"context sizes must satisfy 1 <= min <= max, got {sizes}")
     train = [r for r in records if r.split == "train"]
     by_user: dict[str, list] = {}
     for r in train:
         by_user.setdefault(r.user_id, []).append(r)
     users = list(by_user)
-    c = torch.zeros(n, 8, len(train[0].chosen))
+    c = torch.zeros(n, hi, len(train[0].chosen))
     rj = torch.zeros_like(c)
-    mask = torch.zeros(n, 8, dtype=torch.bool)
+    mask = torch.zeros(n, hi, dtype=torch.bool)
     goal = np.zeros(n, dtype=int)
     for e in range(n):
         pool = by_user[users[rng.integers(len(users))]]
         goal[e] = pool[0].user_latent
-        m = int(rng.integers(2, 9))
+        m = int(rng.integers(lo, hi + 1))
         for j, i in enumerate(rng.choice(len(pool), size=min(m, len(pool)), replace=False)):
             c[e, j], rj[e, j], mask[e, j] = torch.tensor(pool[i].chosen), torch.tensor(pool[i].rejected), True
     return c, rj, mask, goal

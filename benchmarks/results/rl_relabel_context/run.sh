@@ -1,0 +1,19 @@
+#!/bin/sh
+# Issue 14: how many of a training user's pairs the z that relabels an episode comes from
+# (--relabel-context; the default 2-8 is the reward models' own context range), tuned on the
+# tuning seeds 0 and 20 with VPL + SPO only and random queries, pcell / 4,000 steps as the bench's
+# defaults (docs/rl.md, "How many pairs the relabelling z comes from"). The reward models are the
+# ones the state-view tuning trained (benchmarks/results/rl_state_view/run.sh), copied when found
+# so that only relabelling and IQL run; the 2-8 rows are that script's pcell-r4000 runs.
+set -e
+DATA=${DATA:-runs/rl-state-features/seed0/dataset}
+[ -f "$DATA/manifest.json" ] || pluralign rl data --out "$DATA"
+B="pluralign rl bench --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
+for K in 10 2; do for S in 0 20; do for C in 8 8-16; do
+  OUT=runs/rl-ctx/s$S-c$C
+  SRC=runs/rl-view/pcell-r4000; [ $S = 20 ] && SRC=runs/rl-view/s20-pcell-r4000
+  if [ -d $SRC/k$K-seed$S-pcell ] && [ ! -d $OUT/k$K-seed$S-pcell ]; then
+    mkdir -p $OUT && cp -r $SRC/k$K-seed$S-pcell $OUT/
+  fi
+  $B --seed $S --goals $K --relabel-context $C --out $OUT
+done; done; done
