@@ -4,12 +4,14 @@
 # tuning seeds 0 and 20 with VPL + SPO only and random queries, pcell / 4,000 steps as the bench's
 # defaults (docs/rl.md, "How many pairs the relabelling z comes from"). The reward models are the
 # ones the state-view tuning trained (benchmarks/results/rl_state_view/run.sh), copied when found
-# so that only relabelling and IQL run; the 2-8 rows are that script's pcell-r4000 runs.
+# so that only relabelling and IQL run; the 2-8 rows are that script's pcell-r4000 runs. Run with
+# 10 goals only (where the conditioning loses most); GOALS="10 2" adds 2 goals (not run: 10 goals
+# showed no gain, so nothing was adopted).
 set -e
 DATA=${DATA:-runs/rl-state-features/seed0/dataset}
 [ -f "$DATA/manifest.json" ] || pluralign rl data --out "$DATA"
 B="pluralign rl bench --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
-for K in 10 2; do for S in 0 20; do for C in 8 8-16; do
+for K in ${GOALS:-10}; do for S in 0 20; do for C in 8 8-16; do
   OUT=runs/rl-ctx/s$S-c$C
   SRC=runs/rl-view/pcell-r4000; [ $S = 20 ] && SRC=runs/rl-view/s20-pcell-r4000
   if [ -d $SRC/k$K-seed$S-pcell ] && [ ! -d $OUT/k$K-seed$S-pcell ]; then
