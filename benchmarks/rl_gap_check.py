@@ -16,7 +16,7 @@ training user (goal g, latent z_u = the posterior mean of 2–8 of that user's p
 All with the progress form r(s', ·) − r(s, ·) as in the bench. Success per goal over the bench's
 test starts.
 
-    python benchmarks/rl_gap_check.py --seed 1 --dataset runs/bench-rl/dataset --state-view raw --reward-steps 1000
+    python benchmarks/rl_gap_check.py --seed 1 --dataset runs/bench-rl/dataset --state-view raw --reward-steps 1000 --iql-steps 2000
 
 ~3-4 minutes per policy on 2 quiet cores.
 """
@@ -24,6 +24,7 @@ test starts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -64,10 +65,13 @@ def main() -> None:
     ap.add_argument("--state-view", default=RLBenchConfig.state_view, choices=STATE_VIEWS,
                     help="what the reward model sees of a state (pluralign.rl.views)")
     ap.add_argument("--reward-steps", type=int, default=RLBenchConfig.reward_steps)
+    ap.add_argument("--iql-steps", type=int, default=None, help="IQL gradient steps per policy (default: the bench's)")
     ap.add_argument("--out", type=Path, default=Path("runs/rl-gap-check"))
     a = ap.parse_args()
     cfg = RLBenchConfig(seed=a.seed, goal_counts=(a.goals,), local_pairs=a.local_pairs, state_view=a.state_view,
                         reward_steps=a.reward_steps)
+    if a.iql_steps is not None:
+        cfg.iql = dataclasses.replace(cfg.iql, steps=a.iql_steps)
     a.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     dataset = get_dataset(cfg, a.out, a.dataset)
@@ -94,7 +98,8 @@ def main() -> None:
     moving = np.abs(true) > 1e-3
     agree = float(np.mean(np.sign(learned[moving]) == np.sign(true[moving])))
     print(f"learned vs true progress: same sign on {100 * agree:.1f} % of the moving steps", flush=True)
-    results = {"seed": cfg.seed, "goals": [list(map(int, g)) for g in goals], "step_sign_agreement": agree}
+    results = {"seed": cfg.seed, "goals": [list(map(int, g)) for g in goals], "step_sign_agreement": agree,
+               "iql_steps": cfg.iql.steps}
     for variant in a.variant or VARIANTS:
         t0 = time.time()
         reward_kind, cond = variant.split("/")

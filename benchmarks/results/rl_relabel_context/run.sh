@@ -10,7 +10,7 @@
 set -e
 DATA=${DATA:-runs/rl-state-features/seed0/dataset}
 [ -f "$DATA/manifest.json" ] || pluralign rl data --out "$DATA"
-B="pluralign rl bench --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
+B="pluralign rl bench --iql-steps 2000 --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
 for K in ${GOALS:-10}; do for S in 0 20; do for C in 8 8-16; do
   OUT=runs/rl-ctx/s$S-c$C
   SRC=runs/rl-view/pcell-r4000; [ $S = 20 ] && SRC=runs/rl-view/s20-pcell-r4000
