@@ -31,6 +31,9 @@ from pluralign.rl.bench import RLBenchConfig, get_dataset
 from pluralign.rl.setting import goal_setting, random_test_answers
 
 
+BENCH_N = max(RLBenchConfig().context_sizes)
+
+
 def identification(setting, answers, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per test user, 1/|candidates| and |candidates|, from their first n answers."""
     rates, sizes = [], []
@@ -75,8 +78,10 @@ def main() -> None:
         dataset = get_dataset(cfg, a.out, a.dataset)
         for k in a.goals or [2, 10]:
             setting = goal_setting(k, dataset, cfg)
-            answers = random_test_answers(setting, max(ns), cfg)
-            cells = [identification(setting, answers, n) for n in ns]
+            # the bench draws max(n) = 8 answers per user; the first n of those are its n-answer
+            # contexts, so n <= 8 reads exactly the bench's answers and larger n draws its own
+            drawn = {size: random_test_answers(setting, size, cfg) for size in {max(n, BENCH_N) for n in ns}}
+            cells = [identification(setting, drawn[max(n, BENCH_N)], n) for n in ns]
             row = {"seed": seed, "goals": k, "test_users": len(setting.test.goal_index),
                    "identified": {str(n): float(c[0].mean()) for n, c in zip(ns, cells)},
                    "candidates": {str(n): float(c[1].mean()) for n, c in zip(ns, cells)}}
