@@ -29,6 +29,9 @@ goal whose centre (at rest) gets the highest reward the user's own? The model is
 run's of the same seed, or, with ``--train KEY=VALUE``, one trained here with the bench's
 defaults and those settings (users, reward steps, width, latent size, beta): a way to compare
 reward-model settings on what the 10-goal policies lose (docs/rl.md) without training a policy.
+``--particles P`` adds the same question answered with a particle posterior instead of the model's
+own z: P training users' z (each from 8 of their pairs) vote for the goal their reward ranks
+highest, weighted by the likelihood of the test user's answers.
 
     python benchmarks/rl_goal_identification.py --seed 4 --seed 5 --seed 6 --goals 2 --goals 10 \
         [--bench runs/bench-rl-iql-s4 ...] [--ideal-active] [--model vpl [--train n_users=5000]]
@@ -146,6 +149,21 @@ def bayes_accuracy(setting, states: np.ndarray, seed: int, tasks: int = 2000, ta
     return float(np.concatenate(scores).mean())
 
 
+@torch.no_grad()
+def named_goal_particles(model, setting, answers: Answers, n: int, particles) -> np.ndarray:
+    """As :func:`named_goal`, with a particle posterior instead of the model's own z: each particle
+    (a training user's z) votes for the goal its reward ranks highest, weighted by the likelihood of
+    the test user's first n answers under it (``pluralign.active.ParticlePosterior``)."""
+    goal_obs = np.concatenate([setting.goals_xy, np.zeros_like(setting.goals_xy)], 1).astype(np.float32)
+    top = particles.rewards(model, torch.from_numpy(setting.view(goal_obs))).argmax(1)  # (P,)
+    chosen, rejected = answers.first(n)
+    named = []
+    for c, r in zip(chosen, rejected):
+        w = torch.softmax(particles.log_weights(model, c, r), 0)
+        named.append(int(torch.zeros(len(setting.goals)).index_add_(0, top, w).argmax()))
+    return np.array(named) == setting.test.goal_index
+
+
 def viewed(answers: Answers, view) -> Answers:
     return Answers(view(answers.chosen), view(answers.rejected))
 
@@ -194,7 +212,7 @@ def model_config(benches: list[Path], seed: int, k: int, train: dict | None, out
 
 
 def model_row(base: str, cfg: RLBenchConfig, folder: Path, k: int, dataset, ns: list[int], random: Answers,
-              ideal: Answers) -> dict:
+              ideal: Answers, n_particles: int = 0) -> dict:
     """Named-goal rates of reward model ``base`` (trained in ``folder``/rewards, or loaded from
     there) for random, the bench's active and the ideal questions, printed and returned
     {strategy: {n: rate}, "val_accuracy": ...}."""
@@ -210,6 +228,20 @@ def model_row(base: str, cfg: RLBenchConfig, folder: Path, k: int, dataset, ns: 
                          for n in ns if n <= answers.chosen.shape[1]}
         print(f"{'':>4} {'':>5}  {base} names the goal, {strategy} questions: "
               + "  ".join(f"n={n} {100 * v:5.1f}%" for n, v in out[strategy].items()), flush=True)
+    if n_particles:
+        from pluralign.active import ParticlePosterior
+
+        train = [r for r in setting.records if r.split == "train"]
+        particles = ParticlePosterior.from_pairs(model, torch.tensor([r.chosen for r in train]),
+                                                 torch.tensor([r.rejected for r in train]), [r.user_id for r in train],
+                                                 n_particles=n_particles, context_size=(8, 8), seed=cfg.seed)
+        for strategy in ("random", "active"):
+            answers = by_strategy[strategy]
+            cells = {str(n): float(named_goal_particles(model, setting, answers, n, particles).mean())
+                     for n in ns if n <= answers.chosen.shape[1]}
+            out[f"{strategy}/particles"] = cells
+            print(f"{'':>4} {'':>5}  {base} particles name the goal, {strategy} questions: "
+                  + "  ".join(f"n={n} {100 * v:5.1f}%" for n, v in cells.items()), flush=True)
     print(f"{'':>4} {'':>5}  {base} validation accuracy {out['val_accuracy']}")
     return out
 
@@ -226,6 +258,9 @@ def main() -> None:
                     help="also questions chosen by exact information gain from the active pool (module doc)")
     ap.add_argument("--model", action="append", default=[], choices=["vpl", "np-btl"],
                     help="also the goal the bench's reward model (from --bench) ranks highest under z (module doc)")
+    ap.add_argument("--particles", type=int, default=0,
+                    help="with --model: also name the goal with a particle posterior over this many training "
+                         "users' z (8 pairs each) instead of the model's own z (module doc)")
     ap.add_argument("--active-pool", type=int, default=None,
                     help="state pairs active and ideal questions are chosen from (default: the bench's)")
     ap.add_argument("--train", action="append", default=None, metavar="KEY=VALUE",
@@ -268,7 +303,8 @@ def main() -> None:
                 if a.active_pool:
                     cfg_m = dataclasses.replace(cfg_m, active_pool=a.active_pool)
                 row.setdefault("named_by_model", {})[base] = model_row(base, cfg_m, folder, k, dataset, ns,
-                                                                       drawn[max(max(ns), BENCH_N)], ideal)
+                                                                       drawn[max(max(ns), BENCH_N)], ideal,
+                                                                       a.particles)
             oracle = bench_oracle(a.bench, seed, k)
             if oracle is not None:
                 goal = setting.test.goal_index
