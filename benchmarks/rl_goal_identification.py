@@ -109,13 +109,18 @@ def ideal_active(setting, n_max: int, seed: int) -> tuple[np.ndarray, Answers]:
     return counts, Answers(chosen, rejected)
 
 
+def goal_centres(setting) -> torch.Tensor:
+    """(K, D) the goals' centres at rest, as the reward models read them (``setting.view``)."""
+    obs = np.concatenate([setting.goals_xy, np.zeros_like(setting.goals_xy)], 1).astype(np.float32)
+    return torch.from_numpy(setting.view(obs))
+
+
 @torch.no_grad()
 def named_goal(model, setting, answers: Answers, n: int) -> np.ndarray:
     """Per test user, whether the goal the learned reward ranks highest under the z of their first
     n answers is their own (reward at each goal's centre, at rest, through the model's view)."""
-    goal_obs = np.concatenate([setting.goals_xy, np.zeros_like(setting.goals_xy)], 1).astype(np.float32)
     z = torch.from_numpy(latents(model, *answers.first(n)))
-    at_goals = torch.from_numpy(setting.view(goal_obs))
+    at_goals = goal_centres(setting)
     r = model.reward(at_goals.unsqueeze(0).expand(len(z), -1, -1), z)  # (users, K)
     return r.argmax(1).numpy() == setting.test.goal_index
 
@@ -154,8 +159,7 @@ def named_goal_particles(model, setting, answers: Answers, n: int, particles) ->
     """As :func:`named_goal`, with a particle posterior instead of the model's own z: each particle
     (a training user's z) votes for the goal its reward ranks highest, weighted by the likelihood of
     the test user's first n answers under it (``pluralign.active.ParticlePosterior``)."""
-    goal_obs = np.concatenate([setting.goals_xy, np.zeros_like(setting.goals_xy)], 1).astype(np.float32)
-    top = particles.rewards(model, torch.from_numpy(setting.view(goal_obs))).argmax(1)  # (P,)
+    top = particles.rewards(model, goal_centres(setting)).argmax(1)  # (P,)
     chosen, rejected = answers.first(n)
     named = []
     for c, r in zip(chosen, rejected):

@@ -5,14 +5,10 @@
 # reward models are the state-view tuning's (benchmarks/results/rl_state_view/run.sh), copied
 # when found; the 2,000-step rows are that script's pcell-r4000 runs.
 set -e
-DATA=${DATA:-runs/rl-state-features/seed0/dataset}
-[ -f "$DATA/manifest.json" ] || pluralign rl data --out "$DATA"
+. benchmarks/results/rl_tuning.sh
 B="pluralign rl bench --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
 for K in ${GOALS:-10}; do for S in 0 20; do for I in ${STEPS:-6000}; do
   OUT=runs/rl-iql/s$S-i$I
-  SRC=runs/rl-view/pcell-r4000; [ $S = 20 ] && SRC=runs/rl-view/s20-pcell-r4000
-  if [ -d $SRC/k$K-seed$S-pcell ] && [ ! -d $OUT/k$K-seed$S-pcell ]; then
-    mkdir -p $OUT && cp -r $SRC/k$K-seed$S-pcell $OUT/
-  fi
+  reuse_view_models $K $S $OUT
   $B --seed $S --goals $K --iql-steps $I --out $OUT
 done; done; done

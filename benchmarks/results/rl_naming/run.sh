@@ -6,8 +6,7 @@
 # setting changed; active-pool-2000.log: the default models asking from 2,000 pairs instead of 500;
 # particles-512.log: the default models, the goal named by a particle posterior over 512 training users' z.
 set -e
-DATA=${DATA:-runs/rl-state-features/seed0/dataset}
-[ -f "$DATA/manifest.json" ] || pluralign rl data --out "$DATA"
+. benchmarks/results/rl_tuning.sh
 G="python benchmarks/rl_goal_identification.py --seed 0 --seed 20 --goals 10 --model vpl --queries 4 --queries 8 --dataset $DATA"
 $G --bench runs/rl-iql/s0-i6000 --bench runs/rl-iql/s20-i6000 --out runs/rl-naming/defaults
 for T in vpl_beta_max=0.01 n_users=5000 reward_hidden=256; do

@@ -8,14 +8,10 @@
 # 10 goals only (where the conditioning loses most); GOALS="10 2" adds 2 goals (not run: 10 goals
 # showed no gain, so nothing was adopted).
 set -e
-DATA=${DATA:-runs/rl-state-features/seed0/dataset}
-[ -f "$DATA/manifest.json" ] || pluralign rl data --out "$DATA"
+. benchmarks/results/rl_tuning.sh
 B="pluralign rl bench --iql-steps 2000 --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
 for K in ${GOALS:-10}; do for S in 0 20; do for C in 8 8-16; do
   OUT=runs/rl-ctx/s$S-c$C
-  SRC=runs/rl-view/pcell-r4000; [ $S = 20 ] && SRC=runs/rl-view/s20-pcell-r4000
-  if [ -d $SRC/k$K-seed$S-pcell ] && [ ! -d $OUT/k$K-seed$S-pcell ]; then
-    mkdir -p $OUT && cp -r $SRC/k$K-seed$S-pcell $OUT/
-  fi
+  reuse_view_models $K $S $OUT
   $B --seed $S --goals $K --relabel-context $C --out $OUT
 done; done; done

@@ -4,8 +4,7 @@
 # the state in the bench"). Every run reuses one dataset (the generator has its own seed, so every
 # bench seed makes the same one). About 2-6 minutes per line on 2 busy cores.
 set -e
-DATA=${DATA:-runs/rl-state-features/seed0/dataset}
-[ -f "$DATA/manifest.json" ] || pluralign rl data --out "$DATA"
+. benchmarks/results/rl_tuning.sh
 B="pluralign rl bench --iql-steps 2000 --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
 for K in 2 10; do
   # seed 0: the paper's label count, then 1,000 users x 80 pairs (80k labels, the paper's scale)
