@@ -215,21 +215,24 @@ def model_config(benches: list[Path], seed: int, k: int, train: dict | None, out
     raise SystemExit(f"--model needs a --bench folder of seed {seed} with maze-{k}goals.json, or --train")
 
 
-def model_row(base: str, cfg: RLBenchConfig, folder: Path, k: int, dataset, ns: list[int], random: Answers,
-              ideal: Answers, n_particles: int = 0) -> dict:
+def model_row(base: str, cfg: RLBenchConfig, folder: Path, k: int, dataset, ns: list[int],
+              random: dict[int, Answers], ideal: Answers, n_particles: int = 0) -> dict:
     """Named-goal rates of reward model ``base`` (trained in ``folder``/rewards, or loaded from
-    there) for random, the bench's active and the ideal questions, printed and returned
-    {strategy: {n: rate}, "val_accuracy": ...}."""
+    there) for random (``random[size]``: the draws of ``main``, the n-answer context being the
+    first n of ``random[max(n, BENCH_N)]``, as for the exact posterior), the bench's active and the
+    ideal questions, printed and returned {strategy: {n: rate}, "val_accuracy": ...}."""
     setting = goal_setting(k, dataset, cfg)
     model, result = train_reward_model(setting.records, base, reward_train_config(base, cfg),
                                        folder / "rewards" / base)  # loads a finished run
-    by_strategy = {"random": viewed(random, setting.view),
-                   "active": test_answers(base, "active", model, setting, cfg, {}),
-                   "ideal": viewed(ideal, setting.view)}
+    active, ideal = test_answers(base, "active", model, setting, cfg, {}), viewed(ideal, setting.view)
+    # per strategy, the answers whose first n are each n-answer context (the bench asks actively
+    # only up to its largest n)
+    by_strategy = {"random": {n: viewed(random[max(n, BENCH_N)], setting.view) for n in ns},
+                   "active": {n: active for n in ns if n <= active.chosen.shape[1]},
+                   "ideal": {n: ideal for n in ns}}
     out = {"val_accuracy": (result.best_metrics or {}).get("accuracy")}
     for strategy, answers in by_strategy.items():
-        out[strategy] = {str(n): float(named_goal(model, setting, answers, n).mean())
-                         for n in ns if n <= answers.chosen.shape[1]}
+        out[strategy] = {str(n): float(named_goal(model, setting, given, n).mean()) for n, given in answers.items()}
         print(f"{'':>4} {'':>5}  {base} names the goal, {strategy} questions: "
               + "  ".join(f"n={n} {100 * v:5.1f}%" for n, v in out[strategy].items()), flush=True)
     if n_particles:
@@ -240,9 +243,8 @@ def model_row(base: str, cfg: RLBenchConfig, folder: Path, k: int, dataset, ns: 
                                                  torch.tensor([r.rejected for r in train]), [r.user_id for r in train],
                                                  n_particles=n_particles, context_size=(8, 8), seed=cfg.seed)
         for strategy in ("random", "active"):
-            answers = by_strategy[strategy]
-            cells = {str(n): float(named_goal_particles(model, setting, answers, n, particles).mean())
-                     for n in ns if n <= answers.chosen.shape[1]}
+            cells = {str(n): float(named_goal_particles(model, setting, given, n, particles).mean())
+                     for n, given in by_strategy[strategy].items()}
             out[f"{strategy}/particles"] = cells
             print(f"{'':>4} {'':>5}  {base} particles name the goal, {strategy} questions: "
                   + "  ".join(f"n={n} {100 * v:5.1f}%" for n, v in cells.items()), flush=True)
@@ -306,9 +308,8 @@ def main() -> None:
                 cfg_m, folder = model_config(a.bench, seed, k, train, a.out)
                 if a.active_pool:
                     cfg_m = dataclasses.replace(cfg_m, active_pool=a.active_pool)
-                row.setdefault("named_by_model", {})[base] = model_row(base, cfg_m, folder, k, dataset, ns,
-                                                                       drawn[max(max(ns), BENCH_N)], ideal,
-                                                                       a.particles)
+                row.setdefault("named_by_model", {})[base] = model_row(base, cfg_m, folder, k, dataset, ns, drawn,
+                                                                       ideal, a.particles)
             oracle = bench_oracle(a.bench, seed, k)
             if oracle is not None:
                 goal = setting.test.goal_index
