@@ -133,6 +133,16 @@ def test_nonlinear_l2_penalises_the_mlp_weights_only():
         _model(nonlinear_l2=-1.0)
 
 
+def test_init_scale_shrinks_the_mlp_start_and_leaves_the_linear_term():
+    plain = _model(linear_term=True)
+    small = _model(linear_term=True, init_scale=0.1)  # the same draws (same seed), then scaled
+    for p0, p1 in zip(plain.net.net.parameters(), small.net.net.parameters()):
+        torch.testing.assert_close(p1, 0.1 * p0)
+    torch.testing.assert_close(small.net.skip.weight, plain.net.skip.weight)
+    with pytest.raises(ValueError, match="init_scale"):
+        _model(init_scale=0.0)
+
+
 @pytest.mark.parametrize("linear_term", [False, True])
 def test_checkpoint_round_trip(tmp_path, linear_term):
     model = _model(linear_term=linear_term)

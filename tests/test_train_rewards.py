@@ -77,3 +77,33 @@ def test_a_run_is_reproducible_from_its_seed(records, tmp_path):
     a, b, c = run(0, "a"), run(0, "b"), run(1, "c")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_the_default_preset_chooses_mix_btl_init_scale_on_validation(records, tmp_path):
+    import json
+
+    from pluralign.rewards import RewardModel
+
+    def cfg(**model):
+        return RewardTrainConfig(model={"hidden_dim": 8, **model}, tasks=TaskConfig(n_tasks=4, val_tasks=8, context_max=5),
+                                 train=TrainConfig(max_steps=4, eval_steps=2, save_steps=2, seed=0, disable_tqdm=True,
+                                                   load_best_model_at_end=True))
+
+    model, result = train_reward_model(records, "mix-btl", cfg(), tmp_path / "run")
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    sel = run["selection"]
+    assert sel["field"] == "init_scale" and set(sel["candidates"]) == {"1.0", "0.1"}
+    assert sel["metric"] == cfg().train.metric_for_best_model and sel["split"] == "validation"
+    best = min(sel["candidates"], key=sel["candidates"].get)  # a loss: lower is better
+    assert sel["chosen"] == float(best) == model.config.init_scale == run["model_config"]["init_scale"]
+    assert result.best_metrics[sel["metric"]] == sel["candidates"][best]
+    for v in ("1.0", "0.1"):  # each candidate kept its own run
+        assert (tmp_path / "run" / "select" / f"init_scale={v}" / "best").is_dir()
+    again = RewardModel.from_pretrained(tmp_path / "run" / "best")  # the chosen one, where a run keeps it
+    assert all(torch.equal(again.state_dict()[k], model.state_dict()[k]) for k in model.state_dict())
+    # a value in the config fixes the field: one run, nothing selected
+    model, _ = train_reward_model(records, "mix-btl", cfg(init_scale=0.3), tmp_path / "fixed")
+    run = json.loads((tmp_path / "fixed" / "run.json").read_text())
+    assert "selection" not in run and model.config.init_scale == 0.3 and not (tmp_path / "fixed" / "select").exists()
+    assert "selection" not in json.loads(  # other models and other presets select nothing
+        (train_reward_model(records, "btl", cfg(), tmp_path / "btl")[1].out_dir / "run.json").read_text())

@@ -102,7 +102,7 @@ def train(
                                           help="YAML with sections model, tasks, train (see docs/training.md)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Override train.max_steps (default: a budget that scales with the data; early stopping ends most runs sooner)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the loop, sampler and split seeds."),
-    preset: str = typer.Option("tuned", "--preset", help="Defaults for what the config leaves unset: 'tuned' (sum pooling, antisymmetric pair encoder, NP-BTL lapse 0.05 after 1000 plain steps, lr 1e-3 with a half-cosine decay, VPL beta_max 0.01, trained to convergence), 'paper' (NP paper App. C.1: mean pooling, lr 1e-4, 2000 steps; VPL beta_max 1), 'tuned-no-lapse' (tuned without the lapse) or 'tuned-plain'. See docs/defaults.md."),
+    preset: str = typer.Option("tuned", "--preset", help="Defaults for what the config leaves unset: 'tuned' (sum pooling, antisymmetric pair encoder, NP-BTL lapse 0.05 after 1000 plain steps, lr 1e-3 with a half-cosine decay, VPL beta_max 0.01, Mix-BTL's initial scale 1 or 0.1 chosen by validation NLL, trained to convergence), 'paper' (NP paper App. C.1: mean pooling, lr 1e-4, 2000 steps; VPL beta_max 1), 'tuned-no-lapse' (tuned without the lapse) or 'tuned-plain'. See docs/defaults.md."),
     embedder: Optional[str] = typer.Option(None, "--embedder",
                                            help="Text encoder: minilm (default), smollm2, or a local "
                                                 "Hugging Face model folder. Recorded in the run."),
@@ -164,6 +164,10 @@ def train(
                + (f" (resumed from step {result.resumed_from})" if result.resumed_from else "")
                + (" (stopped early)" if result.stopped_early else ""))
     typer.echo(f"best validation at step {result.best_step}: {best}")
+    sel = json.loads((out / RUN_FILE).read_text()).get("selection")
+    if sel:
+        tried = ", ".join(f"{v}: {m:.4f}" for v, m in sel["candidates"].items())
+        typer.echo(f"{sel['field']} chosen on validation: {sel['chosen']} ({sel['metric']} of each: {tried})")
     typer.echo(f"model: {result.best_dir}   log: {result.log_path}")
     if feats.is_text:
         typer.echo(f"embedder: {feats.spec['model']} ({feats.spec['pooling']} pooling, {feats.spec['dim']}-d, "

@@ -3,8 +3,8 @@ it for, each beside its Bayes-optimal line.
 
 Every population (:mod:`pluralign.data.populations`) is trained with exactly what ``pluralign
 train`` does with no flags — the default model (:data:`~pluralign.train.presets.DEFAULT_MODEL`,
-Mix-BTL) and ``RewardTrainConfig()``: the default preset, the
-data-scaled step budget, early stopping on the validation NLL, the best checkpoint by it — and
+Mix-BTL) and ``RewardTrainConfig()``: the default preset (with its choice of Mix-BTL's
+initial scale on validation), the data-scaled step budget, early stopping on the validation NLL, the best checkpoint by it — and
 scored on unseen target pairs of its test split at N^C ∈ {0, 1, 3, 5, 10}. The Bayes line is the
 expected accuracy of the posterior-majority predictor on the *same* test tasks
 (:mod:`pluralign.eval.bayes`): exact enumeration over the K types (with the label-noise rate in

@@ -45,13 +45,16 @@ class MixBTLConfig(RewardConfig):
     reward is an MLP plus a linear function of the option's features. nonlinear_l2: λ of a
     penalty λ·Σ‖W‖² on the MLP's weight matrices (not its biases, not the linear term) added to
     the training loss: with ``linear_term`` the rewards are then linear unless the data pay for
-    the bend."""
+    the bend. init_scale: the MLP's initial weights and biases times this factor; a small start
+    keeps the rewards close to linear unless the data pay for the bend (implicit bias of small
+    initialisation), without a linear term's cost on text."""
 
     n_components: int = 32
     lapse: float = 0.05
     learn_lapse: bool = True
     linear_term: bool = False
     nonlinear_l2: float = 0.0
+    init_scale: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -61,6 +64,8 @@ class MixBTLConfig(RewardConfig):
             raise ValueError(f"MixBTLConfig.lapse must be in (0, 0.5), got {self.lapse}")
         if self.nonlinear_l2 < 0:
             raise ValueError(f"MixBTLConfig.nonlinear_l2 must be >= 0, got {self.nonlinear_l2}")
+        if self.init_scale <= 0:
+            raise ValueError(f"MixBTLConfig.init_scale must be > 0, got {self.init_scale}")
 
 
 class MixBTLRewardModel(RewardModel):
@@ -79,6 +84,10 @@ class MixBTLRewardModel(RewardModel):
         super().__init__(config)
         self.net = MLP(config.option_dim, config.n_components, config.hidden, config.activation,
                        linear_skip=config.linear_term)
+        if config.init_scale != 1.0:
+            with torch.no_grad():
+                for p in self.net.net.parameters():
+                    p.mul_(config.init_scale)
         self.prior_logits = nn.Parameter(torch.zeros(config.n_components))
         # ε = 0.5·σ(θ) keeps it in (0, 0.5)
         theta = torch.tensor(math.log(2 * config.lapse / (1 - 2 * config.lapse)))

@@ -9,7 +9,11 @@
   training to convergence: Adam at lr 1e-3 decayed to 0 by a half-cosine over a step budget that
   scales with the data (:func:`step_budget`), validation every 100 steps, early stopping on the
   validation NLL (patience 10) and the best checkpoint by it (chosen on validation users of
-  seed-1 populations of ``pluralign bench defaults``; docs/defaults.md).
+  seed-1 populations of ``pluralign bench defaults``; docs/defaults.md). Mix-BTL is trained
+  from two starts, PyTorch's initialisation and one 10 times smaller, and keeps the one with
+  the lower validation NLL (``select``): the small start learns the near-linear rewards of
+  the simulated populations closer to their ceiling, PyTorch's learns text faster, and the
+  run's own validation split tells which it has (docs/defaults.md).
 * ``paper``: the NP paper's App. C.1 (Adam, lr 1e-4, 64 tasks a batch, MLPs 2×256 GELU,
   DeepSet with mean pooling), 2,000 steps, best checkpoint by validation accuracy; VPL with the
   VPL paper's β_max = 1 (Table 2).
@@ -52,7 +56,9 @@ class Preset:
     greater_is_better: the validation value that picks the best checkpoint (and stops early).
     early_stopping_patience: validations without improvement before stopping (None: never).
     lr_scheduler_type: the learning rate's schedule over the run (``cosine``: half-cosine to 0
-    at ``max_steps``; ``constant``).
+    at ``max_steps``; ``constant``). select: per model, config fields whose value is chosen on
+    the run's validation split: one run per candidate value, the best by ``metric`` kept
+    (a value given in the config fixes the field and skips its selection).
     """
 
     name: str
@@ -67,6 +73,7 @@ class Preset:
     early_stopping_patience: int | None = 10
     eval_steps: int = 100
     lr_scheduler_type: str = "cosine"
+    select: dict[str, dict[str, tuple]] = field(default_factory=dict)
 
     def model_fields(self, model_name: str) -> dict[str, Any]:
         """Config fields this preset sets for reward model ``model_name`` (BTL and DPL: none)."""
@@ -78,7 +85,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "tuned": Preset("tuned", learning_rate=1e-3,
                     model={"pooling": "sum", "pair_symmetry": "antisymmetric"},
-                    np_btl={"lapse": 0.05, "lapse_start": 1000}, vpl={"beta_max": 0.01}),
+                    np_btl={"lapse": 0.05, "lapse_start": 1000}, vpl={"beta_max": 0.01},
+                    select={"mix-btl": {"init_scale": (1.0, 0.1)}}),
     "tuned-no-lapse": Preset("tuned-no-lapse", learning_rate=1e-3,
                              model={"pooling": "sum", "pair_symmetry": "antisymmetric"},
                              vpl={"beta_max": 0.01}),

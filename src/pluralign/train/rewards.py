@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -244,38 +246,97 @@ def train_reward_model(records: Sequence[PreferenceRecord], model_name: str, con
     """Split, build the model, train it with :func:`fit`, and write ``out_dir/run.json`` (model
     name, config, data file, split sizes, result, and ``extra``'s keys) for ``pluralign eval``.
     Returns the model
-    (with the best validation weights loaded when ``train.load_best_model_at_end``)."""
-    from ..rewards import reward_step
+    (with the best validation weights loaded when ``train.load_best_model_at_end``).
 
+    When the preset selects a model field on validation (:attr:`Preset.select`, unless the
+    config fixes it), each candidate value trains in ``out_dir/select/<field>=<value>/`` and
+    the one with the best validation metric is copied to ``out_dir``; ``run.json`` records
+    every candidate's metric under ``selection``."""
     parts = split_for_training(records, config.split_fractions, config.split_seed)
     train, val = parts["train"], parts["validation"]
-    dim = numeric_table(train, "train")[0].shape[1]
     train_cfg = resolved_train_config(config, len(train))
     fields = config.model_fields(model_name)
     if model_name == "vpl" and fields.get("anneal_steps") is None:
         fields["anneal_steps"] = train_cfg.max_steps  # β's schedule spans this run
-    torch.manual_seed(train_cfg.seed)  # the initial weights follow the run's seed: a rerun reproduces it
-    model = build_model(model_name, fields, dim)
     if config.tasks.context_in_target is None:  # recorded in run.json as resolved
+        from ..rewards.registry import MODELS, config_class
+
+        config_class(model_name)  # a clear error for an unknown name
         config = dataclasses.replace(config, tasks=dataclasses.replace(
-            config.tasks, context_in_target=type(model).train_context_in_target))
-    batch_fn = make_batch_fn(train, config.tasks)
-    val_fn = make_val_fn(val, config.tasks)
+            config.tasks, context_in_target=MODELS[model_name].train_context_in_target))
     out = Path(out_dir)
-    result = fit(model, reward_step, batch_fn, train_cfg, out, val_fn=val_fn, accelerator=accelerator)
-    if result.best_step is not None and train_cfg.load_best_model_at_end:
-        model = type(model).from_pretrained(out / "best")
+    candidates = selected_fields(config, model_name)
+    selection = None
+    if not candidates:
+        model, result = _fit_one(train, val, model_name, fields, config, train_cfg, out, accelerator)
+    else:
+        (name, values), = candidates.items()
+        tried = {}
+        for value in values:
+            tried[value] = _fit_one(train, val, model_name, {**fields, name: value}, config, train_cfg,
+                                    out / "select" / f"{name}={value}", accelerator)
+        sign = 1 if train_cfg.greater_is_better else -1
+        metric = train_cfg.metric_for_best_model
+        scores = {v: r.best_metrics.get(metric, float("nan")) for v, (_, r) in tried.items()}
+        chosen = max(values, key=lambda v: sign * scores[v] if scores[v] == scores[v] else -math.inf)
+        model, result = tried[chosen]
+        _copy_run(out / "select" / f"{name}={chosen}", out)
+        result = dataclasses.replace(result, out_dir=out)
+        selection = {"field": name, "chosen": chosen, "metric": metric, "split": "validation",
+                     "candidates": {str(v): scores[v] for v in values}}
     run = {"model": model_name, "data": data_file, "config": {**config.to_dict(), "train": train_cfg.to_dict()},
            "model_config": model.config.to_dict() if hasattr(model, "config") else None,
            "split_sizes": {k: len(v) for k, v in parts.items()},
            "result": {"step": result.step, "best_step": result.best_step,
                       "best_metrics": result.best_metrics, "stopped_early": result.stopped_early,
-                      "resumed_from": result.resumed_from}, **(extra or {})}
+                      "resumed_from": result.resumed_from},
+           **({"selection": selection} if selection else {}), **(extra or {})}
     from accelerate import PartialState
 
     if PartialState().is_main_process:
         write_text_atomic(out / RUN_FILE, json.dumps(run, indent=2, default=_json_default) + "\n")
     return model, result
+
+
+def selected_fields(config: RewardTrainConfig, model_name: str) -> dict[str, tuple]:
+    """The preset's fields of ``model_name`` chosen on validation that the config leaves free:
+    ``{field: candidate values}`` (empty when there is nothing to choose)."""
+    if config.preset is None:
+        return {}
+    free = {k: tuple(v) for k, v in get_preset(config.preset).select.get(model_name, {}).items()
+            if k not in config.model and len(v) > 1}
+    if len(free) > 1:
+        raise ConfigError(f"preset {config.preset!r} selects more than one field of {model_name}")
+    return free
+
+
+def _fit_one(train: Sequence[PreferenceRecord], val: Sequence[PreferenceRecord], model_name: str,
+             fields: dict[str, Any], config: RewardTrainConfig, train_cfg: TrainConfig, out: Path,
+             accelerator: Any) -> tuple[nn.Module, FitResult]:
+    """One model of ``fields`` trained by :func:`fit` into ``out`` (best weights loaded)."""
+    from ..rewards import reward_step
+
+    torch.manual_seed(train_cfg.seed)  # the initial weights follow the run's seed: a rerun reproduces it
+    model = build_model(model_name, fields, numeric_table(train, "train")[0].shape[1])
+    result = fit(model, reward_step, make_batch_fn(train, config.tasks), train_cfg, out,
+                 val_fn=make_val_fn(val, config.tasks), accelerator=accelerator)
+    if result.best_step is not None and train_cfg.load_best_model_at_end:
+        model = type(model).from_pretrained(out / "best")
+    return model, result
+
+
+def _copy_run(src: Path, dst: Path) -> None:
+    """The chosen candidate's checkpoints and log where a single run keeps them."""
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return
+    for name in ("best", "last"):
+        if (src / name).exists():
+            shutil.rmtree(dst / name, ignore_errors=True)
+            shutil.copytree(src / name, dst / name)
+    if (src / "log.jsonl").exists():
+        shutil.copy2(src / "log.jsonl", dst / "log.jsonl")
 
 
 def resolved_train_config(config: RewardTrainConfig, n_train: int) -> TrainConfig:
