@@ -85,6 +85,21 @@ def test_resume_without_checkpoint_flag_starts_over(tmp_path):
     assert again.resumed_from == 3 and again.step == 3
 
 
+def test_a_longer_budget_on_resume_stretches_the_schedule(tmp_path):
+    # a finished 4-step cosine run ends at lr 0; resumed with max_steps 8 it must keep learning,
+    # on the cosine of the new budget from step 4 on
+    fit(Toy(), step_fn, batch_fn, quiet(learning_rate=1e-2, max_steps=4, lr_scheduler_type="cosine",
+                                        logging_steps=1), tmp_path)
+    res = fit(Toy(), step_fn, batch_fn, quiet(learning_rate=1e-2, max_steps=8, lr_scheduler_type="cosine",
+                                              logging_steps=1), tmp_path)
+    assert res.resumed_from == 4 and res.step == 8
+    lrs = {r["step"]: r["learning_rate"] for r in read_log(tmp_path / "log.jsonl") if r["event"] == "train"}
+    schedule = LRSchedule("cosine", 0, 8)
+    for step in range(5, 9):  # the rate used by optimiser step `step` is the schedule at step - 1
+        assert lrs[step] == pytest.approx(1e-2 * schedule(step - 1))
+    assert lrs[5] > 0.4e-2
+
+
 def test_best_checkpoint_is_kept_and_loaded(tmp_path):
     scores = iter([0.5, 0.8, 0.6, 0.7])
     seen = {}

@@ -219,9 +219,19 @@ def fit(model: nn.Module, step_fn: StepFn, batch_fn: BatchFn, config: TrainConfi
         step, resumed_from, stopped = meta["step"], meta["step"], meta.get("stopped_early", False)
         best = meta["best"]
         log.truncate_after(step)
-        if main and meta.get("train_config", {}).get("max_steps") != config.max_steps:
-            acc.print(f"note: resuming {last_dir} (step {step}) with max_steps={config.max_steps} "
-                      f"(was {meta.get('train_config', {}).get('max_steps')})")
+        if meta.get("train_config", {}).get("max_steps") != config.max_steps:
+            # the saved schedule (a callable object, restored with its total) would keep the old
+            # length: a run extended with a larger budget would continue at lr 0. Stretch it to
+            # this run's budget instead, from the step reached.
+            schedule = LRSchedule(config.lr_scheduler_type, config.num_warmup_steps, config.max_steps)
+            scheduler.lr_lambdas = [schedule] * len(scheduler.lr_lambdas)
+            for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+                group["lr"] = base * schedule(scheduler.last_epoch)
+            scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() logs
+            if main:
+                acc.print(f"note: resuming {last_dir} (step {step}) with max_steps={config.max_steps} "
+                          f"(was {meta.get('train_config', {}).get('max_steps')}); the learning-rate "
+                          "schedule now spans the new budget")
 
     def trainer_state() -> dict[str, Any]:
         return {"step": step, "best": best, "stopped_early": stopped,
