@@ -265,20 +265,33 @@ def train_reward_model(records: Sequence[PreferenceRecord], model_name: str, con
         config = dataclasses.replace(config, tasks=dataclasses.replace(
             config.tasks, context_in_target=MODELS[model_name].train_context_in_target))
     out = Path(out_dir)
-    candidates = selected_fields(config, model_name)
+    # one task stream and one validation set for every candidate: batches are a pure function of
+    # (step, stream), so each candidate trains on exactly what a single run would
+    dim = numeric_table(train, "train")[0].shape[1]
+    batch_fn, val_fn = make_batch_fn(train, config.tasks), make_val_fn(val, config.tasks)
+
+    def fit_one(model_fields: dict[str, Any], folder: Path) -> tuple[nn.Module, FitResult]:
+        """One model of ``model_fields`` trained by :func:`fit` into ``folder`` (best weights loaded)."""
+        from ..rewards import reward_step
+
+        torch.manual_seed(train_cfg.seed)  # the initial weights follow the run's seed: a rerun reproduces it
+        model = build_model(model_name, model_fields, dim)
+        result = fit(model, reward_step, batch_fn, train_cfg, folder, val_fn=val_fn, accelerator=accelerator)
+        if result.best_step is not None and train_cfg.load_best_model_at_end:
+            model = type(model).from_pretrained(folder / "best")
+        return model, result
+
+    selected = selected_field(config, model_name)
     selection = None
-    if not candidates:
-        model, result = _fit_one(train, val, model_name, fields, config, train_cfg, out, accelerator)
+    if selected is None:
+        model, result = fit_one(fields, out)
     else:
-        (name, values), = candidates.items()
-        tried = {}
-        for value in values:
-            tried[value] = _fit_one(train, val, model_name, {**fields, name: value}, config, train_cfg,
-                                    out / "select" / f"{name}={value}", accelerator)
+        name, values = selected
+        tried = {value: fit_one({**fields, name: value}, out / "select" / f"{name}={value}") for value in values}
         sign = 1 if train_cfg.greater_is_better else -1
         metric = train_cfg.metric_for_best_model
-        scores = {v: r.best_metrics.get(metric, float("nan")) for v, (_, r) in tried.items()}
-        chosen = max(values, key=lambda v: sign * scores[v] if scores[v] == scores[v] else -math.inf)
+        scores = {v: r.best_metrics.get(metric, math.nan) for v, (_, r) in tried.items()}
+        chosen = max(values, key=lambda v: -math.inf if math.isnan(scores[v]) else sign * scores[v])
         model, result = tried[chosen]
         _copy_run(out / "select" / f"{name}={chosen}", out)
         result = dataclasses.replace(result, out_dir=out)
@@ -298,31 +311,16 @@ def train_reward_model(records: Sequence[PreferenceRecord], model_name: str, con
     return model, result
 
 
-def selected_fields(config: RewardTrainConfig, model_name: str) -> dict[str, tuple]:
-    """The preset's fields of ``model_name`` chosen on validation that the config leaves free:
-    ``{field: candidate values}`` (empty when there is nothing to choose)."""
+def selected_field(config: RewardTrainConfig, model_name: str) -> tuple[str, tuple] | None:
+    """The preset's field of ``model_name`` chosen on validation, if the config leaves it free:
+    ``(field, candidate values)``, or None when there is nothing to choose."""
     if config.preset is None:
-        return {}
-    free = {k: tuple(v) for k, v in get_preset(config.preset).select.get(model_name, {}).items()
-            if k not in config.model and len(v) > 1}
+        return None
+    free = [(k, tuple(v)) for k, v in get_preset(config.preset).select.get(model_name, {}).items()
+            if k not in config.model and len(v) > 1]
     if len(free) > 1:
         raise ConfigError(f"preset {config.preset!r} selects more than one field of {model_name}")
-    return free
-
-
-def _fit_one(train: Sequence[PreferenceRecord], val: Sequence[PreferenceRecord], model_name: str,
-             fields: dict[str, Any], config: RewardTrainConfig, train_cfg: TrainConfig, out: Path,
-             accelerator: Any) -> tuple[nn.Module, FitResult]:
-    """One model of ``fields`` trained by :func:`fit` into ``out`` (best weights loaded)."""
-    from ..rewards import reward_step
-
-    torch.manual_seed(train_cfg.seed)  # the initial weights follow the run's seed: a rerun reproduces it
-    model = build_model(model_name, fields, numeric_table(train, "train")[0].shape[1])
-    result = fit(model, reward_step, make_batch_fn(train, config.tasks), train_cfg, out,
-                 val_fn=make_val_fn(val, config.tasks), accelerator=accelerator)
-    if result.best_step is not None and train_cfg.load_best_model_at_end:
-        model = type(model).from_pretrained(out / "best")
-    return model, result
+    return free[0] if free else None
 
 
 def _copy_run(src: Path, dst: Path) -> None:
