@@ -180,10 +180,14 @@ def test_bench_defaults_smoke(tmp_path):
         # one reward per context cannot beat the posterior majority
         assert all(doc["single_reward"][n] <= doc["bayes"][n] + 1e-9 for n in doc["bayes"])
         assert set(gaps(doc, line="single_reward")) == {"0", "1", "3"}
+        # the gap of record is the model's accuracy in expectation; the drawn-label one is kept
+        curve = doc["models"]["mix-btl"]
+        assert gaps(doc)["3"] == pytest.approx(curve["3"]["expected_accuracy"] - doc["bayes"]["3"])
+        assert gaps(doc, drawn_labels=True)["3"] == pytest.approx(curve["3"]["accuracy"] - doc["bayes"]["3"])
     assert "Monte Carlo" in json.loads((tmp_path / "dirichlet-k3-d6.json").read_text())["bayes_kind"]
     assert json.loads((tmp_path / "types-k2-d4.json").read_text())["bayes_kind"].startswith("exact")
     assert (tmp_path / "summary.csv").read_text().startswith("population,model,gap_0")
-    assert all("meets_target_vs_single_reward" in r for r in summary["rows"])
+    assert all("meets_target_vs_single_reward" in r and "drawn_labels_gap_3" in r for r in summary["rows"])
     with pytest.raises(ValueError, match="unknown population"):
         DefaultsBenchConfig(populations=("nope",))
     with pytest.raises(ValueError, match="split"):
@@ -197,8 +201,9 @@ def test_bayes_line_from_recorded_labels_says_what_it_is():
     assert "oracle" in data.bayes_kind and "deterministic" in data.bayes_kind
 
 
-def _summary(run, seed, gaps_by_pop, split="test", model="mix-btl"):
-    rows = [{"population": p, "model": model, **{f"gap_{n}": g for n, g in zip(("0", "1", "10"), gs)}}
+def _summary(run, seed, gaps_by_pop, split="test", model="mix-btl", drawn=True):
+    rows = [{"population": p, "model": model, **{f"gap_{n}": g for n, g in zip(("0", "1", "10"), gs)},
+             **({f"drawn_labels_gap_{n}": g - 0.5 for n, g in zip(("0", "1", "10"), gs)} if drawn else {})}
             for p, gs in gaps_by_pop.items()]
     run.mkdir(parents=True)
     (run / "summary.json").write_text(json.dumps({"config": {"seed": seed, "split": split, "context_sizes": [0, 1, 10]},
@@ -225,6 +230,13 @@ def test_defaults_seeds_mean_interval_and_target(tmp_path):
                              "meets_target_every_seed": True}
     assert verdict["k3"]["meets_target_on_mean"] and not verdict["k3"]["meets_target_every_seed"]
     assert (tmp_path / "agg" / "table.md").is_file() and (tmp_path / "agg" / "targets.json").is_file()
+    drawn = {(r["population"], r["n_context"]): r["mean"] for r in res["gap_to_bayes_drawn_labels"]}
+    assert drawn[("k2", 0)] == pytest.approx(-1.8)  # kept beside the gap of record, not judged
+    # a summary from before the model was scored in expectation does not mix with newer ones
+    old = _summary(tmp_path / "s13", 13, {"k2": [0, 0, 0], "k3": [0, 0, 0]}, drawn=False)
+    with pytest.raises(ValueError, match="two ways"):
+        aggregate_defaults([a, old], tmp_path / "x", log=lambda s: None)
+    assert "drawn labels" in aggregate_defaults([old], tmp_path / "x", log=lambda s: None)["gap"]
     # the same seed twice, a validation run or a population one seed lacks: refused, by the CLI too
     with pytest.raises(ValueError, match="repeat a seed"):
         aggregate_defaults([a, a], tmp_path / "x", log=lambda s: None)

@@ -102,6 +102,29 @@ def test_accuracy_curves_match_known_answers(data):
     assert set(per) == {"0", "1"} and per["0"]["3"]["n"] + per["1"]["3"]["n"] == 300
 
 
+def test_models_are_also_scored_in_expectation_under_the_true_posterior(data):
+    """With the user types known, each model is scored against q = p(stored chosen | context)
+    too: the Bayes predictor's expected accuracy is the Bayes line exactly (paired, no spread),
+    and a context-blind model's expected score has a smaller spread than its drawn-label one."""
+    d, _ = data
+    cfg = EvalConfig(context_sizes=(0, 1, 3), n_tasks=200, seed=4, flip_test=False, active_units=False)
+    doc = evaluate_models({"blind": Blind(), "oracle": Oracle()}, d, cfg)
+    validate_results(doc)
+    c = float(d.conflicting.float().mean())
+    for n in ("0", "1", "3"):
+        oracle, blind = doc["models"]["oracle"][n], doc["models"]["blind"][n]
+        assert oracle["expected_accuracy"] == pytest.approx(doc["bayes"][n], abs=1e-9)
+        assert oracle["gap_stderr"] == pytest.approx(0.0, abs=1e-9)
+        assert abs(blind["expected_accuracy"] - (1 - c / 2)) < 3 * blind["expected_stderr"] + 0.01
+        assert blind["expected_stderr"] < blind["stderr"]
+    # at N^C = 0 every type is equally likely: a conflicting pair is a coin flip for anyone
+    assert doc["models"]["blind"]["0"]["expected_accuracy"] == pytest.approx(doc["bayes"]["0"], abs=1e-9)
+    assert doc["models"]["blind"]["3"]["expected_accuracy"] < doc["bayes"]["3"] - 0.05
+    table = format_table(doc).splitlines()
+    row = table[table.index(next(r for r in table if r.startswith("oracle"))) + 1]
+    assert row.startswith("  in expectation") and f"{100 * doc['bayes']['3']:.1f} ±" in row
+
+
 def test_flip_test_and_active_units(data):
     d, _ = data
     cfg = EvalConfig(context_sizes=(0, 10), n_tasks=200, seed=2)

@@ -156,11 +156,16 @@ def single_reward_curve(data: EvalData, pop: Population, config: EvalConfig, mc_
     return out
 
 
-def gaps(doc: dict[str, Any], model: str = DEFAULT_MODEL, line: str = "bayes") -> dict[str, float]:
+def gaps(doc: dict[str, Any], model: str = DEFAULT_MODEL, line: str = "bayes",
+         drawn_labels: bool = False) -> dict[str, float]:
     """Model accuracy minus a reference line (``bayes`` or ``single_reward``; negative: below
-    it) per N^C."""
+    it) per N^C. Both lines are accuracies in expectation under the true posterior, so the
+    model's is too (:func:`pluralign.eval.metrics.expected_scores`) where the document has it;
+    ``drawn_labels``: the model's accuracy on the labels the users drew instead (the same in
+    expectation, with the label draws' spread on top)."""
     curve, ref = doc["models"][model], doc[line]
-    return {n: curve[n]["accuracy"] - ref[n] for n in ref if n in curve}
+    key = "accuracy" if drawn_labels else "expected_accuracy"
+    return {n: curve[n].get(key, curve[n]["accuracy"]) - ref[n] for n in ref if n in curve}
 
 
 def meets_target(gap: dict[str, float]) -> bool:
@@ -224,7 +229,8 @@ def summary_table(docs: dict[str, dict], model: str = DEFAULT_MODEL) -> tuple[st
             continue
         g = gaps(doc, model)
         row = {"population": name, "model": model, **{f"gap_{n}": round(100 * v, 2) for n, v in g.items()},
-               "meets_target": meets_target(g)}
+               "meets_target": meets_target(g),
+               **{f"drawn_labels_gap_{n}": round(100 * v, 2) for n, v in gaps(doc, model, drawn_labels=True).items()}}
         if doc.get("single_reward"):
             s = gaps(doc, model, "single_reward")
             row.update({f"single_reward_gap_{n}": round(100 * v, 2) for n, v in s.items()})
@@ -242,7 +248,8 @@ def summary_table(docs: dict[str, dict], model: str = DEFAULT_MODEL) -> tuple[st
                 + ["met" if r[met] else "MISSED", str(r["steps"])] for r in part]
         widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
         fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-        lines += [f"{model} accuracy minus {line} (pp; target >= -1.5 at N^C=0, >= -1.0 at N^C>=1)",
+        lines += [f"{model} accuracy minus {line}, both in expectation under the true posterior "
+                  f"(pp; target >= -1.5 at N^C=0, >= -1.0 at N^C>=1)",
                   fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in body] + [""]
     return "\n".join(lines).rstrip(), rows
 

@@ -26,6 +26,7 @@ from ..data.records import PreferenceRecord
 from ..data.tables import option_vectors, pair_conflicts, user_ids, user_types
 from ..data.tasks import TaskBatch, TaskItem, TaskSampler, collate
 from ..losses import preference_correct
+from .bayes import BayesResult, bayes_optimal_accuracy, preference_matrix
 
 DEFAULT_CONTEXT_SIZES = (0, 1, 3, 5, 10)
 
@@ -102,8 +103,6 @@ class EvalData:
             conflicting = torch.tensor([conflicts.get(r.pair_id, False) for r in records])
         likelihood = None
         if any(isinstance(r.user_latent, int) and r.pair_id is not None for r in records):
-            from .bayes import preference_matrix
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 likelihood, _ = preference_matrix(records)
@@ -149,16 +148,52 @@ def correctness(p: torch.Tensor) -> torch.Tensor:
     return preference_correct(p.float())
 
 
+def scored_targets(model: nn.Module, items: Sequence[TaskItem], data: EvalData,
+                   batch_size: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Every target of every task, scored: (correct, unseen), both (len(items), T) with T the
+    longest target list; correct is 1, 1/2 (tie) or 0 (:func:`correctness`), unseen is False on
+    padding and on targets that are also context pairs."""
+    width = max((len(it.target) for it in items), default=0)
+    correct = np.zeros((len(items), width))
+    unseen = np.zeros((len(items), width), dtype=bool)
+    device = model_device(model)
+    for start, batch in zip(range(0, len(items), batch_size), batches(items, data, batch_size, device)):
+        t = batch.target_unseen.shape[1]
+        correct[start: start + len(batch.target_unseen), :t] = correctness(predict(model, batch)).cpu().numpy()
+        unseen[start: start + len(batch.target_unseen), :t] = batch.target_unseen.cpu().numpy()
+    return correct, unseen
+
+
+def _per_task(values: np.ndarray, unseen: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):  # nan: a task without unseen targets
+        return np.where(unseen, values, 0.0).sum(axis=1) / unseen.sum(axis=1)
+
+
 def task_accuracy(model: nn.Module, items: Sequence[TaskItem], data: EvalData,
                   batch_size: int = 100) -> np.ndarray:
     """Accuracy on the unseen target pairs of every task -> (len(items),) (nan: no unseen pair)."""
-    out = []
-    device = model_device(model)
-    for batch in batches(items, data, batch_size, device):
-        ok = correctness(predict(model, batch)) * batch.target_unseen
-        n = batch.target_unseen.sum(dim=1)
-        out.append((ok.sum(dim=1) / n).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+    return _per_task(*scored_targets(model, items, data, batch_size))
+
+
+def expected_scores(correct: np.ndarray, unseen: np.ndarray, bayes: BayesResult) -> dict[str, float]:
+    """A model's accuracy in expectation under the true posterior, beside the Bayes line.
+
+    On a target whose stored chosen option is the user's choice with probability q (given the
+    context, :class:`pluralign.eval.bayes.BayesResult`), a prediction for the stored option is
+    right with probability q, the other way 1 - q. Averaging that instead of the one label the
+    user happened to give is the same number in expectation (Rao–Blackwell) with far less
+    spread, and it is how the Bayes line itself is scored, so the gap is paired target for
+    target: ``expected_accuracy`` (pooled over unseen targets, as the Bayes line is),
+    ``expected_stderr`` over tasks and ``gap_stderr``, the standard error of the per-task
+    difference to the Bayes line's expected accuracy.
+    """
+    q = bayes.q[:, : correct.shape[1]]
+    hit = correct * q + (1.0 - correct) * (1.0 - q)
+    total = int(unseen.sum())
+    per_task = _per_task(hit, unseen)
+    diff = per_task - bayes.item_expected
+    return {"expected_accuracy": float(np.where(unseen, hit, 0.0).sum() / max(total, 1)),
+            "expected_stderr": summarize(per_task)["stderr"], "gap_stderr": summarize(diff)["stderr"]}
 
 
 def summarize(values: np.ndarray) -> dict[str, Any]:
@@ -181,6 +216,7 @@ def accuracy_curves(models: Mapping[str, nn.Module], data: EvalData, config: Eva
     (the pieces of the results schema, :mod:`pluralign.eval.results`).
     """
     tasks = tasks if tasks is not None else sample_eval_tasks(data, config)
+    bayes = bayes_results(data, tasks)
     out: dict[str, Any] = {"models": {}, "per_type": {}, "timing_s": {}}
     for name, model in models.items():
         was_training = model.training
@@ -188,8 +224,11 @@ def accuracy_curves(models: Mapping[str, nn.Module], data: EvalData, config: Eva
         t0 = time.perf_counter()
         curve, per_type = {}, {}
         for n, items in tasks.items():
-            acc = task_accuracy(model, items, data, config.batch_size)
+            correct, unseen = scored_targets(model, items, data, config.batch_size)
+            acc = _per_task(correct, unseen)
             curve[str(n)] = summarize(acc)
+            if bayes is not None:
+                curve[str(n)].update(expected_scores(correct, unseen, bayes[n]))
             types = np.array([it.user_type for it in items])
             for t in sorted(set(types.tolist()) - {-1}):
                 per_type.setdefault(str(t), {})[str(n)] = summarize(acc[types == t])
@@ -198,22 +237,16 @@ def accuracy_curves(models: Mapping[str, nn.Module], data: EvalData, config: Eva
         out["models"][name] = curve
         if per_type:
             out["per_type"][name] = per_type
-    out["bayes"], out["bayes_realised"] = bayes_curve(data, tasks)
+    out["bayes"] = None if bayes is None else {str(n): r.expected_accuracy for n, r in bayes.items()}
+    out["bayes_realised"] = None if bayes is None else {str(n): r.accuracy for n, r in bayes.items()}
     return out
 
 
-def bayes_curve(data: EvalData, tasks: Mapping[int, list[TaskItem]]
-                ) -> tuple[dict[str, float] | None, dict[str, float] | None]:
-    """Bayes-optimal accuracy on the same tasks (expected and realised), or (None, None) when
-    the user types' preferences are unknown."""
+def bayes_results(data: EvalData, tasks: Mapping[int, list[TaskItem]]) -> dict[int, BayesResult] | None:
+    """The Bayes-optimal predictor on the same tasks, per N^C, or None when the user types'
+    preferences are unknown."""
     if data.likelihood is None:
-        return None, None
-    from .bayes import bayes_optimal_accuracy
-
-    expected, realised = {}, {}
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for n, items in tasks.items():
-            res = bayes_optimal_accuracy(data.likelihood, items)
-            expected[str(n)], realised[str(n)] = res.expected_accuracy, res.accuracy
-    return expected, realised
+        return {n: bayes_optimal_accuracy(data.likelihood, items) for n, items in tasks.items()}

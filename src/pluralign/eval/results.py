@@ -5,6 +5,8 @@ Schema (accuracies are fractions in [0, 1]; N^C keys are strings, JSON has no in
 
     {"task": str, "context_sizes": [int], "bayes": {"<N>": float} | null,
      "models": {"<model>": {"<N>": {"accuracy": float, "stderr": float, "n": int}}},
+     (with the user types known, each model cell also has "expected_accuracy", "expected_stderr"
+     and "gap_stderr": :func:`pluralign.eval.metrics.expected_scores`)
      ... extras: "per_type", "flip_test", "active_units", "bayes_realised", "timing_s", "config"}
 """
 
@@ -155,6 +157,10 @@ def format_table(doc: Mapping[str, Any]) -> str:
         cells = [f"{100 * curve[n]['accuracy']:.1f} ± {100 * curve[n]['stderr']:.1f}" if n in curve
                  else "-" for n in sizes]
         rows.append([name] + cells)
+        if any("expected_accuracy" in curve[n] for n in sizes if n in curve):
+            rows.append(["  in expectation"] + [
+                f"{100 * curve[n]['expected_accuracy']:.1f} ± {100 * curve[n]['expected_stderr']:.1f}"
+                if "expected_accuracy" in curve.get(n, {}) else "-" for n in sizes])
     if doc.get("bayes"):
         rows.append(["bayes-optimal"] + [f"{100 * doc['bayes'][n]:.1f}" if n in doc["bayes"] else "-"
                                          for n in sizes])
@@ -167,6 +173,9 @@ def format_table(doc: Mapping[str, Any]) -> str:
              fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
     if doc.get("bayes") and doc.get("bayes_kind"):
         lines.append(f"Bayes line: {doc['bayes_kind']}")
+    if any(len(r) and r[0] == "  in expectation" for r in rows):
+        lines.append("in expectation: each target scored q or 1 - q, the probability under the true posterior "
+                     "that the user's choice is the one the model predicts (as the Bayes line is)")
     flips = doc.get("flip_test") or {}
     if flips:
         lines.append("context-flip test: predictions unchanged when the context is flipped "
