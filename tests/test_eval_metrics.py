@@ -120,9 +120,10 @@ def test_models_are_also_scored_in_expectation_under_the_true_posterior(data):
     # at N^C = 0 every type is equally likely: a conflicting pair is a coin flip for anyone
     assert doc["models"]["blind"]["0"]["expected_accuracy"] == pytest.approx(doc["bayes"]["0"], abs=1e-9)
     assert doc["models"]["blind"]["3"]["expected_accuracy"] < doc["bayes"]["3"] - 0.05
-    table = format_table(doc).splitlines()
+    table = format_table(doc, expected=True).splitlines()
     row = table[table.index(next(r for r in table if r.startswith("oracle"))) + 1]
     assert row.startswith("  in expectation") and f"{100 * doc['bayes']['3']:.1f} ±" in row
+    assert "in expectation" not in format_table(doc)  # other commands print what they printed
 
 
 def test_flip_test_and_active_units(data):

@@ -206,7 +206,7 @@ def run_population(spec: PopulationSpec, cfg: DefaultsBenchConfig, out: Path,
     write_json(doc, out / f"{spec.name}.json")
     write_csv(doc, out / f"{spec.name}.csv")
     plot_accuracy(doc, out / f"{spec.name}.png", title=f"{spec.name} (Bayes: {test.bayes_kind})")
-    log(format_table(doc))
+    log(format_table(doc, expected=True))
     return doc
 
 

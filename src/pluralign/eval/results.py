@@ -148,8 +148,10 @@ def write_csv(doc: Mapping[str, Any], path: str | os.PathLike) -> Path:
     return write_text_atomic(path, to_csv(doc))
 
 
-def format_table(doc: Mapping[str, Any]) -> str:
-    """Accuracy (%) ± standard error per model and N^C, the Bayes row, and the diagnostics."""
+def format_table(doc: Mapping[str, Any], expected: bool = False) -> str:
+    """Accuracy (%) ± standard error per model and N^C, the Bayes row, and the diagnostics;
+    ``expected``: under each model, its accuracy in expectation under the true posterior too
+    (where the document has it)."""
     sizes = [str(n) for n in doc["context_sizes"]]
     head = ["model"] + [f"N^C={n}" for n in sizes]
     rows = []
@@ -157,7 +159,7 @@ def format_table(doc: Mapping[str, Any]) -> str:
         cells = [f"{100 * curve[n]['accuracy']:.1f} ± {100 * curve[n]['stderr']:.1f}" if n in curve
                  else "-" for n in sizes]
         rows.append([name] + cells)
-        if any("expected_accuracy" in curve[n] for n in sizes if n in curve):
+        if expected and any("expected_accuracy" in curve[n] for n in sizes if n in curve):
             rows.append(["  in expectation"] + [
                 f"{100 * curve[n]['expected_accuracy']:.1f} ± {100 * curve[n]['expected_stderr']:.1f}"
                 if "expected_accuracy" in curve.get(n, {}) else "-" for n in sizes])
