@@ -208,6 +208,30 @@ def test_test_users_answer_random_and_active_queries_by_shortest_path():
     np.testing.assert_allclose(z0, np.broadcast_to(z0[:1], z0.shape))
 
 
+def test_mix_btl_users_get_posterior_weights_over_its_components():
+    """Mix-BTL in the maze: active queries use its exact posterior (no particles), z is the log
+    posterior weights, and the policy reads the weights themselves (bounded, summing to 1)."""
+    from pluralign.rl.bench import parse_policy, policy_latent
+
+    model = _tiny("mix-btl", dim=4, n_components=5)
+    fields = [GeodesicField(UMAZE, g, 1) for g in [(1, 1), (3, 1)]]
+    cells = UMAZE.cell_to_xy(np.array(UMAZE.free_cells()))
+    rng = np.random.default_rng(1)
+    states = np.concatenate([cells[rng.integers(len(cells), size=40)] + rng.uniform(-0.3, 0.3, (40, 2)),
+                             np.zeros((40, 2))], 1).astype(np.float32)
+    act = active_answers(model, np.array([0, 1]), fields, states[:20], states[20:], 3, 0.0, seed=0)
+    z = latents(model, *act.first(3))
+    w = policy_latent("mix-btl", z)
+    assert z.shape == (2, 5) and (z <= 0).all()
+    np.testing.assert_allclose(w.sum(1), 1.0, rtol=1e-5)
+    assert (w >= 0).all() and (w <= 1).all()
+    np.testing.assert_array_equal(policy_latent("vpl", z), z)  # other models' z as it is
+    assert parse_policy("mix-btl+spo") == ("mix-btl", "spo")
+    r = relabel(model, torch.from_numpy(states[:8].reshape(2, 4, 4)), torch.from_numpy(z), "spo",
+                torch.from_numpy(states[20:30]))
+    assert r.shape == (2, 4) and ((r >= 0) & (r <= 1)).all()
+
+
 def test_pcell_view_by_hand():
     # U-maze free cells in order: (1,1) (1,2) (1,3) (2,3) (3,1) (3,2) (3,3)
     view = state_view("pcell", UMAZE)
@@ -317,14 +341,15 @@ def test_quick_bench_end_to_end(tmp_path, view):
     from pluralign.rl.bench import RLBenchConfig, run_bench
     from pluralign.rl.iql import IQLSettings
 
-    cfg = RLBenchConfig.quick(policies=("np-btl", "vpl+spo", "oracle"), context_sizes=(0, 2),
+    cfg = RLBenchConfig.quick(policies=("np-btl", "vpl+spo", "mix-btl", "oracle"), context_sizes=(0, 2),
                               data=MazeDataConfig(n_episodes=20, episode_len=50), n_users=60,
                               reward_steps=200, iql=IQLSettings(steps=60, hidden=32), eval_per_goal=2,
                               horizon=20, state_view=view)
     (doc,) = run_bench(cfg, tmp_path, log=lambda *_: None)
     saved = json.loads((tmp_path / "maze-2goals.json").read_text())
     assert saved["task"] == "maze-medium-2goals" and saved["context_sizes"] == [0, 2]
-    assert set(saved["models"]) == {"np-btl", "vpl+spo", "oracle", "np-btl/active", "vpl+spo/active"}
+    assert set(saved["models"]) == {"np-btl", "vpl+spo", "mix-btl", "oracle", "np-btl/active", "vpl+spo/active",
+                                    "mix-btl/active"}
     for curve in saved["models"].values():
         for s in curve.values():
             assert 0.0 <= s["success"] <= 1.0 and s["n"] == 4 and not math.isnan(s["stderr"])

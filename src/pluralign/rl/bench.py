@@ -10,7 +10,7 @@ information gain (:mod:`.queries`, ``pluralign.active``), z comes from the encod
 policy drives the ball (:mod:`.rollout`). A policy's curve with active queries is reported as
 model ``<policy>/active`` (latent models only; the policy is the same, only z differs). z for
 relabelling: NP-BTL and VPL use the encoder's z (VPL: posterior mean) of a random training
-user's 2–8 pairs, the z a test user gets (``vpl_relabel_z="prior"``: Alg. 2's samples of VPL's
+user's 2–8 pairs (Mix-BTL, beside the paper's models: its exact posterior's log weights), the z a test user gets (``vpl_relabel_z="prior"``: Alg. 2's samples of VPL's
 learned prior p(z)); BTL and DPL have no z; the oracle gets the goal's position and reward
 1 − d/d_max.
 The per-step reward IQL sees is the progress r(s_{t+1}, z) − r(s_t, z) (``reward_form``, see
@@ -39,7 +39,10 @@ from .relabel import SCALINGS, oracle_rewards, progress_rewards, relabel
 from .setting import comparison_set, goal_setting, test_answers, training_contexts
 from .views import STATE_VIEWS
 
-REWARD_MODELS = ("btl", "dpl", "np-btl", "vpl")
+REWARD_MODELS = ("btl", "dpl", "np-btl", "vpl", "mix-btl")
+#: reward models with a user latent: z relabels the data, conditions the policy, and active
+#: queries choose what to ask about it
+LATENT_MODELS = ("np-btl", "vpl", "mix-btl")
 DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle")
 REWARD_FORMS = ("progress", "state")
 
@@ -59,7 +62,9 @@ class RLBenchConfig:
     """Sizes of one bench run; ``quick()`` gives the CI form. See docs/rl.md for the scale-down
     from the paper (4M dataset steps). reward_form: ``progress`` (r(s_{t+1}, z) − r(s_t, z),
     :func:`.relabel.progress_rewards`) or ``state`` (Alg. 2's r(s_{t+1}, z) if next_state, else
-    r(s_t, z)). query_strategies: how test users' queries are chosen (``random``, ``active``);
+    r(s_t, z)). mix_components: Mix-BTL's M (``--policy mix-btl``; not one of the paper's
+    models: M rewards with the exact posterior over them, z the log posterior weights, the
+    policy reading the weights, :func:`policy_latent`). query_strategies: how test users' queries are chosen (``random``, ``active``);
     active_pool: the pairs of dataset states active selection chooses from. vpl_relabel_z: the z
     VPL relabels with (module docstring). vpl_beta_max: VPL's KL weight after annealing; 0.05
     chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
@@ -91,6 +96,7 @@ class RLBenchConfig:
     reward_steps: int = 4000
     reward_hidden: int = 128
     latent_dim: int = 8
+    mix_components: int = 16
     vpl_beta_max: float = 0.05
     relabel_copies: int = 1
     comparison_size: int = 500
@@ -157,6 +163,8 @@ def reward_train_config(name: str, cfg: RLBenchConfig):
         fields.update(z_dim=cfg.latent_dim, lapse=0.0, lapse_start=0)
     if name == "vpl":
         fields.update(latent_dim=cfg.latent_dim, anneal_steps=cfg.reward_steps, beta_max=cfg.vpl_beta_max)
+    if name == "mix-btl":  # one start (the preset would train two), components >= the goals
+        fields.update(n_components=cfg.mix_components, init_scale=1.0)
     every = max(50, cfg.reward_steps // 5)
     train = TrainConfig(learning_rate=3e-4, max_steps=cfg.reward_steps, eval_steps=every, save_steps=every,
                         metric_for_best_model="accuracy", greater_is_better=True,
@@ -173,12 +181,19 @@ def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator
     the posterior means, the z test users get), or width 0 (BTL, DPL)."""
     if name == "vpl" and vpl_z == "prior":
         return model.prior().sample((n,)).detach()
-    if name not in ("np-btl", "vpl"):
+    if name not in LATENT_MODELS:
         return torch.zeros(n, 0)
     c, rj, mask, _ = training_contexts(records, n, rng, sizes)
     with torch.no_grad():
         z = model.eval().personalize(c, rj, mask)
         return (model.latent(z) if isinstance(z, torch.distributions.Normal) else z).detach()
+
+
+def policy_latent(name: str, z: np.ndarray) -> np.ndarray:
+    """What the policy reads of a reward model's z: Mix-BTL's z is log posterior weights over
+    its components (down to about -1e2 once the answers rule a component out), so the policy
+    gets the weights themselves, in [0, 1]; other models' z as it is."""
+    return np.exp(z) if name == "mix-btl" else z
 
 
 def _stats(successes: np.ndarray) -> dict[str, Any]:
@@ -192,7 +207,7 @@ def _curve_names(policy_name: str, base: str, cfg: RLBenchConfig) -> list[tuple[
     for models with a latent (NP-BTL, VPL)."""
     out = []
     for q in cfg.query_strategies:
-        if q == "random" or base in ("np-btl", "vpl"):
+        if q == "random" or base in LATENT_MODELS:
             out.append((policy_name if q == "random" else f"{policy_name}/{q}", q))
     return out or [(policy_name, "random")]
 
@@ -256,7 +271,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 r = (progress_rewards(model, before, episodes, z, scaling, comparison) if progress
                      else relabel(model, episodes, z, scaling, comparison))
                 r_parts.append(r.reshape(-1).numpy())
-                z_parts.append(np.repeat(z.numpy(), L, axis=0))
+                z_parts.append(np.repeat(policy_latent(base, z.numpy()), L, axis=0))
             z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
         policy = train_iql(np.tile(states, (cfg.relabel_copies, 1)), z_rows.astype(np.float32), actions,
                            rewards, L, cfg.iql, seed=cfg.seed)
@@ -266,7 +281,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 given = test_answers(base, strategy, models[base], setting, cfg, answers)
             for n in cfg.context_sizes:
                 z = (goals_xy[test.goal_index].astype(np.float32) if base == "oracle"
-                     else latents(models[base], *given.first(n)))
+                     else policy_latent(base, latents(models[base], *given.first(n))))
                 ok, paths = rollout(policy, z, sim, test, goals_xy, cfg.horizon, cfg.radius)
                 curve[str(n)] = _stats(ok)
                 per_goal[str(n)] = [float(ok[test.goal_index == g].mean()) for g in range(k)]
