@@ -211,7 +211,7 @@ def test_test_users_answer_random_and_active_queries_by_shortest_path():
 def test_mix_btl_users_get_posterior_weights_over_its_components():
     """Mix-BTL in the maze: active queries use its exact posterior (no particles), z is the log
     posterior weights, and the policy reads the weights themselves (bounded, summing to 1)."""
-    from pluralign.rl.bench import parse_policy, policy_latent
+    from pluralign.rl.bench import RLBenchConfig, parse_policy, policy_latent, reward_train_config
 
     model = _tiny("mix-btl", dim=4, n_components=5)
     fields = [GeodesicField(UMAZE, g, 1) for g in [(1, 1), (3, 1)]]
@@ -227,6 +227,9 @@ def test_mix_btl_users_get_posterior_weights_over_its_components():
     assert (w >= 0).all() and (w <= 1).all()
     np.testing.assert_array_equal(policy_latent("vpl", z), z)  # other models' z as it is
     assert parse_policy("mix-btl+spo") == ("mix-btl", "spo")
+    fields = reward_train_config("mix-btl", RLBenchConfig(mix_lapse=0.1)).model
+    assert fields["n_components"] == 16 and fields["lapse"] == 0.1 and fields["learn_lapse"] is False
+    assert "lapse" not in reward_train_config("mix-btl", RLBenchConfig()).model  # learnt by default
     r = relabel(model, torch.from_numpy(states[:8].reshape(2, 4, 4)), torch.from_numpy(z), "spo",
                 torch.from_numpy(states[20:30]))
     assert r.shape == (2, 4) and ((r >= 0) & (r <= 1)).all()

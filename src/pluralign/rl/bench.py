@@ -64,7 +64,8 @@ class RLBenchConfig:
     :func:`.relabel.progress_rewards`) or ``state`` (Alg. 2's r(s_{t+1}, z) if next_state, else
     r(s_t, z)). mix_components: Mix-BTL's M (``--policy mix-btl``; not one of the paper's
     models: M rewards with the exact posterior over them, z the log posterior weights, the
-    policy reading the weights, :func:`policy_latent`). query_strategies: how test users' queries are chosen (``random``, ``active``);
+    policy reading the weights, :func:`policy_latent`); mix_lapse: its lapse ε fixed at this
+    value instead of learnt. query_strategies: how test users' queries are chosen (``random``, ``active``);
     active_pool: the pairs of dataset states active selection chooses from. vpl_relabel_z: the z
     VPL relabels with (module docstring). vpl_beta_max: VPL's KL weight after annealing; 0.05
     chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
@@ -97,6 +98,7 @@ class RLBenchConfig:
     reward_hidden: int = 128
     latent_dim: int = 8
     mix_components: int = 16
+    mix_lapse: float | None = None
     vpl_beta_max: float = 0.05
     relabel_copies: int = 1
     comparison_size: int = 500
@@ -165,6 +167,8 @@ def reward_train_config(name: str, cfg: RLBenchConfig):
         fields.update(latent_dim=cfg.latent_dim, anneal_steps=cfg.reward_steps, beta_max=cfg.vpl_beta_max)
     if name == "mix-btl":  # one start (the preset would train two), components >= the goals
         fields.update(n_components=cfg.mix_components, init_scale=1.0)
+        if cfg.mix_lapse is not None:  # fixed, not learnt
+            fields.update(lapse=cfg.mix_lapse, learn_lapse=False)
     every = max(50, cfg.reward_steps // 5)
     train = TrainConfig(learning_rate=3e-4, max_steps=cfg.reward_steps, eval_steps=every, save_steps=every,
                         metric_for_best_model="accuracy", greater_is_better=True,

@@ -1,0 +1,15 @@
+"""Mix-BTL in the maze with its lapse fixed at 0.1 instead of learnt (issue 14, docs/rl.md,
+"Mix-BTL as the reward model"): the bench at K = 10 with ``--policy mix-btl`` only.
+
+    python benchmarks/rl_mix_lapse.py 0 runs/rl-mix/lapse01-s0      # seed, output folder; ~2 min
+
+(``RLBenchConfig.mix_lapse`` has no CLI flag: it was tried on the tuning seeds only.)
+"""
+
+import sys
+
+from pluralign.rl.bench import RLBenchConfig, run_bench
+
+if __name__ == "__main__":
+    seed, out = int(sys.argv[1]), sys.argv[2]
+    run_bench(RLBenchConfig(goal_counts=(10,), policies=("mix-btl",), mix_lapse=0.1, seed=seed), out)
