@@ -10,8 +10,8 @@ information gain (:mod:`.queries`, ``pluralign.active``), z comes from the encod
 policy drives the ball (:mod:`.rollout`). A policy's curve with active queries is reported as
 model ``<policy>/active`` (latent models only; the policy is the same, only z differs). z for
 relabelling: NP-BTL and VPL use the encoder's z (VPL: posterior mean) of a random training
-user's 2–8 pairs (Mix-BTL, beside the paper's models: its exact posterior's log weights), the z a test user gets (``vpl_relabel_z="prior"``: Alg. 2's samples of VPL's
-learned prior p(z)); BTL and DPL have no z; the oracle gets the goal's position and reward
+user's 2–8 pairs (Mix-BTL, beside the paper's models: its exact posterior's log weights), the
+z a test user gets (``vpl_relabel_z="prior"``: Alg. 2's samples of VPL's learned prior p(z)); BTL and DPL have no z; the oracle gets the goal's position and reward
 1 − d/d_max.
 The per-step reward IQL sees is the progress r(s_{t+1}, z) − r(s_t, z) (``reward_form``, see
 :func:`.relabel.progress_rewards`) for every policy alike.
@@ -65,8 +65,8 @@ class RLBenchConfig:
     r(s_t, z)). mix_components: Mix-BTL's M (``--policy mix-btl``; not one of the paper's
     models: M rewards with the exact posterior over them, z the log posterior weights, the
     policy reading the weights, :func:`policy_latent`); mix_lapse: its lapse ε fixed at this
-    value instead of learnt. query_strategies: how test users' queries are chosen (``random``, ``active``);
-    active_pool: the pairs of dataset states active selection chooses from. vpl_relabel_z: the z
+    value instead of learnt. query_strategies: how test users' queries are chosen (``random``,
+    ``active``); active_pool: the pairs of dataset states active selection chooses from. vpl_relabel_z: the z
     VPL relabels with (module docstring). vpl_beta_max: VPL's KL weight after annealing; 0.05
     chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
     relabel_context: (min, max) pairs of the training user whose z relabels an episode (NP-BTL,
@@ -182,7 +182,8 @@ def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator
                      vpl_z: str = "prior", sizes: tuple[int, int] = (2, 8)) -> torch.Tensor:
     """z for ``n`` episodes (module docstring): prior samples (VPL, Alg. 2), encoder outputs of
     random training users' contexts of ``sizes`` pairs (NP-BTL; VPL with ``vpl_z="posterior"``:
-    the posterior means, the z test users get), or width 0 (BTL, DPL)."""
+    the posterior means, the z test users get; Mix-BTL: log posterior weights), or width 0
+    (BTL, DPL)."""
     if name == "vpl" and vpl_z == "prior":
         return model.prior().sample((n,)).detach()
     if name not in LATENT_MODELS:
@@ -208,7 +209,7 @@ def _stats(successes: np.ndarray) -> dict[str, Any]:
 
 def _curve_names(policy_name: str, base: str, cfg: RLBenchConfig) -> list[tuple[str, str]]:
     """(model key in the results, queries strategy) for one trained policy: active queries only
-    for models with a latent (NP-BTL, VPL)."""
+    for models with a latent (:data:`LATENT_MODELS`)."""
     out = []
     for q in cfg.query_strategies:
         if q == "random" or base in LATENT_MODELS:
