@@ -155,11 +155,13 @@ def format_table(doc: Mapping[str, Any], expected: bool = False) -> str:
     sizes = [str(n) for n in doc["context_sizes"]]
     head = ["model"] + [f"N^C={n}" for n in sizes]
     rows = []
+    shown_expected = False
     for name, curve in doc["models"].items():
         cells = [f"{100 * curve[n]['accuracy']:.1f} ± {100 * curve[n]['stderr']:.1f}" if n in curve
                  else "-" for n in sizes]
         rows.append([name] + cells)
         if expected and any("expected_accuracy" in curve[n] for n in sizes if n in curve):
+            shown_expected = True
             rows.append(["  in expectation"] + [
                 f"{100 * curve[n]['expected_accuracy']:.1f} ± {100 * curve[n]['expected_stderr']:.1f}"
                 if "expected_accuracy" in curve.get(n, {}) else "-" for n in sizes])
@@ -175,7 +177,7 @@ def format_table(doc: Mapping[str, Any], expected: bool = False) -> str:
              fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
     if doc.get("bayes") and doc.get("bayes_kind"):
         lines.append(f"Bayes line: {doc['bayes_kind']}")
-    if any(len(r) and r[0] == "  in expectation" for r in rows):
+    if shown_expected:
         lines.append("in expectation: each target scored q or 1 - q, the probability under the true posterior "
                      "that the user's choice is the one the model predicts (as the Bayes line is)")
     flips = doc.get("flip_test") or {}
