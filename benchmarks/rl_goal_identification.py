@@ -21,7 +21,7 @@ tied on a pair answers it either way), answered by the user. This questioner kno
 and their shortest-path fields, which no learned model does: it is the ceiling of information-gain
 querying from that pool, not a method. ``--active-pool N`` draws a pool of N pairs instead.
 
-``--model vpl`` (or ``np-btl``) first prints the Bayes-optimal accuracy on the reward models'
+``--model vpl`` (or ``np-btl``, ``mix-btl``) first prints the Bayes-optimal accuracy on the reward models'
 validation task (contexts of 2-8 random pairs, 10 targets; the goals that fit the context vote),
 to set beside the model's validation accuracy, then asks the model the same question: under the z of a test
 user's first n answers (random, the bench's ``active`` ones, or the ideal questioner's), is the
@@ -262,7 +262,7 @@ def main() -> None:
                     help="a pluralign rl bench output folder (repeatable): scale its oracle by the rate")
     ap.add_argument("--ideal-active", action="store_true",
                     help="also questions chosen by exact information gain from the active pool (module doc)")
-    ap.add_argument("--model", action="append", default=[], choices=["vpl", "np-btl"],
+    ap.add_argument("--model", action="append", default=[], choices=["vpl", "np-btl", "mix-btl"],
                     help="also the goal the bench's reward model (from --bench) ranks highest under z (module doc)")
     ap.add_argument("--particles", type=int, default=0,
                     help="with --model: also name the goal with a particle posterior over this many training "

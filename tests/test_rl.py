@@ -235,6 +235,42 @@ def test_mix_btl_users_get_posterior_weights_over_its_components():
     assert r.shape == (2, 4) and ((r >= 0) & (r <= 1)).all()
 
 
+def test_mix_btl_relabels_with_one_of_its_rewards_drawn_from_its_prior():
+    """``mix_relabel_z="prior"`` (Alg. 2's z from the prior): each episode gets one component, drawn
+    with the prior's probabilities; its reward is that component's alone and the policy reads a
+    one-hot weight vector, at test time the most probable component's."""
+    from pluralign.rl.bench import RLBenchConfig, _relabel_latents, component_codes, policy_latent
+
+    model = _tiny("mix-btl", dim=4, n_components=3)
+    with torch.no_grad():
+        model.prior_logits.copy_(torch.log(torch.tensor([0.7, 0.3, 1e-9])))
+    z = _relabel_latents("mix-btl", model, [], 4000, np.random.default_rng(0), mix_z="prior")
+    w = policy_latent("mix-btl", z.numpy())
+    assert set(np.unique(w)) == {0.0, 1.0} and (w.sum(1) == 1).all()
+    np.testing.assert_allclose(w.mean(0), [0.7, 0.3, 0.0], atol=0.03)
+    episodes = torch.randn(5, 6, 4)
+    per_component = model.net(episodes)  # (5, 6, 3)
+    picked = w[:5].argmax(1)
+    expected = per_component[torch.arange(5), :, torch.from_numpy(picked)]
+    torch.testing.assert_close(relabel(model, episodes, z[:5], "none"), expected)
+    # at test time such a policy reads the most probable component, one-hot, also when the
+    # posterior is split over near-copies
+    split = np.log(np.array([[0.3, 0.3, 0.4], [0.5, 0.25, 0.25]]))
+    one_hot = component_codes(model, "component", np.zeros((2, 4), np.float32), np.zeros((2, 4)))
+    np.testing.assert_array_equal(policy_latent("mix-btl", split, one_hot), [[0, 0, 1], [1, 0, 0]])
+    np.testing.assert_array_equal(policy_latent("mix-btl", z[:5].numpy(), one_hot), w[:5])
+    # or the position of the state each component's reward ranks highest (a goal estimate)
+    states = np.random.default_rng(2).normal(size=(50, 4)).astype(np.float32)
+    peaks = component_codes(model, "peak", states, states)
+    top = model.net(torch.from_numpy(states)).argmax(0).numpy()
+    np.testing.assert_array_equal(peaks, states[top, :2])
+    np.testing.assert_array_equal(policy_latent("mix-btl", split, peaks), states[top[[2, 0]], :2])
+    with pytest.raises(ValueError, match="mix_relabel_z must be prior or posterior"):
+        RLBenchConfig(mix_relabel_z="sample")
+    with pytest.raises(ValueError, match="mix_policy_z must be component or peak"):
+        RLBenchConfig(mix_policy_z="goal")
+
+
 def test_pcell_view_by_hand():
     # U-maze free cells in order: (1,1) (1,2) (1,3) (2,3) (3,1) (3,2) (3,3)
     view = state_view("pcell", UMAZE)
@@ -381,6 +417,8 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     assert res.exit_code == 2 and "1 <= min <= max" in res.output
     res = runner.invoke(app, ["rl", "bench", "--relabel-context", "many", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "MIN-MAX or N" in res.output
+    res = runner.invoke(app, ["rl", "bench", "--mix-relabel-z", "mean", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "mix_relabel_z must be prior or posterior" in res.output
     save(_fake_dataset("umaze"), tmp_path / "u")
     res = runner.invoke(app, ["rl", "bench", "--quick", "--dataset", str(tmp_path / "u"), "--out", str(tmp_path)])
     assert res.exit_code == 2 and "PointMaze_UMaze-v3" in res.output and "'medium'" in res.output

@@ -10,9 +10,10 @@ information gain (:mod:`.queries`, ``pluralign.active``), z comes from the encod
 policy drives the ball (:mod:`.rollout`). A policy's curve with active queries is reported as
 model ``<policy>/active`` (latent models only; the policy is the same, only z differs). z for
 relabelling: NP-BTL and VPL use the encoder's z (VPL: posterior mean) of a random training
-user's 2–8 pairs (Mix-BTL, beside the paper's models: its exact posterior's log weights), the
-z a test user gets (``vpl_relabel_z="prior"``: Alg. 2's samples of VPL's learned prior p(z)); BTL and DPL have no z; the oracle gets the goal's position and reward
-1 − d/d_max.
+user's 2–8 pairs, the z a test user gets (``vpl_relabel_z="prior"``: Alg. 2's samples of VPL's
+learned prior p(z)); Mix-BTL, beside the paper's models, by default one of its rewards drawn
+from its prior (``mix_relabel_z``); BTL and DPL have no z; the oracle gets the goal's position
+and reward 1 − d/d_max.
 The per-step reward IQL sees is the progress r(s_{t+1}, z) − r(s_t, z) (``reward_form``, see
 :func:`.relabel.progress_rewards`) for every policy alike.
 """
@@ -43,7 +44,9 @@ REWARD_MODELS = ("btl", "dpl", "np-btl", "vpl", "mix-btl")
 #: reward models with a user latent: z relabels the data, conditions the policy, and active
 #: queries choose what to ask about it
 LATENT_MODELS = ("np-btl", "vpl", "mix-btl")
-DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle")
+#: the paper's policies, the oracle, and the library's best with 10 goals (Mix-BTL + SPO,
+#: docs/rl.md) last, so that the others draw what they drew before it joined
+DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle", "mix-btl+spo")
 REWARD_FORMS = ("progress", "state")
 
 
@@ -63,9 +66,16 @@ class RLBenchConfig:
     from the paper (4M dataset steps). reward_form: ``progress`` (r(s_{t+1}, z) − r(s_t, z),
     :func:`.relabel.progress_rewards`) or ``state`` (Alg. 2's r(s_{t+1}, z) if next_state, else
     r(s_t, z)). mix_components: Mix-BTL's M (``--policy mix-btl``; not one of the paper's
-    models: M rewards with the exact posterior over them, z the log posterior weights, the
-    policy reading the weights, :func:`policy_latent`); mix_lapse: its lapse ε fixed at this
-    value instead of learnt. query_strategies: how test users' queries are chosen (``random``,
+    models: M rewards with the exact posterior over them, z the log posterior weights,
+    :func:`policy_latent` says what the policy reads); mix_lapse: its lapse ε fixed at this
+    value instead of learnt; mix_relabel_z: the z it relabels with, ``posterior`` (log weights
+    of a training user's pairs, as NP-BTL and VPL; the policy reads weights) or ``prior`` (one
+    component per episode drawn from its learnt prior π: Alg. 2's z from the prior, which for a
+    mixture is one of its rewards; the policy reads the most probable component). ``prior``
+    chosen on the tuning seeds 0 and 20: Mix-BTL + SPO at 8 answers, K = 10, 65 / 66 % random
+    and 74 / 68 % active against 53 / 57 and 56 / 39 %, K = 2 (seed 20) 100 / 100 % (docs/rl.md,
+    "Mix-BTL + SPO relabelled with one of its rewards"). mix_policy_z: with ``prior``, what the
+    policy reads of a component (:func:`component_codes`). query_strategies: how test users' queries are chosen (``random``,
     ``active``); active_pool: the pairs of dataset states active selection chooses from. vpl_relabel_z: the z
     VPL relabels with (module docstring). vpl_beta_max: VPL's KL weight after annealing; 0.05
     chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
@@ -99,6 +109,8 @@ class RLBenchConfig:
     latent_dim: int = 8
     mix_components: int = 16
     mix_lapse: float | None = None
+    mix_relabel_z: str = "prior"
+    mix_policy_z: str = "component"
     vpl_beta_max: float = 0.05
     relabel_copies: int = 1
     comparison_size: int = 500
@@ -131,8 +143,11 @@ class RLBenchConfig:
         if len(self.relabel_context) != 2 or not 1 <= self.relabel_context[0] <= self.relabel_context[1]:
             raise ValueError(f"relabel_context must be (min, max) pairs with 1 <= min <= max, got "
                              f"{self.relabel_context}")
-        if self.vpl_relabel_z not in ("prior", "posterior"):
-            raise ValueError(f"vpl_relabel_z must be prior or posterior, got {self.vpl_relabel_z!r}")
+        for name in ("vpl_relabel_z", "mix_relabel_z"):
+            if getattr(self, name) not in ("prior", "posterior"):
+                raise ValueError(f"{name} must be prior or posterior, got {getattr(self, name)!r}")
+        if self.mix_policy_z not in ("component", "peak"):
+            raise ValueError(f"mix_policy_z must be component or peak, got {self.mix_policy_z!r}")
         if self.reward_form not in REWARD_FORMS:
             raise ValueError(f"unknown reward form {self.reward_form!r}; choose one of {REWARD_FORMS}")
         if self.state_view not in STATE_VIEWS:
@@ -179,13 +194,20 @@ def reward_train_config(name: str, cfg: RLBenchConfig):
 
 
 def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator,
-                     vpl_z: str = "prior", sizes: tuple[int, int] = (2, 8)) -> torch.Tensor:
-    """z for ``n`` episodes (module docstring): prior samples (VPL, Alg. 2), encoder outputs of
-    random training users' contexts of ``sizes`` pairs (NP-BTL; VPL with ``vpl_z="posterior"``:
-    the posterior means, the z test users get; Mix-BTL: log posterior weights), or width 0
-    (BTL, DPL)."""
+                     vpl_z: str = "prior", sizes: tuple[int, int] = (2, 8),
+                     mix_z: str = "posterior") -> torch.Tensor:
+    """z for ``n`` episodes (module docstring): prior samples (VPL, Alg. 2; Mix-BTL with
+    ``mix_z="prior"``: one component each, drawn from π, as log weights 0 / −inf), encoder outputs
+    of random training users' contexts of ``sizes`` pairs (NP-BTL; VPL with ``vpl_z="posterior"``:
+    the posterior means, the z test users get; Mix-BTL with ``mix_z="posterior"``: log posterior
+    weights), or width 0 (BTL, DPL)."""
     if name == "vpl" and vpl_z == "prior":
         return model.prior().sample((n,)).detach()
+    if name == "mix-btl" and mix_z == "prior":
+        with torch.no_grad():
+            prior = torch.softmax(model.prior_logits, 0).double().numpy()
+        picked = torch.from_numpy(rng.choice(len(prior), size=n, p=prior / prior.sum()))
+        return torch.full((n, len(prior)), -math.inf).scatter_(1, picked[:, None], 0.0)
     if name not in LATENT_MODELS:
         return torch.zeros(n, 0)
     c, rj, mask, _ = training_contexts(records, n, rng, sizes)
@@ -194,11 +216,31 @@ def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator
         return (model.latent(z) if isinstance(z, torch.distributions.Normal) else z).detach()
 
 
-def policy_latent(name: str, z: np.ndarray) -> np.ndarray:
+def policy_latent(name: str, z: np.ndarray, components: np.ndarray | None = None) -> np.ndarray:
     """What the policy reads of a reward model's z: Mix-BTL's z is log posterior weights over
     its components (down to about -1e2 once the answers rule a component out), so the policy
-    gets the weights themselves, in [0, 1]; other models' z as it is."""
-    return np.exp(z) if name == "mix-btl" else z
+    gets the weights themselves, in [0, 1], or with ``components`` (M, C) (a policy trained on
+    one reward per episode, ``mix_relabel_z="prior"``) the row of the most probable component
+    (:func:`component_codes`): spare components learn near-copies of one goal's reward, and a
+    posterior split evenly over copies is a weight vector such a policy never saw. Other models'
+    z as it is."""
+    if name != "mix-btl":
+        return z
+    if components is not None:
+        return components[np.argmax(z, axis=-1)]
+    return np.exp(z)
+
+
+@torch.no_grad()
+def component_codes(model, how: str, seen: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """(M, C): what a policy reads of each Mix-BTL component (``RLBenchConfig.mix_policy_z``):
+    ``component``, its one-hot; ``peak``, the position (x, y) of the state among ``states`` (read
+    by the model as ``seen``) its reward ranks highest, a goal estimate as the oracle's z is the goal."""
+    m = model.config.n_components
+    if how == "component":
+        return np.eye(m, dtype=np.float32)
+    rewards = model.eval().net(torch.from_numpy(seen).float())  # (S, M)
+    return states[rewards.argmax(0).numpy(), :2].astype(np.float32)
 
 
 def _stats(successes: np.ndarray) -> dict[str, Any]:
@@ -270,13 +312,16 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 log(f"[K={k}] reward model {base}: best validation accuracy "
                     f"{doc['reward_val_accuracy'][base]}")
             model = models[base]
+            components = (component_codes(model, cfg.mix_policy_z, setting.view(states), states)
+                          if base == "mix-btl" and cfg.mix_relabel_z == "prior" else None)
             z_parts, r_parts = [], []
             for c in range(cfg.relabel_copies):
-                z = _relabel_latents(base, model, records, n_ep, rng, cfg.vpl_relabel_z, cfg.relabel_context)
+                z = _relabel_latents(base, model, records, n_ep, rng, cfg.vpl_relabel_z, cfg.relabel_context,
+                                     cfg.mix_relabel_z)
                 r = (progress_rewards(model, before, episodes, z, scaling, comparison) if progress
                      else relabel(model, episodes, z, scaling, comparison))
                 r_parts.append(r.reshape(-1).numpy())
-                z_parts.append(np.repeat(policy_latent(base, z.numpy()), L, axis=0))
+                z_parts.append(np.repeat(policy_latent(base, z.numpy(), components), L, axis=0))
             z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
         policy = train_iql(np.tile(states, (cfg.relabel_copies, 1)), z_rows.astype(np.float32), actions,
                            rewards, L, cfg.iql, seed=cfg.seed)
@@ -286,7 +331,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 given = test_answers(base, strategy, models[base], setting, cfg, answers)
             for n in cfg.context_sizes:
                 z = (goals_xy[test.goal_index].astype(np.float32) if base == "oracle"
-                     else policy_latent(base, latents(models[base], *given.first(n))))
+                     else policy_latent(base, latents(models[base], *given.first(n)), components))
                 ok, paths = rollout(policy, z, sim, test, goals_xy, cfg.horizon, cfg.radius)
                 curve[str(n)] = _stats(ok)
                 per_goal[str(n)] = [float(ok[test.goal_index == g].mean()) for g in range(k)]

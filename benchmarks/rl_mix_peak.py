@@ -1,0 +1,17 @@
+"""Mix-BTL + SPO in the maze with the policy reading each component's reward peak (the position of
+the dataset state its reward ranks highest: a goal estimate, as the oracle reads the goal) instead
+of the component's one-hot (issue 14; docs/rl.md, "Mix-BTL + SPO relabelled with one of its
+rewards"). Tuning seeds only: ``RLBenchConfig.mix_policy_z`` has no CLI flag.
+
+    python benchmarks/rl_mix_peak.py 0 runs/rl-mix/peak-s0 10        # seed, output folder, goal counts...
+
+A folder holding a finished run of the same seed reuses its reward model (about 4 min for K = 10).
+"""
+
+import sys
+
+from pluralign.rl.bench import RLBenchConfig, run_bench
+
+if __name__ == "__main__":
+    seed, out, goals = int(sys.argv[1]), sys.argv[2], tuple(int(k) for k in sys.argv[3:]) or (10,)
+    run_bench(RLBenchConfig(goal_counts=goals, policies=("mix-btl+spo",), mix_policy_z="peak", seed=seed), out)
