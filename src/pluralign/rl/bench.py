@@ -75,8 +75,8 @@ class RLBenchConfig:
     chosen on the tuning seeds 0 and 20: Mix-BTL + SPO at 8 answers, K = 10, 65 / 66 % random
     and 74 / 68 % active against 53 / 57 and 56 / 39 %, K = 2 (seed 20) 100 / 100 % (docs/rl.md,
     "Mix-BTL + SPO relabelled with one of its rewards"). mix_policy_z: with ``prior``, what the
-    policy reads of a component (:func:`component_codes`). query_strategies: how test users' queries are chosen (``random``,
-    ``active``); active_pool: the pairs of dataset states active selection chooses from. vpl_relabel_z: the z
+    policy reads of a component (:func:`component_codes`). query_strategies: how test users'
+    queries are chosen (``random``, ``active``); active_pool: the pairs of dataset states active selection chooses from. vpl_relabel_z: the z
     VPL relabels with (module docstring). vpl_beta_max: VPL's KL weight after annealing; 0.05
     chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
     relabel_context: (min, max) pairs of the training user whose z relabels an episode (NP-BTL,
