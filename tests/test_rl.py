@@ -256,12 +256,12 @@ def test_mix_btl_relabels_with_one_of_its_rewards_drawn_from_its_prior():
     # at test time such a policy reads the most probable component, one-hot, also when the
     # posterior is split over near-copies
     split = np.log(np.array([[0.3, 0.3, 0.4], [0.5, 0.25, 0.25]]))
-    one_hot = component_codes(model, "component", np.zeros((2, 4), np.float32), np.zeros((2, 4)))
+    one_hot = component_codes(model, "component", np.zeros((2, 4), np.float32))
     np.testing.assert_array_equal(policy_latent("mix-btl", split, one_hot), [[0, 0, 1], [1, 0, 0]])
     np.testing.assert_array_equal(policy_latent("mix-btl", z[:5].numpy(), one_hot), w[:5])
     # or the position of the state each component's reward ranks highest (a goal estimate)
     states = np.random.default_rng(2).normal(size=(50, 4)).astype(np.float32)
-    peaks = component_codes(model, "peak", states, states)
+    peaks = component_codes(model, "peak", states, lambda x: x)
     top = model.net(torch.from_numpy(states)).argmax(0).numpy()
     np.testing.assert_array_equal(peaks, states[top, :2])
     np.testing.assert_array_equal(policy_latent("mix-btl", split, peaks), states[top[[2, 0]], :2])

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,8 @@ class RLBenchConfig:
     and 74 / 68 % active against 53 / 57 and 56 / 39 %, K = 2 (seed 20) 100 / 100 % (docs/rl.md,
     "Mix-BTL + SPO relabelled with one of its rewards"). mix_policy_z: with ``prior``, what the
     policy reads of a component (:func:`component_codes`). query_strategies: how test users'
-    queries are chosen (``random``, ``active``); active_pool: the pairs of dataset states active selection chooses from. vpl_relabel_z: the z
+    queries are chosen (``random``, ``active``); active_pool: the pairs of dataset states active
+    selection chooses from. vpl_relabel_z: the z
     VPL relabels with (module docstring). vpl_beta_max: VPL's KL weight after annealing; 0.05
     chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
     relabel_context: (min, max) pairs of the training user whose z relabels an episode (NP-BTL,
@@ -232,13 +234,16 @@ def policy_latent(name: str, z: np.ndarray, components: np.ndarray | None = None
 
 
 @torch.no_grad()
-def component_codes(model, how: str, seen: np.ndarray, states: np.ndarray) -> np.ndarray:
+def component_codes(model, how: str, states: np.ndarray,
+                    view: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """(M, C): what a policy reads of each Mix-BTL component (``RLBenchConfig.mix_policy_z``):
     ``component``, its one-hot; ``peak``, the position (x, y) of the state among ``states`` (read
-    by the model as ``seen``) its reward ranks highest, a goal estimate as the oracle's z is the goal."""
+    by the model through ``view``) its reward ranks highest, a goal estimate as the oracle's z is
+    the goal."""
     m = model.config.n_components
     if how == "component":
         return np.eye(m, dtype=np.float32)
+    seen = states if view is None else view(states)
     rewards = model.eval().net(torch.from_numpy(seen).float())  # (S, M)
     return states[rewards.argmax(0).numpy(), :2].astype(np.float32)
 
@@ -312,7 +317,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 log(f"[K={k}] reward model {base}: best validation accuracy "
                     f"{doc['reward_val_accuracy'][base]}")
             model = models[base]
-            components = (component_codes(model, cfg.mix_policy_z, setting.view(states), states)
+            components = (component_codes(model, cfg.mix_policy_z, states, setting.view)
                           if base == "mix-btl" and cfg.mix_relabel_z == "prior" else None)
             z_parts, r_parts = [], []
             for c in range(cfg.relabel_copies):

@@ -22,8 +22,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..eval.seeds import interval_row, read_seed_docs, write_tables
-from .report import (ACTIVE_BUDGET, ACTIVE_POLICIES, ORACLE_GAP_POLICIES, first_reaching, goals_of, oracle_tolerance, results_stem, success_at,
-                     summary_lines, validate, write_results)
+from .report import (ACTIVE_BUDGET, ACTIVE_POLICIES, ORACLE_GAP_POLICIES, first_reaching, goals_of,
+                     oracle_tolerance, results_stem, success_at, summary_lines, validate, write_results)
 
 def goal_counts(run_dirs: Sequence[str | Path]) -> list[int]:
     """The goal counts K with a ``maze-{K}goals.json`` in every run folder."""
