@@ -1,5 +1,5 @@
 """Where does each Mix-BTL component's reward peak, against the goal it stands for? (issue 14;
-docs/rl.md, "Mix-BTL + SPO relabelled with one of its rewards")
+docs/rl.md, "What the Mix-BTL policy misses: rewards that peak past the goal")
 
 For each of the K goals of a ``pluralign rl bench`` run: the component whose reward ranks the
 goal's centre (ball at rest) highest among the dataset's states; the fraction of dataset states
