@@ -27,13 +27,13 @@ from pluralign.rl.bench import RLBenchConfig, run_bench
 BENCH_FIELDS = ("local_pairs", "reward_steps", "n_users", "pairs_per_user", "state_view")
 
 
-def _value(text: str) -> int | float | str:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+def typed(key: str, text: str) -> int | float | str:
+    """A KEY=VALUE setting typed as its default (as ``rl_goal_identification.parse_settings``):
+    the bench's for BENCH_FIELDS, IQL's for the rest."""
+    default = RLBenchConfig() if key in BENCH_FIELDS else RLBenchConfig().iql
+    if not hasattr(default, key):
+        raise SystemExit(f"unknown setting {key!r}: one of {BENCH_FIELDS} or an IQLSettings field")
+    return type(getattr(default, key))(text)
 
 
 if __name__ == "__main__":
@@ -46,7 +46,7 @@ if __name__ == "__main__":
         policy, _, rest = v.rpartition("@")
         size, _, settings = rest.partition(":")
         copies, steps = (int(x) for x in size.split("x"))
-        given = {key: _value(text) for key, text in (kv.split("=") for kv in settings.split(",") if kv)}
+        given = {key: typed(key, text) for key, text in (kv.split("=") for kv in settings.split(",") if kv)}
         bench = {key: value for key, value in given.items() if key in BENCH_FIELDS}
         iql = {key: value for key, value in given.items() if key not in BENCH_FIELDS}
         base = RLBenchConfig(goal_counts=(10,), policies=(policy,) if policy else ("mix-btl+spo", "oracle"), seed=seed)

@@ -29,7 +29,7 @@ import torch
 from pluralign.rl.bench import RLBenchConfig, get_dataset, reward_train_config
 from pluralign.rl.setting import goal_setting
 from pluralign.train.rewards import train_reward_model
-from rl_goal_identification import model_config  # benchmarks/ is on the path when run as a script
+from rl_goal_identification import goal_centres, model_config  # benchmarks/ is on the path as a script
 
 
 def peaks(bench: Path, seed: int, k: int) -> list[dict]:
@@ -43,8 +43,7 @@ def peaks(bench: Path, seed: int, k: int) -> list[dict]:
     states = dataset.observations
     with torch.no_grad():
         scores = model.eval().net(torch.from_numpy(setting.view(states)).float()).numpy()  # (S, M)
-        centres = np.concatenate([setting.goals_xy, np.zeros_like(setting.goals_xy)], axis=1)
-        at_goal = model.net(torch.from_numpy(setting.view(centres)).float()).numpy()  # (K, M)
+        at_goal = model.net(goal_centres(setting).float()).numpy()  # (K, M)
     half = dataset.maze.scale / 2
     steps = np.linspace(-0.9 * half, 0.9 * half, 7)
     offsets = np.array([(dx, dy) for dx in steps for dy in steps]).round(2)
