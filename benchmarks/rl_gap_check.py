@@ -68,8 +68,9 @@ def main() -> None:
     ap.add_argument("--iql-steps", type=int, default=None, help="IQL gradient steps per policy (default: the bench's)")
     ap.add_argument("--out", type=Path, default=Path("runs/rl-gap-check"))
     a = ap.parse_args()
+    # one round of 20 random pairs, the defaults when this ran (before 2026-12-02's second round)
     cfg = RLBenchConfig(seed=a.seed, goal_counts=(a.goals,), local_pairs=a.local_pairs, state_view=a.state_view,
-                        reward_steps=a.reward_steps)
+                        reward_steps=a.reward_steps, pairs_per_user=20, refine_pairs=0)
     if a.iql_steps is not None:
         cfg.iql = dataclasses.replace(cfg.iql, steps=a.iql_steps)
     a.out.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, get_dataset, reward_train_config
+from pluralign.rl.bench import RLBenchConfig, get_dataset, labelled_setting, reward_train_config, runs_folder
 from pluralign.rl.queries import Answers, latents
 from pluralign.rl.setting import goal_setting, random_test_answers, test_answers
 from pluralign.train.rewards import train_reward_model
@@ -201,17 +201,19 @@ def model_config(benches: list[Path], seed: int, k: int, train: dict | None, out
     """The config and model folder: a --bench run of this seed, or (``train``) the bench's defaults
     with those settings, trained here into ``out``."""
     if train is not None:
-        cfg = RLBenchConfig(seed=seed, **train)
+        # on one round of 20 random pairs, the defaults its records used (before 2026-12-02)
+        cfg = RLBenchConfig(seed=seed, **{"pairs_per_user": 20, "refine_pairs": 0, **train})
         tag = "-".join(f"{key}{v}" for key, v in sorted(train.items())) or "defaults"
-        return cfg, out / "models" / tag / f"k{k}-seed{seed}-{cfg.state_view}"
+        return cfg, out / "models" / tag / runs_folder(k, cfg)
     for d in benches:
         doc = json.loads((d / f"maze-{k}goals.json").read_text()) if (d / f"maze-{k}goals.json").is_file() else {}
         if doc.get("config", {}).get("seed") == seed:
             # the run's user, reward and query settings (its dataset and IQL do not matter here)
             fields = {f.name for f in dataclasses.fields(RLBenchConfig)} - {"data", "iql"}
-            cfg = RLBenchConfig(**{key: tuple(v) if isinstance(v, list) else v
-                                   for key, v in doc["config"].items() if key in fields})
-            return cfg, d / f"k{k}-seed{seed}-{cfg.state_view}"
+            # runs from before the second round existed (refine_pairs) had none
+            cfg = RLBenchConfig(**{"refine_pairs": 0, **{key: tuple(v) if isinstance(v, list) else v
+                                                         for key, v in doc["config"].items() if key in fields}})
+            return cfg, d / runs_folder(k, cfg)
     raise SystemExit(f"--model needs a --bench folder of seed {seed} with maze-{k}goals.json, or --train")
 
 
@@ -221,7 +223,7 @@ def model_row(base: str, cfg: RLBenchConfig, folder: Path, k: int, dataset, ns: 
     there) for random (``random[size]``: the draws of ``main``, the n-answer context being the
     first n of ``random[max(n, BENCH_N)]``, as for the exact posterior), the bench's active and the
     ideal questions, printed and returned {strategy: {n: rate}, "val_accuracy": ...}."""
-    setting = goal_setting(k, dataset, cfg)
+    setting = labelled_setting(k, dataset, cfg, folder)  # with a second round where the run had one
     model, result = train_reward_model(setting.records, base, reward_train_config(base, cfg),
                                        folder / "rewards" / base)  # loads a finished run
     active, ideal = test_answers(base, "active", model, setting, cfg, {}), viewed(ideal, setting.view)

@@ -12,6 +12,7 @@ from pluralign.rl.bench import RLBenchConfig, run_bench
 
 if __name__ == "__main__":
     seed, out = int(sys.argv[1]), sys.argv[2]
-    # relabelled with posterior weights, as when it was run (the default before 2026-12-02)
+    # relabelled with posterior weights on one round of 20 random pairs, as when it was run (the
+    # defaults before 2026-12-02)
     run_bench(RLBenchConfig(goal_counts=(10,), policies=("mix-btl",), mix_lapse=0.1, mix_relabel_z="posterior",
-                            seed=seed), out)
+                            pairs_per_user=20, refine_pairs=0, seed=seed), out)

@@ -14,4 +14,6 @@ from pluralign.rl.bench import RLBenchConfig, run_bench
 
 if __name__ == "__main__":
     seed, out, goals = int(sys.argv[1]), sys.argv[2], tuple(int(k) for k in sys.argv[3:]) or (10,)
-    run_bench(RLBenchConfig(goal_counts=goals, policies=("mix-btl+spo",), mix_policy_z="peak", seed=seed), out)
+    # one round of 20 random pairs, the defaults when this ran (before 2026-12-02's second round)
+    run_bench(RLBenchConfig(goal_counts=goals, policies=("mix-btl+spo",), mix_policy_z="peak", pairs_per_user=20,
+                            refine_pairs=0, seed=seed), out)

@@ -21,10 +21,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from pluralign.rl.bench import RLBenchConfig, run_bench
+from pluralign.rl.bench import RLBenchConfig, run_bench, runs_folder
 
 # RLBenchConfig fields a variant may set (they change the reward model's data); other keys are IQL's
-BENCH_FIELDS = ("local_pairs", "reward_steps", "n_users", "pairs_per_user", "state_view")
+BENCH_FIELDS = ("local_pairs", "reward_steps", "n_users", "pairs_per_user", "state_view", "refine_pairs", "refine_top")
 
 
 def typed(key: str, text: str) -> int | float | str:
@@ -38,7 +38,7 @@ def typed(key: str, text: str) -> int | float | str:
 
 if __name__ == "__main__":
     seed, root, variants = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:] or ["1x6000"]
-    runs = f"k10-seed{seed}-{RLBenchConfig().state_view}"
+    runs = runs_folder(10, RLBenchConfig(seed=seed))
     # a finished run of this seed with the bench's settings (its folder name sets none of them)
     shared = next((p for p in sorted(root.glob("c*"))
                    if (p / runs).is_dir() and not any(key in p.name for key in BENCH_FIELDS)), None)

@@ -101,7 +101,9 @@ def main() -> None:
                                      pairs_per_user=a.pairs_per_user, n_users=a.n_users,
                                      local_pairs=a.local_pairs, state_view=a.state_view).items()
                if v is not None}
-    cfg = dataclasses.replace(RLBenchConfig(seed=a.seed, goal_counts=(a.goals,)), **changes)
+    # one round of random pairs, the defaults when this ran (before 2026-12-02's second round)
+    base = RLBenchConfig(seed=a.seed, goal_counts=(a.goals,), pairs_per_user=20, refine_pairs=0)
+    cfg = dataclasses.replace(base, **changes)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)

@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, get_dataset, reward_train_config
-from pluralign.rl.setting import goal_setting
+from pluralign.rl.bench import RLBenchConfig, get_dataset, labelled_setting, reward_train_config
 from pluralign.train.rewards import train_reward_model
 from rl_goal_identification import goal_centres, model_config  # benchmarks/ is on the path as a script
 
@@ -35,7 +34,7 @@ from rl_goal_identification import goal_centres, model_config  # benchmarks/ is 
 def peaks(bench: Path, seed: int, k: int) -> list[dict]:
     cfg, folder = model_config([bench], seed, k, None, bench)
     dataset = get_dataset(cfg, bench)
-    setting = goal_setting(k, dataset, cfg)
+    setting = labelled_setting(k, dataset, cfg, folder)
     run_dir = folder / "rewards" / "mix-btl"
     if not (run_dir / "run.json").is_file():
         raise SystemExit(f"no trained mix-btl in {run_dir}: run the bench with --policy mix-btl+spo there first")

@@ -67,14 +67,14 @@ def main() -> None:
     ap.add_argument("--goals", type=int, default=2)
     ap.add_argument("--view", action="append", default=None, help="raw, pos, cell, pcell, ff1, ff2, ... (repeatable)")
     ap.add_argument("--users", type=int, default=RLBenchConfig.n_users)
-    ap.add_argument("--pairs-per-user", type=int, default=RLBenchConfig.pairs_per_user)
+    ap.add_argument("--pairs-per-user", type=int, default=20)  # the bench's default when this ran
     ap.add_argument("--reward-steps", type=int, default=1000, help="1,000: the bench's before the view was chosen")
     ap.add_argument("--dataset", type=Path, default=None, help="reuse a dataset (pluralign rl data)")
     ap.add_argument("--out", default="runs/rl-state-features")
     a = ap.parse_args()
     # the users' records as observations (state_view raw): this script applies its own views
     cfg = RLBenchConfig(seed=a.seed, goal_counts=(a.goals,), n_users=a.users, pairs_per_user=a.pairs_per_user,
-                        reward_steps=a.reward_steps, state_view="raw")
+                        refine_pairs=0, reward_steps=a.reward_steps, state_view="raw")
     sizes = "" if (a.users, a.pairs_per_user, a.reward_steps) == (500, 20, 1000) else \
         f"-u{a.users}-p{a.pairs_per_user}-r{a.reward_steps}"
     out = Path(a.out) / f"seed{a.seed}{sizes}"

@@ -297,7 +297,7 @@ def test_models_read_the_view_while_users_answer_on_states():
     ds.observations[:] = np.concatenate([Maze.named("medium").cell_to_xy(np.array([(1, 1), (6, 5), (6, 6), (4, 4),
                                                                                    (2, 2), (3, 3)])),
                                          np.zeros((6, 2))], 1)
-    raw = RLBenchConfig(n_users=4, pairs_per_user=3, eval_per_goal=1, seed=0, state_view="raw")
+    raw = RLBenchConfig(n_users=4, pairs_per_user=3, refine_pairs=0, eval_per_goal=1, seed=0, state_view="raw")
     seen = dataclasses.replace(raw, state_view="pcell")
     a, b = goal_setting(2, ds, raw), goal_setting(2, ds, seen)
     view = state_view("pcell", ds.maze)
@@ -313,6 +313,54 @@ def test_models_read_the_view_while_users_answer_on_states():
         assert (b.fields[k](act.chosen[i, :, :2]) <= b.fields[k](act.rejected[i, :, :2])).all()  # ties: at random
     with pytest.raises(ValueError, match="unknown state view"):
         RLBenchConfig(state_view="grid")
+
+
+def test_second_round_pairs_come_from_the_states_the_model_rates_highest_for_the_user():
+    """``refine_pairs``: each user's second-round pairs are drawn among the pool states the model,
+    personalised with that user's first-round answers, rates highest; the user answers them by
+    shortest path, and keeps their id, split and goal."""
+    from pluralign.rl.refine import refine_records, top_states
+
+    medium = Maze.named("medium")
+    view = state_view("pcell", medium)
+    fields = [GeodesicField(medium, g) for g in [(1, 1), (6, 6)]]
+    rng = np.random.default_rng(0)
+    cells = medium.cell_to_xy(np.array(medium.free_cells()))
+    pool = np.concatenate([cells[rng.integers(len(cells), size=200)] + rng.uniform(-0.4, 0.4, (200, 2)),
+                           np.zeros((200, 2))], 1).astype(np.float32)
+    first = preference_records(pool, fields, n_users=6, pairs_per_user=4, seed=1)
+    first = [dataclasses.replace(r, chosen=view(np.array(r.chosen)).tolist(),
+                                 rejected=view(np.array(r.rejected)).tolist()) for r in first]
+    model = _tiny("mix-btl", dim=2 + len(medium.free_cells()), n_components=3)
+    out = refine_records(first, model, pool, view, fields, n_pairs=5, top=0.05, seed=2)
+    assert len(out) == 6 * (4 + 5)
+    for u in range(6):
+        own = [r for r in first if r.user_id == f"user{u:05d}"]
+        mine = [r for r in out if r.user_id == own[0].user_id]
+        assert mine[:4] == own and len(mine) == 9
+        assert {(r.split, r.user_latent) for r in mine} == {(own[0].split, own[0].user_latent)}
+        c = torch.tensor([[r.chosen for r in own]])
+        rj = torch.tensor([[r.rejected for r in own]])
+        (top,) = top_states(model, c, rj, torch.from_numpy(view(pool)), 10)
+        z = torch.from_numpy(latents(model, c, rj))
+        rewards = model.reward(torch.from_numpy(view(pool))[None], z)[0].detach().numpy()
+        assert rewards[top].min() >= np.delete(rewards, top).max()  # the 5 % of 200 it rates highest
+        allowed = view(pool[top])
+        field = fields[own[0].user_latent]
+        for r in mine[4:]:
+            for s in (r.chosen, r.rejected):
+                assert np.abs(allowed - np.array(s)).max(1).min() < 1e-5
+            assert field(np.array(r.chosen[:2])) < field(np.array(r.rejected[:2]))
+    with pytest.raises(ValueError, match="at least 1 second-round pair"):
+        refine_records(first, model, pool, view, fields, n_pairs=0)
+    with pytest.raises(ValueError, match="same number of first-round pairs"):
+        refine_records(first[1:], model, pool, view, fields, n_pairs=2)
+    from pluralign.rl.bench import RLBenchConfig
+
+    with pytest.raises(ValueError, match="at least 4 first-round pairs"):
+        RLBenchConfig(pairs_per_user=20, refine_pairs=17)
+    with pytest.raises(ValueError, match="refine_model must be one of"):
+        RLBenchConfig(refine_pairs=8, refine_model="btl")
 
 
 def test_relabel_bad_input():
@@ -373,8 +421,8 @@ def test_simulator_matches_gymnasium_robotics():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("view", ["raw", "pcell"])
-def test_quick_bench_end_to_end(tmp_path, view):
+@pytest.mark.parametrize("view,refine", [("raw", 0), ("pcell", 0), ("pcell", 8)])
+def test_quick_bench_end_to_end(tmp_path, view, refine):
     pytest.importorskip("d3rlpy")
     pytest.importorskip("mujoco")
     from pluralign.rl.bench import RLBenchConfig, run_bench
@@ -383,8 +431,10 @@ def test_quick_bench_end_to_end(tmp_path, view):
     cfg = RLBenchConfig.quick(policies=("np-btl", "vpl+spo", "mix-btl", "oracle"), context_sizes=(0, 2),
                               data=MazeDataConfig(n_episodes=20, episode_len=50), n_users=60,
                               reward_steps=200, iql=IQLSettings(steps=60, hidden=32), eval_per_goal=2,
-                              horizon=20, state_view=view)
+                              horizon=20, state_view=view, refine_pairs=refine)
     (doc,) = run_bench(cfg, tmp_path, log=lambda *_: None)
+    if refine:  # the first round's Mix-BTL chose each labelling user's last 8 pairs
+        assert (tmp_path / f"k2-seed0-{view}-refine8" / "rewards" / "mix-btl-round1").is_dir()
     saved = json.loads((tmp_path / "maze-2goals.json").read_text())
     assert saved["task"] == "maze-medium-2goals" and saved["context_sizes"] == [0, 2]
     assert set(saved["models"]) == {"np-btl", "vpl+spo", "mix-btl", "oracle", "np-btl/active", "vpl+spo/active",
@@ -417,6 +467,8 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     assert res.exit_code == 2 and "1 <= min <= max" in res.output
     res = runner.invoke(app, ["rl", "bench", "--relabel-context", "many", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "MIN-MAX or N" in res.output
+    res = runner.invoke(app, ["rl", "bench", "--refine-pairs", "25", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "at least 4 first-round pairs" in res.output
     res = runner.invoke(app, ["rl", "bench", "--mix-relabel-z", "mean", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "mix_relabel_z must be prior or posterior" in res.output
     save(_fake_dataset("umaze"), tmp_path / "u")

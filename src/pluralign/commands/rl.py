@@ -52,15 +52,16 @@ def bench(
     out: Path = typer.Option(Path("runs/bench-rl"), "--out", help="Folder for results (JSON, CSV, PNG), dataset and runs."),
     quick: bool = typer.Option(False, "--quick", help="The CI form: 2 goals, small data and few IQL steps (a few minutes)."),
     goals: list[int] = typer.Option(None, "--goals", help="User goal counts K (repeatable; default 2 and 10)."),
-    policy: list[str] = typer.Option(None, "--policy", help="btl, dpl, np-btl, vpl, vpl+spo, vpl+batchnorm, vpl+maxnorm, mix-btl, mix-btl+spo, oracle, ... (repeatable)."),
+    policy: list[str] = typer.Option(None, "--policy", help="btl, dpl, np-btl, vpl, vpl+spo, vpl+batchnorm, vpl+maxnorm, mix-btl, mix-btl+spo, mix-btl+maxnorm, oracle, ... (repeatable)."),
     queries: list[int] = typer.Option(None, "--queries", help="Numbers of answered queries at test time (repeatable)."),
     queries_strategy: list[str] = typer.Option(None, "--queries-strategy", help="How test users' queries are chosen: random, active (information gain, pluralign.active); repeatable, default both. Active curves are reported as <policy>/active."),
     dataset: Path = typer.Option(None, "--dataset", help="A dataset folder from 'pluralign rl data' (default: generate one)."),
     iql_steps: int = typer.Option(None, "--iql-steps", help="IQL gradient steps per policy."),
     reward_steps: int = typer.Option(None, "--reward-steps", help="Training steps per reward model (default 4000)."),
     users: int = typer.Option(None, "--users", help="Simulated users who label state pairs for the reward models (default 500)."),
-    pairs_per_user: int = typer.Option(None, "--pairs-per-user", help="State pairs each of them labels (default 20)."),
+    pairs_per_user: int = typer.Option(None, "--pairs-per-user", help="State pairs each of them labels (default 28)."),
     local_pairs: float = typer.Option(None, "--local-pairs", help="Fraction of those pairs drawn a few steps apart within one episode instead of at random (default 0: the paper's random pairs)."),
+    refine_pairs: int = typer.Option(None, "--refine-pairs", help="How many of those pairs each user labels in a second round, among the states Mix-BTL (trained on the first round) rates highest for them: pairs near their goal (default 8; 0: one round of random pairs, the paper's)."),
     label_noise: float = typer.Option(None, "--label-noise", help="Probability a training label is flipped."),
     query_noise: float = typer.Option(None, "--query-noise", help="Probability a test user's answer is flipped."),
     vpl_relabel_z: str = typer.Option(None, "--vpl-relabel-z", help="z VPL relabels episodes with: prior (Alg. 2, samples of p(z)) or posterior (means of q(z | a training user's 2-8 pairs))."),
@@ -88,7 +89,8 @@ def bench(
         changes["query_strategies"] = tuple(queries_strategy)
     for name, value in (("reward_steps", reward_steps), ("label_noise", label_noise), ("query_noise", query_noise),
                         ("vpl_relabel_z", vpl_relabel_z), ("mix_relabel_z", mix_relabel_z), ("n_users", users),
-                        ("pairs_per_user", pairs_per_user), ("local_pairs", local_pairs), ("state_view", state_view)):
+                        ("pairs_per_user", pairs_per_user), ("local_pairs", local_pairs),
+                        ("refine_pairs", refine_pairs), ("state_view", state_view)):
         if value is not None:
             changes[name] = value
     try:

@@ -38,17 +38,20 @@ from .iql import IQLSettings, train_iql
 from .maze import Maze
 from .queries import STRATEGIES
 from .relabel import SCALINGS, oracle_rewards, progress_rewards, relabel
-from .setting import comparison_set, goal_setting, test_answers, training_contexts
+from .setting import GoalSetting, comparison_set, goal_setting, test_answers, training_contexts
 from .views import STATE_VIEWS
 
 REWARD_MODELS = ("btl", "dpl", "np-btl", "vpl", "mix-btl")
 #: reward models with a user latent: z relabels the data, conditions the policy, and active
 #: queries choose what to ask about it
 LATENT_MODELS = ("np-btl", "vpl", "mix-btl")
-#: the paper's policies, the oracle, and the library's best with 10 goals (Mix-BTL + SPO,
-#: docs/rl.md) last, so that the others draw what they drew before it joined
-DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle", "mix-btl+spo")
+#: the paper's policies, the oracle, and the library's best with 10 goals (Mix-BTL + max-norm
+#: on the second round's labels, docs/rl.md; Mix-BTL + SPO before 2026-12-02) last, so that the
+#: others draw what they drew before it joined
+DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle", "mix-btl+maxnorm")
 REWARD_FORMS = ("progress", "state")
+#: dataset states a second labelling round (``refine_pairs``) rates to pick its pairs from
+REFINE_POOL = 4000
 
 
 def parse_policy(name: str) -> tuple[str, str]:
@@ -86,9 +89,19 @@ class RLBenchConfig:
     own pairs; (2, 8) is the reward models' own training context range.
     local_pairs: the fraction of each user's labelled pairs drawn a few steps apart (up to
     ``local_span``) within one episode instead of at random (:func:`.users.draw_pairs`; 0 is the
-    paper's random pairs). state_view: what the reward models see of a state (:mod:`.views`:
-    ``raw``, the paper's observation, or ``pcell``, position + the cell's one-hot); the policy
-    always sees the observation. ``pcell`` and 4,000 reward steps (were ``raw`` and 1,000) chosen
+    paper's random pairs). refine_pairs: how many of each user's ``pairs_per_user`` pairs come in
+    a second round, drawn among the ``refine_top`` fraction of a pool of dataset states that
+    ``refine_model``, trained on everyone's first-round pairs and personalised with the user's
+    own, rates highest (:mod:`.refine`; 0 is the paper's one round of random pairs). 28 pairs
+    per user with 8 of them in a second round (were 20 random pairs) and ``mix-btl+maxnorm`` as
+    the default list's Mix-BTL policy (was ``mix-btl+spo``) chosen on the tuning seeds 24-26
+    after a rule written on seeds 0 and 20-22: Mix-BTL's policy at 8 answers, K = 10, 60.0 /
+    78.3 % random / active against 59.3 / 71.3 (the previous defaults), 60.0 / 69.3 (max-norm on
+    20 random pairs) and 60.3 / 69.7 (max-norm on 28 random pairs) (docs/rl.md, "A second
+    labelling round near each user's goal").
+    state_view: what the reward models see of a state (:mod:`.views`: ``raw``, the paper's
+    observation, or ``pcell``, position + the cell's one-hot); the policy always sees the
+    observation. ``pcell`` and 4,000 reward steps (were ``raw`` and 1,000) chosen
     on the tuning seeds 0 and 20: VPL + SPO's success at 8 answers, mean over 2 and 10 goals and
     both seeds, 57 % against 26 % (docs/rl.md, "The reward models' view of the state"). IQL
     6,000 steps (was 2,000, chosen on the oracle) on the same tuning seeds: VPL + SPO at 8
@@ -101,9 +114,12 @@ class RLBenchConfig:
     context_sizes: tuple[int, ...] = (0, 1, 2, 4, 8)
     data: MazeDataConfig = field(default_factory=lambda: MazeDataConfig(n_episodes=800, episode_len=50))
     n_users: int = 500
-    pairs_per_user: int = 20
+    pairs_per_user: int = 28
     local_pairs: float = 0.0
     local_span: int = 10
+    refine_pairs: int = 8
+    refine_top: float = 0.03
+    refine_model: str = "mix-btl"
     label_noise: float = 0.0
     query_noise: float = 0.0
     reward_steps: int = 4000
@@ -135,6 +151,13 @@ class RLBenchConfig:
         if not 0.0 <= self.local_pairs <= 1.0 or self.local_span < 1:
             raise ValueError(f"local_pairs must be in [0, 1] and local_span >= 1, got {self.local_pairs}, "
                              f"{self.local_span}")
+        first = self.pairs_per_user - self.refine_pairs  # bench.second_round: contexts of 2 or more, as many targets
+        if self.refine_pairs < 0 or (self.refine_pairs and first < 4) or not 0.0 < self.refine_top <= 1.0:
+            raise ValueError(f"refine_pairs must leave at least 4 first-round pairs of pairs_per_user "
+                             f"({self.pairs_per_user}) and refine_top be in (0, 1], got {self.refine_pairs}, "
+                             f"{self.refine_top}")
+        if self.refine_model not in LATENT_MODELS:
+            raise ValueError(f"refine_model must be one of {LATENT_MODELS}, got {self.refine_model!r}")
         if self.n_users < 2 or self.pairs_per_user < 1:  # here too: fail before the dataset is made
             raise ValueError(f"need at least 2 users and 1 pair per user, got {self.n_users} users "
                              f"and {self.pairs_per_user} pairs per user")
@@ -264,6 +287,12 @@ def _curve_names(policy_name: str, base: str, cfg: RLBenchConfig) -> list[tuple[
     return out or [(policy_name, "random")]
 
 
+def runs_folder(k: int, cfg: RLBenchConfig) -> str:
+    """Where under the bench's ``--out`` K = ``k``'s reward models train: the seed, view and second
+    round in the name, since ``train_reward_model`` resumes a run found in its folder."""
+    return f"k{k}-seed{cfg.seed}-{cfg.state_view}" + (f"-refine{cfg.refine_pairs}" if cfg.refine_pairs else "")
+
+
 def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, log=print) -> dict[str, Any]:
     """Everything for K = ``k`` goals -> the results document (module docstring)."""
     from ..train.rewards import train_reward_model
@@ -273,7 +302,8 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
     from .rollout import rollout
 
     maze = dataset.maze
-    setting = goal_setting(k, dataset, cfg)
+    runs = out / runs_folder(k, cfg)
+    setting = labelled_setting(k, dataset, cfg, runs, log)
     goals, fields, goals_xy, records, test = (setting.goals, setting.fields, setting.goals_xy, setting.records,
                                               setting.test)
     states = dataset.observations
@@ -310,9 +340,8 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
             z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
         else:
             if base not in models:
-                # seed and view in the path: train_reward_model resumes a run found in its folder
-                run_dir = out / f"k{k}-seed{cfg.seed}-{cfg.state_view}" / "rewards" / base
-                models[base], result = train_reward_model(records, base, reward_train_config(base, cfg), run_dir)
+                models[base], result = train_reward_model(records, base, reward_train_config(base, cfg),
+                                                          runs / "rewards" / base)
                 doc["reward_val_accuracy"][base] = (result.best_metrics or {}).get("accuracy")
                 log(f"[K={k}] reward model {base}: best validation accuracy "
                     f"{doc['reward_val_accuracy'][base]}")
@@ -349,6 +378,40 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
         doc["timing_s"][policy_name] = round(time.time() - t0, 1)
         write_results(doc, out / results_stem(k))  # so far: a stopped run keeps what it measured
     return doc
+
+
+def labelled_setting(k: int, dataset: MazeDataset, cfg: RLBenchConfig, runs: Path, log=print) -> GoalSetting:
+    """:func:`.setting.goal_setting` with, when ``cfg.refine_pairs``, the users' second round
+    (:func:`second_round`, its model trained in or loaded from ``runs``/rewards): the users and
+    labels every reward model of the bench (and the diagnostics in benchmarks/) trains on."""
+    setting = goal_setting(k, dataset, cfg)
+    if not cfg.refine_pairs:
+        return setting
+    return second_round(setting, dataset.observations, cfg, runs / "rewards" / f"{cfg.refine_model}-round1", log)
+
+
+def second_round(setting: GoalSetting, states: np.ndarray, cfg: RLBenchConfig, run_dir: Path, log=print
+                 ) -> GoalSetting:
+    """``setting`` with each labelling user's ``cfg.refine_pairs`` second-round pairs added
+    (:mod:`.refine`), chosen by ``cfg.refine_model`` trained in ``run_dir`` on the first round."""
+    from ..train.rewards import train_reward_model
+    from .refine import refine_records
+
+    config = reward_train_config(cfg.refine_model, cfg)
+    # a task's context and targets are one user's pairs (context <= targets): a shorter first round
+    # of m pairs trains on contexts of up to m // 2 pairs and m - m // 2 targets
+    first = cfg.pairs_per_user - cfg.refine_pairs
+    context = min(config.tasks.context_max, first // 2)
+    tasks = dataclasses.replace(config.tasks, context_max=context,
+                                n_target=min(config.tasks.n_target, first - context))
+    config = dataclasses.replace(config, tasks=tasks)
+    model, result = train_reward_model(setting.records, cfg.refine_model, config, run_dir)
+    pool = states[np.random.default_rng(cfg.seed + 7).choice(len(states), min(REFINE_POOL, len(states)), replace=False)]
+    records = refine_records(setting.records, model, pool, setting.view, setting.fields, cfg.refine_pairs,
+                             cfg.refine_top, cfg.label_noise, seed=cfg.seed + 8)
+    log(f"second round: {cfg.refine_pairs} pairs per user near the goal {cfg.refine_model} infers "
+        f"(first round: validation accuracy {(result.best_metrics or {}).get('accuracy')})")
+    return dataclasses.replace(setting, records=records)
 
 
 def get_dataset(cfg: RLBenchConfig, out: Path, dataset_dir: Path | None = None) -> MazeDataset:

@@ -22,8 +22,8 @@ from .maze import Maze
 ACTIVE_BUDGET = 4  # issue 14: active queries reach the most-random-query success within 4
 #: policies whose gap to the oracle is a target (issue 14 names VPL + SPO; Mix-BTL + SPO is the
 #: library's best, docs/rl.md) and whose active curves are checked against the budget
-ORACLE_GAP_POLICIES = ("vpl+spo", "mix-btl+spo")
-ACTIVE_POLICIES = ("vpl", "vpl+spo", "np-btl", "mix-btl", "mix-btl+spo")
+ORACLE_GAP_POLICIES = ("vpl+spo", "mix-btl+spo", "mix-btl+maxnorm")
+ACTIVE_POLICIES = ("vpl", "vpl+spo", "np-btl", "mix-btl", "mix-btl+spo", "mix-btl+maxnorm")
 
 
 def results_stem(k: int) -> str:
@@ -145,7 +145,7 @@ def plot_rollouts(doc: Mapping[str, Any], maze: Maze, path: Path, policies: tupl
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [p for p in (policies or ("btl", "vpl", "vpl+spo", "mix-btl+spo", "oracle")) if p in doc["paths"]] \
+    names = [p for p in (policies or ("btl", "vpl", "vpl+spo", "mix-btl+spo", "mix-btl+maxnorm", "oracle")) if p in doc["paths"]] \
         or list(doc["paths"])
     goals = np.array(doc["goals"])
     k = len(goals)

@@ -47,7 +47,8 @@ def goal_setting(k: int, dataset: MazeDataset, cfg: RLBenchConfig) -> GoalSettin
     maze, states = dataset.maze, dataset.observations
     goals = spread_goals(maze, k)
     fields = goal_fields(maze, goals)
-    records = preference_records(states, fields, cfg.n_users, cfg.pairs_per_user, cfg.label_noise,
+    # with a second round (cfg.refine_pairs, bench.second_round) the first holds the rest of the pairs
+    records = preference_records(states, fields, cfg.n_users, cfg.pairs_per_user - cfg.refine_pairs, cfg.label_noise,
                                  seed=cfg.seed + 1, local=cfg.local_pairs, episode_len=dataset.episode_len,
                                  span=cfg.local_span)
     view = state_view(cfg.state_view, maze)
