@@ -145,8 +145,8 @@ def plot_rollouts(doc: Mapping[str, Any], maze: Maze, path: Path, policies: tupl
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [p for p in (policies or ("btl", "vpl", "vpl+spo", "mix-btl+spo", "mix-btl+maxnorm", "oracle")) if p in doc["paths"]] \
-        or list(doc["paths"])
+    shown = policies or ("btl", "vpl", "vpl+spo", "mix-btl+spo", "mix-btl+maxnorm", "oracle")
+    names = [p for p in shown if p in doc["paths"]] or list(doc["paths"])
     goals = np.array(doc["goals"])
     k = len(goals)
     colours = plt.get_cmap("tab10" if k <= 10 else "tab20")(np.arange(k) % 20)
