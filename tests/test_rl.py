@@ -211,7 +211,8 @@ def test_test_users_answer_random_and_active_queries_by_shortest_path():
 def test_mix_btl_users_get_posterior_weights_over_its_components():
     """Mix-BTL in the maze: active queries use its exact posterior (no particles), z is the log
     posterior weights, and the policy reads the weights themselves (bounded, summing to 1)."""
-    from pluralign.rl.bench import RLBenchConfig, parse_policy, policy_latent, reward_train_config
+    from pluralign.rl.bench import RLBenchConfig, parse_policy, reward_train_config
+    from pluralign.rl.latents import policy_latent
 
     model = _tiny("mix-btl", dim=4, n_components=5)
     fields = [GeodesicField(UMAZE, g, 1) for g in [(1, 1), (3, 1)]]
@@ -239,12 +240,13 @@ def test_mix_btl_relabels_with_one_of_its_rewards_drawn_from_its_prior():
     """``mix_relabel_z="prior"`` (Alg. 2's z from the prior): each episode gets one component, drawn
     with the prior's probabilities; its reward is that component's alone and the policy reads a
     one-hot weight vector, at test time the most probable component's."""
-    from pluralign.rl.bench import RLBenchConfig, _relabel_latents, component_codes, policy_latent
+    from pluralign.rl.bench import RLBenchConfig
+    from pluralign.rl.latents import relabel_latents, component_codes, policy_latent
 
     model = _tiny("mix-btl", dim=4, n_components=3)
     with torch.no_grad():
         model.prior_logits.copy_(torch.log(torch.tensor([0.7, 0.3, 1e-9])))
-    z = _relabel_latents("mix-btl", model, [], 4000, np.random.default_rng(0), mix_z="prior")
+    z = relabel_latents("mix-btl", model, [], 4000, np.random.default_rng(0), mix_z="prior")
     w = policy_latent("mix-btl", z.numpy())
     assert set(np.unique(w)) == {0.0, 1.0} and (w.sum(1) == 1).all()
     np.testing.assert_allclose(w.mean(0), [0.7, 0.3, 0.0], atol=0.03)

@@ -24,7 +24,6 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,16 +34,14 @@ import torch
 from ..train.config import TrainConfig
 from .dataset import MazeDataConfig, MazeDataset, generate, load, save
 from .iql import IQLSettings, train_iql
+from .latents import LATENT_MODELS, relabel_latents, component_codes, policy_latent
 from .maze import Maze
 from .queries import STRATEGIES
 from .relabel import SCALINGS, oracle_rewards, progress_rewards, relabel
-from .setting import GoalSetting, comparison_set, goal_setting, test_answers, training_contexts
+from .setting import GoalSetting, comparison_set, goal_setting, test_answers
 from .views import STATE_VIEWS
 
 REWARD_MODELS = ("btl", "dpl", "np-btl", "vpl", "mix-btl")
-#: reward models with a user latent: z relabels the data, conditions the policy, and active
-#: queries choose what to ask about it
-LATENT_MODELS = ("np-btl", "vpl", "mix-btl")
 #: the paper's policies, the oracle, and the library's best with 10 goals (Mix-BTL + max-norm
 #: on the second round's labels, docs/rl.md; Mix-BTL + SPO before 2026-12-02) last, so that the
 #: others draw what they drew before it joined
@@ -218,59 +215,6 @@ def reward_train_config(name: str, cfg: RLBenchConfig):
     return RewardTrainConfig(model=fields, tasks=tasks, train=train)
 
 
-def _relabel_latents(name: str, model, records, n: int, rng: np.random.Generator,
-                     vpl_z: str = "prior", sizes: tuple[int, int] = (2, 8),
-                     mix_z: str = "posterior") -> torch.Tensor:
-    """z for ``n`` episodes (module docstring): prior samples (VPL, Alg. 2; Mix-BTL with
-    ``mix_z="prior"``: one component each, drawn from π, as log weights 0 / −inf), encoder outputs
-    of random training users' contexts of ``sizes`` pairs (NP-BTL; VPL with ``vpl_z="posterior"``:
-    the posterior means, the z test users get; Mix-BTL with ``mix_z="posterior"``: log posterior
-    weights), or width 0 (BTL, DPL)."""
-    if name == "vpl" and vpl_z == "prior":
-        return model.prior().sample((n,)).detach()
-    if name == "mix-btl" and mix_z == "prior":
-        with torch.no_grad():
-            prior = torch.softmax(model.prior_logits, 0).double().numpy()
-        picked = torch.from_numpy(rng.choice(len(prior), size=n, p=prior / prior.sum()))
-        return torch.full((n, len(prior)), -math.inf).scatter_(1, picked[:, None], 0.0)
-    if name not in LATENT_MODELS:
-        return torch.zeros(n, 0)
-    c, rj, mask, _ = training_contexts(records, n, rng, sizes)
-    with torch.no_grad():
-        z = model.eval().personalize(c, rj, mask)
-        return (model.latent(z) if isinstance(z, torch.distributions.Normal) else z).detach()
-
-
-def policy_latent(name: str, z: np.ndarray, components: np.ndarray | None = None) -> np.ndarray:
-    """What the policy reads of a reward model's z: Mix-BTL's z is log posterior weights over
-    its components (down to about -1e2 once the answers rule a component out), so the policy
-    gets the weights themselves, in [0, 1], or with ``components`` (M, C) (a policy trained on
-    one reward per episode, ``mix_relabel_z="prior"``) the row of the most probable component
-    (:func:`component_codes`): spare components learn near-copies of one goal's reward, and a
-    posterior split evenly over copies is a weight vector such a policy never saw. Other models'
-    z as it is."""
-    if name != "mix-btl":
-        return z
-    if components is not None:
-        return components[np.argmax(z, axis=-1)]
-    return np.exp(z)
-
-
-@torch.no_grad()
-def component_codes(model, how: str, states: np.ndarray,
-                    view: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """(M, C): what a policy reads of each Mix-BTL component (``RLBenchConfig.mix_policy_z``):
-    ``component``, its one-hot; ``peak``, the position (x, y) of the state among ``states`` (read
-    by the model through ``view``) its reward ranks highest, a goal estimate as the oracle's z is
-    the goal."""
-    m = model.config.n_components
-    if how == "component":
-        return np.eye(m, dtype=np.float32)
-    seen = states if view is None else view(states)
-    rewards = model.eval().net(torch.from_numpy(seen).float())  # (S, M)
-    return states[rewards.argmax(0).numpy(), :2].astype(np.float32)
-
-
 def _stats(successes: np.ndarray) -> dict[str, Any]:
     n = len(successes)
     p = float(np.mean(successes)) if n else float("nan")
@@ -350,7 +294,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                           if base == "mix-btl" and cfg.mix_relabel_z == "prior" else None)
             z_parts, r_parts = [], []
             for c in range(cfg.relabel_copies):
-                z = _relabel_latents(base, model, records, n_ep, rng, cfg.vpl_relabel_z, cfg.relabel_context,
+                z = relabel_latents(base, model, records, n_ep, rng, cfg.vpl_relabel_z, cfg.relabel_context,
                                      cfg.mix_relabel_z)
                 r = (progress_rewards(model, before, episodes, z, scaling, comparison) if progress
                      else relabel(model, episodes, z, scaling, comparison))
