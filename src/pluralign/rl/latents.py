@@ -20,8 +20,8 @@ LATENT_MODELS = ("np-btl", "vpl", "mix-btl")
 
 
 def relabel_latents(name: str, model, records, n: int, rng: np.random.Generator,
-                     vpl_z: str = "prior", sizes: tuple[int, int] = (2, 8),
-                     mix_z: str = "posterior") -> torch.Tensor:
+                    vpl_z: str = "prior", sizes: tuple[int, int] = (2, 8),
+                    mix_z: str = "posterior") -> torch.Tensor:
     """z for ``n`` episodes (:mod:`.bench` module docstring): prior samples (VPL, Alg. 2; Mix-BTL with
     ``mix_z="prior"``: one component each, drawn from π, as log weights 0 / −inf), encoder outputs
     of random training users' contexts of ``sizes`` pairs (NP-BTL; VPL with ``vpl_z="posterior"``:
