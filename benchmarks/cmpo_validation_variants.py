@@ -1,0 +1,91 @@
+"""CMPO training variants scored on the *validation* split only (issue 16; docs/cmpo.md, "Concise
+against SFT, on validation"). On the three protocol seeds CMPO's eq. 5.1 accuracy for `concise`
+was level with SFT's (+0.8 [-5.6, 7.3] points); this script asks, without the test split, whether
+a setting of the protocol's experiment section would change that, before any protocol rerun.
+
+Each variant is the protocol config's experiment section with KEY=VALUE overrides; it trains CMPO
+(the protocol's checkpoint rule, best validation cDPO loss) in ``<out>/seed-<s>/<name>/``; SFT is
+trained once beside the first variant. Then eq. 5.1 and implicit-reward accuracy of every model on
+*every* oriented validation pair (concise 71, detailed 71, formal 87 with the protocol's data).
+The test split is sealed: any read raises ``TestSplitAccess``.
+
+    python benchmarks/cmpo_validation_variants.py --seed 0 protocol likert-beta0.5:beta=0.5 all-pairs:pair_mode=all_pairs
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+from pluralign.commands.cmpo import load_rated, set_threads, tokenizer_for
+from pluralign.policies.cmpo.experiment import CMPOExperimentConfig, run_training
+from pluralign.policies.cmpo.protocol import CMPOProtocolConfig
+from pluralign.policies.cmpo.report import run_evaluation
+from pluralign.policies.selection import SealedSplit
+
+
+def variant(text: str, base: CMPOExperimentConfig) -> tuple[str, dict]:
+    """``NAME[:KEY=VALUE,...]`` -> (name, overrides typed as the experiment config's defaults)."""
+    name, _, rest = text.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        if not hasattr(base, key):
+            raise SystemExit(f"{text}: {key!r} is not a CMPOExperimentConfig field")
+        overrides[key] = type(getattr(base, key))(value)
+    return name, overrides
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("variants", nargs="+", help="NAME[:KEY=VALUE,...]; the first also trains SFT")
+    ap.add_argument("--config", default="benchmarks/cmpo_smollm2_protocol.yaml")
+    ap.add_argument("--seed", type=int, default=0, help="experiment.seed (training, batch order)")
+    ap.add_argument("--out", default="runs/cmpo-val-variants")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    set_threads(args.threads)
+    cfg = CMPOProtocolConfig.from_yaml(args.config)
+    splits, margins = load_rated(cfg.data.source, cfg.experiment.attributes, cfg.data.seed, cfg.data.prompts)
+    splits["test"] = SealedSplit("test", [repr(r.prompt) for r in splits["test"]])
+    base = dataclasses.replace(cfg.experiment, seed=args.seed, margins=cfg.experiment.margins or margins)
+    tok = tokenizer_for(base.base_model)
+    root = Path(args.out) / f"seed-{args.seed}"
+    table: dict[str, dict] = {}
+    cache = None
+    for i, text in enumerate(args.variants):
+        name, overrides = variant(text, base)
+        exp = dataclasses.replace(base, baselines=["sft"] if i == 0 else [], **overrides)
+        out = root / name
+        out.mkdir(parents=True, exist_ok=True)
+        if cache is not None and not (out / "trunk_cache.pt").exists():
+            shutil.copy(cache, out / "trunk_cache.pt")  # the frozen trunk's states: the same for every variant
+        run_training(exp, splits["train"], splits["validation"], out, tok)
+        cache = out / "trunk_cache.pt" if (out / "trunk_cache.pt").exists() else cache
+        res = run_evaluation(out, exp, splits["validation"], tok, {}, n_pairs=None, seed=args.seed)
+        table[name] = {"overrides": overrides, "accuracy": res["accuracy"]}
+    first = table[next(iter(table))]["accuracy"]
+    lines = [f"validation, seed {args.seed}: eq. 5.1 / implicit-reward accuracy, % (n pairs)",
+             f"{'variant':<22}" + "".join(f"{a:>26}" for a in base.attributes)]
+    rows = [("sft", {a: first[a]["sft"] for a in base.attributes}),
+            ("base", {a: first[a]["base"] for a in base.attributes})]
+    rows += [(f"cmpo {n}", {a: t["accuracy"][a]["cmpo"] for a in base.attributes}) for n, t in table.items()]
+    for label, cells in rows:
+        def cell(v: dict) -> str:
+            ra = "" if v["reward_accuracy"] is None else f" / {100 * v['reward_accuracy']:.1f}"
+            return f"{100 * v['preference_accuracy']:.1f}{ra} ({v['n']})"
+        lines.append(f"{label:<22}" + "".join(f"{cell(cells[a]):>26}" for a in base.attributes))
+    lines.append("CMPO - SFT, eq. 5.1 (points): " + "; ".join(
+        f"{n}: " + ", ".join(f"{a} {100 * (t['accuracy'][a]['cmpo']['preference_accuracy'] - first[a]['sft']['preference_accuracy']):+.1f}"
+                             for a in base.attributes) for n, t in table.items()))
+    text = "\n".join(lines)
+    print(text)
+    (root / "table.txt").write_text(text + "\n")
+    (root / "table.json").write_text(json.dumps(table, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
