@@ -21,9 +21,9 @@ import json
 import shutil
 from pathlib import Path
 
-from pluralign.commands.cmpo import load_rated, set_threads, tokenizer_for
 import numpy as np
 
+from pluralign.commands.cmpo import load_rated, set_threads, tokenizer_for
 from pluralign.data.cmpo_weights import attribute_pairs
 from pluralign.policies.cmpo.experiment import CMPOExperimentConfig, all_pairs, load_stage, run_training, trunk_cache_for
 from pluralign.policies.cmpo.protocol import CMPOProtocolConfig
@@ -41,6 +41,12 @@ def variant(text: str, base: CMPOExperimentConfig) -> tuple[str, dict]:
             raise SystemExit(f"{text}: {key!r} is not a CMPOExperimentConfig field")
         overrides[key] = type(getattr(base, key))(value)
     return name, overrides
+
+
+def cell(v: dict) -> str:
+    """``eq. 5.1 / implicit-reward accuracy (n)`` in %; the base model has no implicit reward."""
+    ra = "" if v["reward_accuracy"] is None else f" / {100 * v['reward_accuracy']:.1f}"
+    return f"{100 * v['preference_accuracy']:.1f}{ra} ({v['n']})"
 
 
 def gap_report(out: Path, exp: CMPOExperimentConfig, rated, tok, attribute: str) -> str:
@@ -102,9 +108,6 @@ def main() -> None:
             ("base", {a: first[a]["base"] for a in base.attributes})]
     rows += [(f"cmpo {n}", {a: t["accuracy"][a]["cmpo"] for a in base.attributes}) for n, t in table.items()]
     for label, cells in rows:
-        def cell(v: dict) -> str:
-            ra = "" if v["reward_accuracy"] is None else f" / {100 * v['reward_accuracy']:.1f}"
-            return f"{100 * v['preference_accuracy']:.1f}{ra} ({v['n']})"
         lines.append(f"{label:<22}" + "".join(f"{cell(cells[a]):>26}" for a in base.attributes))
     lines.append("CMPO - SFT, eq. 5.1 (points): " + "; ".join(
         f"{n}: " + ", ".join(f"{a} {100 * (t['accuracy'][a]['cmpo']['preference_accuracy'] - first[a]['sft']['preference_accuracy']):+.1f}"
