@@ -208,6 +208,25 @@ def test_test_users_answer_random_and_active_queries_by_shortest_path():
     np.testing.assert_allclose(z0, np.broadcast_to(z0[:1], z0.shape))
 
 
+def test_vpl_particle_posterior_gives_the_heaviest_training_users_z():
+    """``vpl_posterior="particles"``: z is the particle whose reward best explains the answers
+    (one of the particles, not a mean between them); with no answers, the prior's mean as before."""
+    from pluralign.active import ParticlePosterior
+
+    model = _tiny("vpl", dim=4, latent_dim=3, embed_dim=8)
+    torch.manual_seed(0)
+    particles = ParticlePosterior(torch.randn(6, 3) * 2)
+    chosen, rejected = torch.randn(2, 5, 4), torch.randn(2, 5, 4)
+    z = latents(model, chosen, rejected, particles)
+    for i in range(2):
+        w = particles.log_weights(model, chosen[i], rejected[i])
+        np.testing.assert_allclose(z[i], particles.z[int(w.argmax())].numpy())
+    # the answers decide: swapping chosen and rejected picks another particle for some user
+    assert (latents(model, rejected, chosen, particles) != z).any()
+    np.testing.assert_allclose(latents(model, chosen[:, :0], rejected[:, :0], particles),
+                               latents(model, chosen[:, :0], rejected[:, :0]))
+
+
 def test_mix_btl_users_get_posterior_weights_over_its_components():
     """Mix-BTL in the maze: active queries use its exact posterior (no particles), z is the log
     posterior weights, and the policy reads the weights themselves (bounded, summing to 1)."""
@@ -423,8 +442,9 @@ def test_simulator_matches_gymnasium_robotics():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("view,refine", [("raw", 0), ("pcell", 0), ("pcell", 8)])
-def test_quick_bench_end_to_end(tmp_path, view, refine):
+@pytest.mark.parametrize("view,refine,posterior", [("raw", 0, "variational"), ("pcell", 0, "variational"),
+                                                  ("pcell", 8, "particles")])
+def test_quick_bench_end_to_end(tmp_path, view, refine, posterior):
     pytest.importorskip("d3rlpy")
     pytest.importorskip("mujoco")
     from pluralign.rl.bench import RLBenchConfig, run_bench
@@ -433,7 +453,7 @@ def test_quick_bench_end_to_end(tmp_path, view, refine):
     cfg = RLBenchConfig.quick(policies=("np-btl", "vpl+spo", "mix-btl", "oracle"), context_sizes=(0, 2),
                               data=MazeDataConfig(n_episodes=20, episode_len=50), n_users=60,
                               reward_steps=200, iql=IQLSettings(steps=60, hidden=32), eval_per_goal=2,
-                              horizon=20, state_view=view, refine_pairs=refine)
+                              horizon=20, state_view=view, refine_pairs=refine, vpl_posterior=posterior)
     (doc,) = run_bench(cfg, tmp_path, log=lambda *_: None)
     if refine:  # the first round's Mix-BTL chose each labelling user's last 8 pairs
         assert (tmp_path / f"k2-seed0-{view}-refine8" / "rewards" / "mix-btl-round1").is_dir()
@@ -473,6 +493,8 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     assert res.exit_code == 2 and "at least 4 first-round pairs" in res.output
     res = runner.invoke(app, ["rl", "bench", "--mix-relabel-z", "mean", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "mix_relabel_z must be prior or posterior" in res.output
+    res = runner.invoke(app, ["rl", "bench", "--vpl-posterior", "mode", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "vpl_posterior must be variational or particles" in res.output
     save(_fake_dataset("umaze"), tmp_path / "u")
     res = runner.invoke(app, ["rl", "bench", "--quick", "--dataset", str(tmp_path / "u"), "--out", str(tmp_path)])
     assert res.exit_code == 2 and "PointMaze_UMaze-v3" in res.output and "'medium'" in res.output

@@ -38,7 +38,7 @@ from .latents import LATENT_MODELS, relabel_latents, component_codes, policy_lat
 from .maze import Maze
 from .queries import STRATEGIES
 from .relabel import SCALINGS, oracle_rewards, progress_rewards, relabel
-from .setting import GoalSetting, comparison_set, goal_setting, test_answers
+from .setting import GoalSetting, comparison_set, goal_setting, posterior_particles, test_answers
 from .views import STATE_VIEWS
 
 REWARD_MODELS = ("btl", "dpl", "np-btl", "vpl", "mix-btl")
@@ -79,7 +79,10 @@ class RLBenchConfig:
     policy reads of a component (:func:`component_codes`). query_strategies: how test users'
     queries are chosen (``random``, ``active``); active_pool: the pairs of dataset states active
     selection chooses from. vpl_relabel_z: the z
-    VPL relabels with (module docstring). vpl_beta_max: VPL's KL weight after annealing; 0.05
+    VPL relabels with (module docstring). vpl_posterior: how a test user's answers become VPL's z
+    and choose its active questions: ``variational``, the paper's q(z | answers) (its mean; App. B's
+    information gain under it), or ``particles``, 512 training users' z reweighted by the answers
+    (:func:`.setting.posterior_particles`; z the heaviest, :func:`.queries.latents`). vpl_beta_max: VPL's KL weight after annealing; 0.05
     chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
     relabel_context: (min, max) pairs of the training user whose z relabels an episode (NP-BTL,
     VPL with ``vpl_relabel_z="posterior"``), drawn uniformly per episode and capped at the user's
@@ -135,6 +138,7 @@ class RLBenchConfig:
     radius: float = 0.45
     reward_form: str = "progress"
     vpl_relabel_z: str = "posterior"
+    vpl_posterior: str = "variational"
     relabel_context: tuple[int, int] = (2, 8)
     next_state: bool = True
     query_strategies: tuple[str, ...] = ("random", "active")
@@ -165,6 +169,8 @@ class RLBenchConfig:
         if len(self.relabel_context) != 2 or not 1 <= self.relabel_context[0] <= self.relabel_context[1]:
             raise ValueError(f"relabel_context must be (min, max) pairs with 1 <= min <= max, got "
                              f"{self.relabel_context}")
+        if self.vpl_posterior not in ("variational", "particles"):
+            raise ValueError(f"vpl_posterior must be variational or particles, got {self.vpl_posterior!r}")
         for name in ("vpl_relabel_z", "mix_relabel_z"):
             if getattr(self, name) not in ("prior", "posterior"):
                 raise ValueError(f"{name} must be prior or posterior, got {getattr(self, name)!r}")
@@ -307,9 +313,11 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
             curve, per_goal = {}, {}
             if base != "oracle":
                 given = test_answers(base, strategy, models[base], setting, cfg, answers)
+                # NP-BTL's particles choose its questions only: its z is its encoder's
+                particles = posterior_particles(base, models[base], setting, cfg, answers) if base == "vpl" else None
             for n in cfg.context_sizes:
                 z = (goals_xy[test.goal_index].astype(np.float32) if base == "oracle"
-                     else policy_latent(base, latents(models[base], *given.first(n)), components))
+                     else policy_latent(base, latents(models[base], *given.first(n), particles), components))
                 ok, paths = rollout(policy, z, sim, test, goals_xy, cfg.horizon, cfg.radius)
                 curve[str(n)] = _stats(ok)
                 per_goal[str(n)] = [float(ok[test.goal_index == g].mean()) for g in range(k)]

@@ -102,14 +102,28 @@ def training_contexts(records, n: int, rng: np.random.Generator, sizes: tuple[in
     return c, rj, mask, goal
 
 
-def _particles(model, records):
-    """NP-BTL's particle posterior for active queries: latents of training users' contexts."""
+#: particles of the posteriors that use them (NP-BTL's always, VPL's with ``vpl_posterior="particles"``)
+N_PARTICLES = {"np-btl": 128, "vpl": 512}
+
+
+def posterior_particles(base: str, model, setting: GoalSetting, cfg: RLBenchConfig, cache: dict):
+    """The particle posterior of reward model ``base`` (training users' latents, each from 8 of
+    their pairs), or None where the model's own posterior is used: NP-BTL's for active queries
+    (its z is deterministic), VPL's for active queries and z when ``cfg.vpl_posterior`` is
+    ``particles``. Cached per model."""
     from ..active import ParticlePosterior
 
-    train = [r for r in records if r.split == "train"]
-    return ParticlePosterior.from_pairs(model, torch.tensor([r.chosen for r in train]),
-                                        torch.tensor([r.rejected for r in train]), [r.user_id for r in train],
-                                        n_particles=128, context_size=(8, 8))
+    if not (base == "np-btl" or (base == "vpl" and cfg.vpl_posterior == "particles")):
+        return None
+    key = (base, "particles")
+    if key not in cache:
+        train = [r for r in setting.records if r.split == "train"]
+        # NP-BTL's draw keeps the seed it had before VPL's particles joined
+        cache[key] = ParticlePosterior.from_pairs(
+            model, torch.tensor([r.chosen for r in train]), torch.tensor([r.rejected for r in train]),
+            [r.user_id for r in train], n_particles=N_PARTICLES[base], context_size=(8, 8),
+            seed=0 if base == "np-btl" else cfg.seed + 9)
+    return cache[key]
 
 
 def test_answers(base: str, strategy: str, model, setting: GoalSetting, cfg: RLBenchConfig,
@@ -123,10 +137,8 @@ def test_answers(base: str, strategy: str, model, setting: GoalSetting, cfg: RLB
         if strategy == "random":
             cache[key] = random_test_answers(setting, n, cfg)
         else:
-            particles = _particles(model, setting.records) if base == "np-btl" else None
             cache[key] = active_answers(model, setting.test.goal_index, setting.fields, *setting.pool_pairs, n,
-                                        cfg.query_noise, seed=cfg.seed + 6, particles=particles,
+                                        cfg.query_noise, seed=cfg.seed + 6,
+                                        particles=posterior_particles(base, model, setting, cfg, cache),
                                         view=setting.view)
     return cache[key]
-
-
