@@ -208,19 +208,25 @@ def test_test_users_answer_random_and_active_queries_by_shortest_path():
     np.testing.assert_allclose(z0, np.broadcast_to(z0[:1], z0.shape))
 
 
-def test_vpl_particle_posterior_gives_the_heaviest_training_users_z():
-    """``vpl_posterior="particles"``: z is the particle whose reward best explains the answers
-    (one of the particles, not a mean between them); with no answers, the prior's mean as before."""
+def test_vpl_particle_posterior_gives_the_weighted_medoid_training_users_z():
+    """``vpl_posterior="particles"``: z is the particle with the least posterior-expected distance
+    to the others (one of the particles, not a mean between them); with no answers, the prior's
+    mean as before."""
     from pluralign.active import ParticlePosterior
 
     model = _tiny("vpl", dim=4, latent_dim=3, embed_dim=8)
+    with torch.no_grad():  # rewards that differ between particles (a fresh net's are near-constant)
+        for param in model.parameters():
+            param.mul_(4)
     torch.manual_seed(0)
     particles = ParticlePosterior(torch.randn(6, 3) * 2)
     chosen, rejected = torch.randn(2, 5, 4), torch.randn(2, 5, 4)
     z = latents(model, chosen, rejected, particles)
     for i in range(2):
-        w = particles.log_weights(model, chosen[i], rejected[i])
-        np.testing.assert_allclose(z[i], particles.z[int(w.argmax())].numpy())
+        w = torch.softmax(particles.log_weights(model, chosen[i], rejected[i]), 0).numpy()
+        pz = particles.z.numpy()
+        cost = [sum(w[j] * np.linalg.norm(pz[m] - pz[j]) for j in range(6)) for m in range(6)]
+        np.testing.assert_allclose(z[i], pz[int(np.argmin(cost))], rtol=1e-6)
     # the answers decide: swapping chosen and rejected picks another particle for some user
     assert (latents(model, rejected, chosen, particles) != z).any()
     np.testing.assert_allclose(latents(model, chosen[:, :0], rejected[:, :0], particles),

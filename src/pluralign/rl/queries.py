@@ -89,14 +89,19 @@ def active_answers(model: RewardModel, goal_index: np.ndarray, fields: list[Geod
 def latents(model: RewardModel, chosen: torch.Tensor, rejected: torch.Tensor, particles=None) -> np.ndarray:
     """z (B, L) from each user's answers (B, n, D) x2: VPL's posterior mean (``model.eval()``;
     the prior's mean for n = 0), NP-BTL's encoder output. With ``particles`` (a
-    :class:`~pluralign.active.ParticlePosterior`) and n >= 1: the heaviest particle after the
-    user's answers, the mode of a posterior that keeps separate goals separate where the mean of
-    a Gaussian q(z | answers) can fall between them (docs/rl.md)."""
+    :class:`~pluralign.active.ParticlePosterior`) and n >= 1: the posterior-weighted medoid of the
+    particles after the user's answers (the particle with the least expected distance to the
+    others), a training user's z where the mean of a Gaussian q(z | answers) can fall between
+    separate goals. Not the heaviest particle: hundreds fit the answers about equally and the
+    heaviest is the one with the largest margins, a z of twice the usual norm that the policy
+    drives badly with (benchmarks/results/rl_particles/)."""
     model.eval()
     b, n = chosen.shape[:2]
     if particles is not None and n > 0:
-        heaviest = [int(particles.log_weights(model, c, r).argmax()) for c, r in zip(chosen, rejected)]
-        return particles.z[heaviest].numpy().astype(np.float32)
+        dist = torch.cdist(particles.z, particles.z)  # (P, P)
+        medoids = [int((dist @ torch.softmax(particles.log_weights(model, c, r), 0)).argmin())
+                   for c, r in zip(chosen, rejected)]
+        return particles.z[medoids].numpy().astype(np.float32)
     z = model.personalize(chosen, rejected, torch.ones(b, n, dtype=torch.bool))
     if isinstance(z, torch.distributions.Normal):
         z = model.latent(z)  # the posterior mean in eval mode
