@@ -1,0 +1,99 @@
+"""Which z should a particle posterior give VPL's policy? (issue 14; benchmarks/results/rl_particles/)
+
+For a ``pluralign rl bench`` run of one seed (its VPL reward model, users and test users' random
+answers), per number n of answers: how often the goal whose centre gets the highest reward under a
+z is the test user's own, for four z: the mean of VPL's q(z | answers) (the paper's), the heaviest
+of 512 training users' particles (``RLBenchConfig.vpl_posterior="particles"``' first form), the
+posterior-weighted medoid of the particles (its form now), and the goal the particles vote for
+(weights summed per goal; a goal, not a z). Beside them: how many particles fit the answers within
+0.1 nat of the best, the effective number of particles, and the median |z| of the heaviest and the
+medoid against a median particle's (the policy was trained on typical z). No IQL; seconds.
+
+    python benchmarks/rl_particle_z.py --bench runs/rl-particles/s20-variational --goals 2 --goals 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pluralign.rl.bench import RLBenchConfig, get_dataset, labelled_setting, reward_train_config, runs_folder
+from pluralign.rl.queries import latents
+from pluralign.rl.setting import posterior_particles, random_test_answers
+from pluralign.train.rewards import train_reward_model
+from rl_goal_identification import goal_centres
+
+
+def bench_config(bench: Path, k: int) -> RLBenchConfig:
+    """The run's settings (its dataset and IQL do not matter here), with the particle posterior."""
+    doc = json.loads((bench / f"maze-{k}goals.json").read_text())
+    fields = {f.name for f in dataclasses.fields(RLBenchConfig)} - {"data", "iql"}
+    given = {key: tuple(v) if isinstance(v, list) else v for key, v in doc["config"].items() if key in fields}
+    return RLBenchConfig(**{**given, "vpl_posterior": "particles"})
+
+
+@torch.no_grad()
+def rows(bench: Path, k: int, ns: list[int], dataset: Path | None = None) -> list[dict]:
+    cfg = bench_config(bench, k)
+    folder = bench / runs_folder(k, cfg)
+    setting = labelled_setting(k, get_dataset(cfg, bench, dataset), cfg, folder, log=lambda *_: None)
+    model, _ = train_reward_model(setting.records, "vpl", reward_train_config("vpl", cfg),
+                                  folder / "rewards" / "vpl")  # loads the finished run
+    particles = posterior_particles("vpl", model.eval(), setting, cfg, {})
+    centres, goal = goal_centres(setting), setting.test.goal_index
+    top = particles.rewards(model, centres).argmax(1)  # (P,) each particle's goal
+    dist = torch.cdist(particles.z, particles.z)
+    answers = random_test_answers(setting, max(ns), cfg)
+    out = []
+    for n in ns:
+        chosen, rejected = answers.first(n)
+        zq = torch.from_numpy(latents(model, chosen, rejected))
+        by_q = model.reward(centres.unsqueeze(0).expand(len(zq), -1, -1), zq).argmax(1).numpy()
+        heaviest, medoid, vote, close, ess = [], [], [], [], []
+        for c, r in zip(chosen, rejected):
+            lw = particles.log_weights(model, c, r)
+            w = torch.softmax(lw, 0)
+            heaviest.append(int(lw.argmax()))
+            medoid.append(int((dist @ w).argmin()))
+            vote.append(int(torch.zeros(k).index_add_(0, top, w).argmax()))
+            close.append(int((lw > lw.max() - 0.1).sum()))
+            ess.append(float(1 / (w ** 2).sum()))
+        norm = particles.z.norm(dim=1)
+        out.append({"n": n, "q_mean": float(np.mean(by_q == goal)),
+                    "heaviest": float(np.mean(top[heaviest].numpy() == goal)),
+                    "medoid": float(np.mean(top[medoid].numpy() == goal)), "vote": float(np.mean(np.array(vote) == goal)),
+                    "within_0.1_nat": float(np.median(close)), "ess": float(np.median(ess)),
+                    "norm_heaviest": float(norm[heaviest].median()), "norm_medoid": float(norm[medoid].median()),
+                    "norm_particles": float(norm.median())})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bench", type=Path, required=True, help="a `pluralign rl bench` --out folder with VPL trained")
+    ap.add_argument("--dataset", type=Path, default=None, help="the run's --dataset, if it was given one")
+    ap.add_argument("--goals", type=int, action="append", default=None)
+    ap.add_argument("--queries", type=int, action="append", default=None)
+    ap.add_argument("--out", type=Path, default=None, help="write the rows here as JSON")
+    a = ap.parse_args()
+    result = {}
+    for k in a.goals or [2, 10]:
+        result[str(k)] = rows(a.bench, k, a.queries or [1, 2, 4, 8], a.dataset)
+        print(f"{k} goals: the goal named (% of test users) by q's mean / heaviest particle / medoid / vote; "
+              "particles within 0.1 nat; ESS; median |z| heaviest / medoid (particles)")
+        for r in result[str(k)]:
+            print(f"  n={r['n']}: {100 * r['q_mean']:.0f} / {100 * r['heaviest']:.0f} / {100 * r['medoid']:.0f} / "
+                  f"{100 * r['vote']:.0f}; {r['within_0.1_nat']:.0f}; {r['ess']:.0f}; "
+                  f"{r['norm_heaviest']:.1f} / {r['norm_medoid']:.1f} ({r['norm_particles']:.1f})")
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
