@@ -210,9 +210,9 @@ def model_config(benches: list[Path], seed: int, k: int, train: dict | None, out
         if doc.get("config", {}).get("seed") == seed:
             # the run's user, reward and query settings (its dataset and IQL do not matter here)
             fields = {f.name for f in dataclasses.fields(RLBenchConfig)} - {"data", "iql"}
-            # runs from before the second round existed (refine_pairs) had none
-            cfg = RLBenchConfig(**{"refine_pairs": 0, **{key: tuple(v) if isinstance(v, list) else v
-                                                         for key, v in doc["config"].items() if key in fields}})
+            # runs from before the second round (refine_pairs) or VPL's particles (vpl_posterior) had none
+            given = {key: tuple(v) if isinstance(v, list) else v for key, v in doc["config"].items() if key in fields}
+            cfg = RLBenchConfig(**{"refine_pairs": 0, "vpl_posterior": "variational", **given})
             return cfg, d / runs_folder(k, cfg)
     raise SystemExit(f"--model needs a --bench folder of seed {seed} with maze-{k}goals.json, or --train")
 

@@ -22,25 +22,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, get_dataset, labelled_setting, reward_train_config, runs_folder
+from pluralign.rl.bench import RLBenchConfig, get_dataset, labelled_setting, reward_train_config
 from pluralign.rl.queries import latents
 from pluralign.rl.setting import posterior_particles, random_test_answers
 from pluralign.train.rewards import train_reward_model
-from rl_goal_identification import goal_centres
+from rl_goal_identification import goal_centres, model_config
 
 
-def bench_config(bench: Path, k: int) -> RLBenchConfig:
-    """The run's settings (its dataset and IQL do not matter here), with the particle posterior."""
-    doc = json.loads((bench / f"maze-{k}goals.json").read_text())
-    fields = {f.name for f in dataclasses.fields(RLBenchConfig)} - {"data", "iql"}
-    given = {key: tuple(v) if isinstance(v, list) else v for key, v in doc["config"].items() if key in fields}
-    return RLBenchConfig(**{**given, "vpl_posterior": "particles"})
+def bench_config(bench: Path, k: int) -> tuple[RLBenchConfig, Path]:
+    """The run's settings and its K's folder (``rl_goal_identification.model_config``), with the
+    particle posterior."""
+    seed = json.loads((bench / f"maze-{k}goals.json").read_text())["config"]["seed"]
+    cfg, folder = model_config([bench], seed, k, None, bench)
+    return dataclasses.replace(cfg, vpl_posterior="particles"), folder
 
 
 @torch.no_grad()
 def rows(bench: Path, k: int, ns: list[int], dataset: Path | None = None) -> list[dict]:
-    cfg = bench_config(bench, k)
-    folder = bench / runs_folder(k, cfg)
+    """One row per n in ``ns`` for K = ``k`` (module docstring)."""
+    cfg, folder = bench_config(bench, k)
     setting = labelled_setting(k, get_dataset(cfg, bench, dataset), cfg, folder, log=lambda *_: None)
     model, _ = train_reward_model(setting.records, "vpl", reward_train_config("vpl", cfg),
                                   folder / "rewards" / "vpl")  # loads the finished run

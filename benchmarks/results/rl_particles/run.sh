@@ -14,9 +14,7 @@ for s in 0 20 21; do
   fi
   [ -f $V/maze-10goals.json ] || pluralign rl bench --seed $s --policy vpl+spo --vpl-posterior variational --out $V \
       $( [ $s = 0 ] && echo "$DS" )
-  for variant in ${VARIANTS:-medoid}; do     # "heaviest" was the first form of `particles` (git a0e352e)
-    P=runs/rl-particles/s$s-$variant
-    mkdir -p $P && cp -r $V/k* $P/
-    pluralign rl bench --seed $s --policy vpl+spo --vpl-posterior particles --out $P $DS
-  done
+  P=runs/rl-particles/s$s-medoid      # the heaviest particle, the first form, was `particles` at git a0e352e
+  mkdir -p $P && cp -r $V/k* $P/
+  pluralign rl bench --seed $s --policy vpl+spo --vpl-posterior particles --out $P $DS
 done

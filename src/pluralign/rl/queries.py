@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ import torch
 from ..rewards.base import RewardModel
 from .maze import GeodesicField
 from .users import answer
+
+if TYPE_CHECKING:
+    from ..active import ParticlePosterior
 
 STRATEGIES = ("random", "active")
 
@@ -86,15 +90,16 @@ def active_answers(model: RewardModel, goal_index: np.ndarray, fields: list[Geod
 
 
 @torch.no_grad()
-def latents(model: RewardModel, chosen: torch.Tensor, rejected: torch.Tensor, particles=None) -> np.ndarray:
+def latents(model: RewardModel, chosen: torch.Tensor, rejected: torch.Tensor,
+            particles: ParticlePosterior | None = None) -> np.ndarray:
     """z (B, L) from each user's answers (B, n, D) x2: VPL's posterior mean (``model.eval()``;
     the prior's mean for n = 0), NP-BTL's encoder output. With ``particles`` (a
     :class:`~pluralign.active.ParticlePosterior`) and n >= 1: the posterior-weighted medoid of the
     particles after the user's answers (the particle with the least expected distance to the
     others), a training user's z where the mean of a Gaussian q(z | answers) can fall between
     separate goals. Not the heaviest particle: hundreds fit the answers about equally and the
-    heaviest is the one with the largest margins, a z of twice the usual norm that the policy
-    drives badly with (benchmarks/results/rl_particles/)."""
+    heaviest is the one with the largest margins, a z of 1.5-3 times the usual norm that the
+    policy drives badly with (benchmarks/results/rl_particles/)."""
     model.eval()
     b, n = chosen.shape[:2]
     if particles is not None and n > 0:

@@ -20,6 +20,7 @@ from .users import goal_fields, preference_records
 from .views import StateView, state_view, view_records
 
 if TYPE_CHECKING:
+    from ..active import ParticlePosterior
     from .bench import RLBenchConfig
 
 
@@ -106,7 +107,8 @@ def training_contexts(records, n: int, rng: np.random.Generator, sizes: tuple[in
 N_PARTICLES = {"np-btl": 128, "vpl": 512}
 
 
-def posterior_particles(base: str, model, setting: GoalSetting, cfg: RLBenchConfig, cache: dict):
+def posterior_particles(base: str, model, setting: GoalSetting, cfg: RLBenchConfig,
+                        cache: dict) -> ParticlePosterior | None:
     """The particle posterior of reward model ``base`` (training users' latents, each from 8 of
     their pairs), or None where the model's own posterior is used: NP-BTL's for active queries
     (its z is deterministic), VPL's for active queries and z when ``cfg.vpl_posterior`` is
