@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, get_dataset, reward_train_config
+from pluralign.rl.bench import RLBenchConfig, reward_train_config
+from pluralign.rl.dataset import get_dataset
 from pluralign.rl.env import MazeSim
 from pluralign.rl.iql import train_iql
 from pluralign.rl.queries import latents

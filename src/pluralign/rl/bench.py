@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..train.config import TrainConfig
-from .dataset import MazeDataConfig, MazeDataset, generate, load, save
+from .dataset import MazeDataConfig, MazeDataset, get_dataset
 from .iql import IQLSettings, train_iql
 from .latents import LATENT_MODELS, relabel_latents, component_codes, policy_latent
 from .maze import Maze
@@ -368,21 +368,6 @@ def second_round(setting: GoalSetting, states: np.ndarray, cfg: RLBenchConfig, r
     log(f"second round: {cfg.refine_pairs} pairs per user near the goal {cfg.refine_model} infers "
         f"(first round: validation accuracy {(result.best_metrics or {}).get('accuracy')})")
     return dataclasses.replace(setting, records=records)
-
-
-def get_dataset(cfg: RLBenchConfig, out: Path, dataset_dir: Path | None = None) -> MazeDataset:
-    """The given dataset (checked to be from this maze), the one saved in ``out/dataset`` by an
-    earlier run with the same settings, or a new one."""
-    if dataset_dir is not None:
-        return load(dataset_dir, cfg.maze)
-    path = out / "dataset"
-    if (path / "manifest.json").is_file():
-        ds = load(path, cfg.maze)
-        if dataclasses.asdict(ds.config) == dataclasses.asdict(cfg.data):
-            return ds
-    ds = generate(cfg.data)
-    save(ds, path)
-    return ds
 
 
 def run_bench(cfg: RLBenchConfig, out: str | Path, dataset_dir: Path | None = None, log=print) -> list[dict]:

@@ -21,10 +21,14 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .maze import ENV_IDS, Maze
+
+if TYPE_CHECKING:
+    from .bench import RLBenchConfig
 
 FORMAT = "pluralign-maze-dataset/1"
 TENSORS = ("observations", "actions", "next_observations")
@@ -177,3 +181,19 @@ def load(directory: str | os.PathLike, maze: str | None = None) -> MazeDataset:
     mz = man["maze"]
     return MazeDataset(arrays["observations"], arrays["actions"], arrays["next_observations"],
                        Maze.from_map(mz["map"], mz["name"], mz["scale"]), MazeDataConfig(**gen))
+
+
+def get_dataset(cfg: RLBenchConfig, out: Path, dataset_dir: Path | None = None) -> MazeDataset:
+    """The dataset of a ``pluralign rl bench`` run (``cfg.data``, ``cfg.maze``): the given one (checked
+    to be from this maze), the one saved in ``out/dataset`` by an earlier run with the same
+    settings, or a new one."""
+    if dataset_dir is not None:
+        return load(dataset_dir, cfg.maze)
+    path = out / "dataset"
+    if (path / "manifest.json").is_file():
+        ds = load(path, cfg.maze)
+        if asdict(ds.config) == asdict(cfg.data):
+            return ds
+    ds = generate(cfg.data)
+    save(ds, path)
+    return ds
