@@ -48,7 +48,6 @@ def rows(bench: Path, k: int, ns: list[int], dataset: Path | None = None) -> lis
     particles = posterior_particles("vpl", model.eval(), setting, cfg, {})
     centres, goal = goal_centres(setting), setting.test.goal_index
     top = particles.rewards(model, centres).argmax(1)  # (P,) each particle's goal
-    dist = torch.cdist(particles.z, particles.z)
     answers = random_test_answers(setting, max(ns), cfg)
     out = []
     for n in ns:
@@ -58,12 +57,11 @@ def rows(bench: Path, k: int, ns: list[int], dataset: Path | None = None) -> lis
         heaviest, medoid, vote, close, ess = [], [], [], [], []
         for c, r in zip(chosen, rejected):
             lw = particles.log_weights(model, c, r)
-            w = torch.softmax(lw, 0)
             heaviest.append(int(lw.argmax()))
-            medoid.append(int((dist @ w).argmin()))
-            vote.append(int(torch.zeros(k).index_add_(0, top, w).argmax()))
+            medoid.append(particles.medoid(lw))
+            vote.append(int(torch.zeros(k).index_add_(0, top, torch.softmax(lw, 0)).argmax()))
             close.append(int((lw > lw.max() - 0.1).sum()))
-            ess.append(float(1 / (w ** 2).sum()))
+            ess.append(particles.effective_size(lw))
         norm = particles.z.norm(dim=1)
         out.append({"n": n, "q_mean": float(np.mean(by_q == goal)),
                     "heaviest": float(np.mean(top[heaviest].numpy() == goal)),

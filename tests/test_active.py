@@ -94,6 +94,17 @@ def test_particle_weights_are_the_bradley_terry_likelihood():
     assert answer_log_likelihood(torch.tensor([-50.0]), 0.1).exp().item() == pytest.approx(0.1, rel=1e-3)
 
 
+
+def test_particle_medoid_by_hand():
+    """Three particles on a line at 0, 1, 10: under equal weights the expected distances are 11,
+    10 and 19, so the medoid is the one at 1 (the weighted mean, 3.67, is no particle); weight
+    piled on the one at 10 makes it the medoid."""
+    parts = ParticlePosterior(torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0]]))
+    assert parts.medoid(torch.zeros(3)) == 1
+    assert parts.medoid(torch.tensor([0.0, 0.0, 5.0])) == 2
+    assert parts.medoid(torch.tensor([5.0, 0.0, 0.0])) == 0
+
+
 # --- select_queries -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["np-btl", "vpl"])

@@ -96,6 +96,7 @@ class ParticlePosterior:
     _pool: Any = field(default=None, repr=False)
     _model: Any = field(default=None, repr=False)
     _pool_rewards: Any = field(default=None, repr=False)
+    _distances: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.z.dim() != 2 or self.z.shape[0] < 1:
@@ -167,3 +168,12 @@ class ParticlePosterior:
         """Effective number of particles 1 / Σ w² (a degenerate posterior has ~1)."""
         w = torch.softmax(log_w, dim=-1)
         return float(1.0 / (w ** 2).sum())
+
+    def medoid(self, log_w: torch.Tensor) -> int:
+        """Index of the posterior-weighted medoid: the particle with the least expected Euclidean
+        distance to the others under the weights softmax(log_w). A point summary that is always
+        one of the particles (a real user's z), unlike the weighted mean, and a central one,
+        unlike the heaviest particle (pluralign.rl.queries.latents says why that matters)."""
+        if self._distances is None:  # (P, P), once per posterior: it is asked for every user
+            self._distances = torch.cdist(self.z, self.z)
+        return int((self._distances @ torch.softmax(log_w, dim=-1)).argmin())

@@ -87,7 +87,8 @@ class RLBenchConfig:
     ``particles`` chosen on the tuning seeds 0, 20 and 21 by a rule written before the runs:
     VPL + SPO at 8 answers, K = 10, 49.7 / 60.0 % random / active against 37.0 / 48.7, K = 2
     98.3 / 98.3 % for both (benchmarks/results/rl_particles/). vpl_beta_max: VPL's KL weight
-    after annealing; 0.05 chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
+    after annealing; 0.05 chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400
+    steps, 2 goals, seed 1).
     relabel_context: (min, max) pairs of the training user whose z relabels an episode (NP-BTL,
     VPL with ``vpl_relabel_z="posterior"``), drawn uniformly per episode and capped at the user's
     own pairs; (2, 8) is the reward models' own training context range.

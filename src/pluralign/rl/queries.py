@@ -103,9 +103,7 @@ def latents(model: RewardModel, chosen: torch.Tensor, rejected: torch.Tensor,
     model.eval()
     b, n = chosen.shape[:2]
     if particles is not None and n > 0:
-        dist = torch.cdist(particles.z, particles.z)  # (P, P)
-        medoids = [int((dist @ torch.softmax(particles.log_weights(model, c, r), 0)).argmin())
-                   for c, r in zip(chosen, rejected)]
+        medoids = [particles.medoid(particles.log_weights(model, c, r)) for c, r in zip(chosen, rejected)]
         return particles.z[medoids].numpy().astype(np.float32)
     z = model.personalize(chosen, rejected, torch.ones(b, n, dtype=torch.bool))
     if isinstance(z, torch.distributions.Normal):
