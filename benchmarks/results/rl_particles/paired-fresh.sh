@@ -11,3 +11,7 @@ for s in 33 34 35; do
         --dataset runs/rl-particles/default-command-s$s/dataset
   done
 done
+python benchmarks/rl_paired.py --goals 10 --policy vpl+spo --n 8 \
+    --a runs/rl-particles/paired-s33-variational --a runs/rl-particles/paired-s34-variational \
+    --a runs/rl-particles/paired-s35-variational --b runs/rl-particles/paired-s33-particles \
+    --b runs/rl-particles/paired-s34-particles --b runs/rl-particles/paired-s35-particles
