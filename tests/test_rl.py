@@ -233,6 +233,35 @@ def test_vpl_particle_posterior_gives_the_weighted_medoid_training_users_z():
                                latents(model, chosen[:, :0], rejected[:, :0]))
 
 
+def test_vpl_policy_reads_a_standardised_reward_profile_of_z():
+    """``vpl_policy_z="profile"``: the policy reads the reward under z at fixed anchor states,
+    standardised per z: the same for a z whose reward differs by scale and shift, different where
+    the rewards rank the anchors differently, and a function of z alone."""
+    from functools import partial
+
+    from pluralign.rl.bench import RLBenchConfig
+    from pluralign.rl.latents import policy_latent, reward_profile
+
+    model = _tiny("vpl", dim=4, latent_dim=3, embed_dim=8)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.mul_(4)
+    torch.manual_seed(1)
+    anchors, z = torch.randn(7, 4), torch.randn(5, 3).numpy()
+    prof = reward_profile(model, anchors, z, chunk=2)  # chunks join in order
+    assert prof.shape == (5, 7)
+    np.testing.assert_allclose(prof.mean(1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(prof.std(1, ddof=1), 1.0, rtol=1e-4)
+    with torch.no_grad():
+        raw = model.reward(anchors.unsqueeze(0).expand(5, -1, -1), torch.from_numpy(z)).numpy()
+    np.testing.assert_allclose(prof, (raw - raw.mean(1, keepdims=True)) / raw.std(1, ddof=1, keepdims=True),
+                               rtol=1e-4, atol=1e-5)
+    assert not np.allclose(prof[0], prof[1])
+    np.testing.assert_array_equal(policy_latent("vpl", z, None, partial(reward_profile, model, anchors)), prof)
+    with pytest.raises(ValueError, match="vpl_policy_z must be latent or profile"):
+        RLBenchConfig(vpl_policy_z="peak")
+
+
 def test_mix_btl_users_get_posterior_weights_over_its_components():
     """Mix-BTL in the maze: active queries use its exact posterior (no particles), z is the log
     posterior weights, and the policy reads the weights themselves (bounded, summing to 1)."""
@@ -448,9 +477,10 @@ def test_simulator_matches_gymnasium_robotics():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("view,refine,posterior", [("raw", 0, "variational"), ("pcell", 0, "variational"),
-                                                  ("pcell", 8, "particles")])
-def test_quick_bench_end_to_end(tmp_path, view, refine, posterior):
+@pytest.mark.parametrize("view,refine,posterior,policy_z", [("raw", 0, "variational", "latent"),
+                                                           ("pcell", 0, "variational", "latent"),
+                                                           ("pcell", 8, "particles", "profile")])
+def test_quick_bench_end_to_end(tmp_path, view, refine, posterior, policy_z):
     pytest.importorskip("d3rlpy")
     pytest.importorskip("mujoco")
     from pluralign.rl.bench import RLBenchConfig, run_bench
@@ -459,7 +489,8 @@ def test_quick_bench_end_to_end(tmp_path, view, refine, posterior):
     cfg = RLBenchConfig.quick(policies=("np-btl", "vpl+spo", "mix-btl", "oracle"), context_sizes=(0, 2),
                               data=MazeDataConfig(n_episodes=20, episode_len=50), n_users=60,
                               reward_steps=200, iql=IQLSettings(steps=60, hidden=32), eval_per_goal=2,
-                              horizon=20, state_view=view, refine_pairs=refine, vpl_posterior=posterior)
+                              horizon=20, state_view=view, refine_pairs=refine, vpl_posterior=posterior,
+                              vpl_policy_z=policy_z)
     (doc,) = run_bench(cfg, tmp_path, log=lambda *_: None)
     if refine:  # the first round's Mix-BTL chose each labelling user's last 8 pairs
         assert (tmp_path / f"k2-seed0-{view}-refine8" / "rewards" / "mix-btl-round1").is_dir()
@@ -501,6 +532,8 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     assert res.exit_code == 2 and "mix_relabel_z must be prior or posterior" in res.output
     res = runner.invoke(app, ["rl", "bench", "--vpl-posterior", "mode", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "vpl_posterior must be variational or particles" in res.output
+    res = runner.invoke(app, ["rl", "bench", "--vpl-policy-z", "goal", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "vpl_policy_z must be latent or profile" in res.output
     save(_fake_dataset("umaze"), tmp_path / "u")
     res = runner.invoke(app, ["rl", "bench", "--quick", "--dataset", str(tmp_path / "u"), "--out", str(tmp_path)])
     assert res.exit_code == 2 and "PointMaze_UMaze-v3" in res.output and "'medium'" in res.output

@@ -66,6 +66,7 @@ def bench(
     query_noise: float = typer.Option(None, "--query-noise", help="Probability a test user's answer is flipped."),
     vpl_relabel_z: str = typer.Option(None, "--vpl-relabel-z", help="z VPL relabels episodes with: prior (Alg. 2, samples of p(z)) or posterior (means of q(z | a training user's 2-8 pairs))."),
     vpl_posterior: str = typer.Option(None, "--vpl-posterior", help="How a test user's answers become VPL's z and choose its active questions: particles (default: the weighted medoid of 512 training users' z reweighted by the answers) or variational (the mean of q(z | answers), the paper's)."),
+    vpl_policy_z: str = typer.Option(None, "--vpl-policy-z", help="What VPL's policy reads of z: latent (default: z itself, the paper's) or profile (the reward under z at 128 fixed dataset states, standardised)."),
     mix_relabel_z: str = typer.Option(None, "--mix-relabel-z", help="z Mix-BTL relabels episodes with: prior (default: one of its rewards per episode, drawn from its prior; the policy then reads the test user's most probable one) or posterior (weights of a training user's 2-8 pairs; the policy reads weights)."),
     relabel_context: str = typer.Option(None, "--relabel-context", help="Pairs of a training user whose z relabels an episode (NP-BTL, VPL): MIN-MAX or N (default 2-8)."),
     state_view: str = typer.Option(None, "--state-view", help="What the reward models see of a state: pcell (default: position + a one-hot of the maze cell) or raw (the observation x, y, vx, vy, as the paper). The policy always sees the observation."),
@@ -90,7 +91,8 @@ def bench(
         changes["query_strategies"] = tuple(queries_strategy)
     for name, value in (("reward_steps", reward_steps), ("label_noise", label_noise), ("query_noise", query_noise),
                         ("vpl_relabel_z", vpl_relabel_z), ("vpl_posterior", vpl_posterior),
-                        ("mix_relabel_z", mix_relabel_z), ("n_users", users), ("pairs_per_user", pairs_per_user),
+                        ("vpl_policy_z", vpl_policy_z), ("mix_relabel_z", mix_relabel_z), ("n_users", users),
+                        ("pairs_per_user", pairs_per_user),
                         ("local_pairs", local_pairs), ("refine_pairs", refine_pairs), ("state_view", state_view)):
         if value is not None:
             changes[name] = value

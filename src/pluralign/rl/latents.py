@@ -1,7 +1,8 @@
 """The z of ``pluralign rl bench``'s latent reward models (issue 14; :mod:`.bench` module
 docstring): the z each relabelled episode gets (VPL Alg. 2's prior samples, encoder outputs of
 training users' pairs, or one of Mix-BTL's rewards drawn from its prior) and what the z-conditioned
-policy reads of a z (Mix-BTL: posterior weights, or the most probable component's code).
+policy reads of a z (Mix-BTL: posterior weights, or the most probable component's code; VPL: z,
+or its reward profile over anchor states).
 """
 
 from __future__ import annotations
@@ -42,14 +43,18 @@ def relabel_latents(name: str, model, records, n: int, rng: np.random.Generator,
         return (model.latent(z) if isinstance(z, torch.distributions.Normal) else z).detach()
 
 
-def policy_latent(name: str, z: np.ndarray, components: np.ndarray | None = None) -> np.ndarray:
+def policy_latent(name: str, z: np.ndarray, components: np.ndarray | None = None,
+                  profile: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """What the policy reads of a reward model's z: Mix-BTL's z is log posterior weights over
     its components (down to about -1e2 once the answers rule a component out), so the policy
     gets the weights themselves, in [0, 1], or with ``components`` (M, C) (a policy trained on
     one reward per episode, ``mix_relabel_z="prior"``) the row of the most probable component
     (:func:`component_codes`): spare components learn near-copies of one goal's reward, and a
-    posterior split evenly over copies is a weight vector such a policy never saw. Other models'
-    z as it is."""
+    posterior split evenly over copies is a weight vector such a policy never saw. ``profile``
+    (VPL with ``RLBenchConfig.vpl_policy_z="profile"``): what it makes of z, :func:`reward_profile`.
+    Other models' z as it is."""
+    if profile is not None:
+        return profile(z)
     if name != "mix-btl":
         return z
     if components is not None:
@@ -70,3 +75,21 @@ def component_codes(model, how: str, states: np.ndarray,
     seen = states if view is None else view(states)
     rewards = model.eval().net(torch.from_numpy(seen).float())  # (S, M)
     return states[rewards.argmax(0).numpy(), :2].astype(np.float32)
+
+
+@torch.no_grad()
+def reward_profile(model, anchors: torch.Tensor, z: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """(B, A): the reward ``model`` gives to ``anchors`` (A, D) (fixed dataset states as the model
+    sees them) under each z (B, L), standardised per z (mean 0, std 1 over the anchors). A function
+    of z alone that says where its reward is high, as the oracle's goal position does, so the
+    policy need not learn to decode the coordinates of a latent space from a few hundred
+    relabelled episodes (benchmarks/results/rl_profile/)."""
+    model.eval()
+    zt = torch.from_numpy(np.asarray(z, np.float32))
+    out = []
+    for i in range(0, len(zt), chunk):  # B x A x D at once would be large for the relabelled episodes
+        part = zt[i:i + chunk]
+        out.append(model.reward(anchors.float().unsqueeze(0).expand(len(part), -1, -1), part))
+    r = torch.cat(out) if out else torch.zeros(0, len(anchors))
+    r = (r - r.mean(1, keepdim=True)) / r.std(1, keepdim=True).clamp_min(1e-6)
+    return r.numpy().astype(np.float32)
