@@ -139,3 +139,20 @@ def test_one_run_summary_does_not_pass_active_queries_with_nothing_to_reach():
     assert vpl and vpl[0].endswith("not met (nothing to reach)")
     reach = summary_lines(bench_doc(1, 0.2, 0.1, [0, 0, 0.1, 0.1, 0.1]))
     assert any(line.startswith("target vpl with active") and line.endswith("first at n = 2 -> met") for line in reach)
+
+
+def test_every_policy_with_an_active_curve_is_checked_against_the_budget():
+    """Not a fixed list: a policy the user names (here vpl+maxnorm) with a ``/active`` curve gets
+    the active-query target in one run's summary and in the seeds' targets; one without does not."""
+    docs = three_seeds()
+    for doc in docs:
+        doc["models"]["vpl+maxnorm"] = {n: dict(c, success=0.2) for n, c in doc["models"]["oracle"].items()}
+        doc["models"]["vpl+maxnorm/active"] = {n: dict(c, success=0.0 if n in ("0", "1") else 0.3)
+                                               for n, c in doc["models"]["oracle"].items()}
+    rows = {r["quantity"].split(":")[0]: r for r in target_rows(docs, k=2)}
+    assert rows["vpl+maxnorm/active"]["values"] == [2.0, 2.0, 2.0] and rows["vpl+maxnorm/active"]["met_every_seed"]
+    assert "vpl+spo/active" not in rows
+    lines = summary_lines(docs[0])
+    assert any(line.startswith("target vpl+maxnorm with active") and line.endswith("first at n = 2 -> met")
+               for line in lines)
+    assert not any(line.startswith("target vpl+spo with active") for line in lines)

@@ -12,7 +12,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -21,9 +21,15 @@ from .maze import Maze
 
 ACTIVE_BUDGET = 4  # issue 14: active queries reach the most-random-query success within 4
 #: policies whose gap to the oracle is a target (issue 14 names VPL + SPO; Mix-BTL + SPO is the
-#: library's best, docs/rl.md) and whose active curves are checked against the budget
+#: library's best, docs/rl.md)
 ORACLE_GAP_POLICIES = ("vpl+spo", "mix-btl+spo", "mix-btl+maxnorm")
-ACTIVE_POLICIES = ("vpl", "vpl+spo", "np-btl", "mix-btl", "mix-btl+spo", "mix-btl+maxnorm")
+
+
+def with_active_curves(names: Iterable[str]) -> list[str]:
+    """The policies among ``names`` that also have an ``<policy>/active`` curve, in their order:
+    those whose active curve is checked against ``ACTIVE_BUDGET``."""
+    names = list(names)
+    return [n for n in names if f"{n}/active" in names]
 
 
 def results_stem(k: int) -> str:
@@ -106,8 +112,8 @@ def summary_lines(doc: Mapping[str, Any]) -> list[str]:
     if spo is not None and vpl is not None:
         lines.append(f"target SPO >= unscaled VPL (n={n}): {100 * spo:.0f} vs {100 * vpl:.0f} -> "
                      f"{'met' if spo >= vpl else 'not met'}")
-    for name in ACTIVE_POLICIES:
-        if f"{name}/active" not in m or name not in m or n not in m[name]:
+    for name in with_active_curves(m):
+        if n not in m[name]:
             continue
         first = first_reaching(doc, name)
         if math.isfinite(first):

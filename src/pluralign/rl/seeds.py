@@ -22,8 +22,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..eval.seeds import interval_row, read_seed_docs, write_tables
-from .report import (ACTIVE_BUDGET, ACTIVE_POLICIES, ORACLE_GAP_POLICIES, first_reaching, goals_of,
-                     oracle_tolerance, results_stem, success_at, summary_lines, validate, write_results)
+from .report import (ACTIVE_BUDGET, ORACLE_GAP_POLICIES, first_reaching, goals_of, oracle_tolerance,
+                     results_stem, success_at, summary_lines, validate, with_active_curves, write_results)
 
 def goal_counts(run_dirs: Sequence[str | Path]) -> list[int]:
     """The goal counts K with a ``maze-{K}goals.json`` in every run folder."""
@@ -96,13 +96,12 @@ def target_rows(docs: Sequence[Mapping[str, Any]], k: int) -> list[dict[str, Any
         v = [success_at(d, "btl", n) for d in docs]
         rows.append({"quantity": f"btl success (n={n}), %", "target": f"near 1/K = {100 / k:.0f}",
                      "met_every_seed": None, **interval_row(v, scale=100.0)})
-    for name in ACTIVE_POLICIES:
-        if {name, f"{name}/active"} <= policies:
-            v = [first_reaching(d, name) for d in docs]
-            rows.append({"quantity": f"{name}/active: queries to reach its {n}-random-query success",
-                         "target": f"<= {ACTIVE_BUDGET}",
-                         "met_every_seed": all(math.isfinite(x) and x <= ACTIVE_BUDGET for x in v),
-                         **interval_row([x if math.isfinite(x) else None for x in v])})
+    for name in with_active_curves(common_policies(docs)):
+        v = [first_reaching(d, name) for d in docs]
+        rows.append({"quantity": f"{name}/active: queries to reach its {n}-random-query success",
+                     "target": f"<= {ACTIVE_BUDGET}",
+                     "met_every_seed": all(math.isfinite(x) and x <= ACTIVE_BUDGET for x in v),
+                     **interval_row([x if math.isfinite(x) else None for x in v])})
     return rows
 
 
