@@ -233,14 +233,12 @@ def test_vpl_particle_posterior_gives_the_weighted_medoid_training_users_z():
                                latents(model, chosen[:, :0], rejected[:, :0]))
 
 
-def test_vpl_policy_reads_a_standardised_reward_profile_of_z():
-    """``vpl_policy_z="profile"``: the policy reads the reward under z at fixed anchor states,
-    standardised per z: the same for a z whose reward differs by scale and shift, different where
-    the rewards rank the anchors differently, and a function of z alone."""
-    from functools import partial
-
+def test_vpl_policy_reads_a_reward_profile_or_peak_of_z():
+    """``vpl_policy_z``: ``profile`` is the reward under z at fixed anchor states standardised per
+    z (a function of z alone, different where the rewards rank the anchors differently); ``peak``
+    the position of the anchor with the highest reward; ``latent`` z itself."""
     from pluralign.rl.bench import RLBenchConfig
-    from pluralign.rl.latents import policy_latent, reward_profile
+    from pluralign.rl.latents import ANCHORS, policy_latent, reward_peak, reward_profile, vpl_policy_reads
 
     model = _tiny("vpl", dim=4, latent_dim=3, embed_dim=8)
     with torch.no_grad():
@@ -257,9 +255,22 @@ def test_vpl_policy_reads_a_standardised_reward_profile_of_z():
     np.testing.assert_allclose(prof, (raw - raw.mean(1, keepdims=True)) / raw.std(1, ddof=1, keepdims=True),
                                rtol=1e-4, atol=1e-5)
     assert not np.allclose(prof[0], prof[1])
-    np.testing.assert_array_equal(policy_latent("vpl", z, None, partial(reward_profile, model, anchors)), prof)
-    with pytest.raises(ValueError, match="vpl_policy_z must be latent or profile"):
-        RLBenchConfig(vpl_policy_z="peak")
+    xy = np.arange(14, dtype=np.float32).reshape(7, 2)
+    np.testing.assert_array_equal(reward_peak(model, anchors, xy, z, chunk=2), xy[raw.argmax(1)])
+
+    states = np.random.default_rng(0).normal(size=(3000, 4)).astype(np.float32)
+    double = lambda s: 2 * s  # noqa: E731  (a view the anchors go through; positions are the states')
+    assert vpl_policy_reads("latent", model, states, double, 3) is None
+    assert policy_latent("vpl", z, None, None) is z
+    for how in ("profile", "peak"):
+        reads = vpl_policy_reads(how, model, states, double, 3)
+        picked = states[np.random.default_rng(3).choice(len(states), ANCHORS[how], replace=False)]
+        want = (reward_profile(model, torch.from_numpy(2 * picked), z) if how == "profile"
+                else reward_peak(model, torch.from_numpy(2 * picked), picked[:, :2], z))
+        np.testing.assert_array_equal(policy_latent("vpl", z, None, reads), want)
+        assert want.shape == (5, 128 if how == "profile" else 2)
+    with pytest.raises(ValueError, match="vpl_policy_z must be one of"):
+        RLBenchConfig(vpl_policy_z="goal")
 
 
 def test_mix_btl_users_get_posterior_weights_over_its_components():
@@ -478,7 +489,7 @@ def test_simulator_matches_gymnasium_robotics():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("view,refine,posterior,policy_z", [("raw", 0, "variational", "latent"),
-                                                           ("pcell", 0, "variational", "latent"),
+                                                           ("pcell", 0, "variational", "peak"),
                                                            ("pcell", 8, "particles", "profile")])
 def test_quick_bench_end_to_end(tmp_path, view, refine, posterior, policy_z):
     pytest.importorskip("d3rlpy")
@@ -533,7 +544,7 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     res = runner.invoke(app, ["rl", "bench", "--vpl-posterior", "mode", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "vpl_posterior must be variational or particles" in res.output
     res = runner.invoke(app, ["rl", "bench", "--vpl-policy-z", "goal", "--out", str(tmp_path)])
-    assert res.exit_code == 2 and "vpl_policy_z must be latent or profile" in res.output
+    assert res.exit_code == 2 and "vpl_policy_z must be one of" in res.output
     save(_fake_dataset("umaze"), tmp_path / "u")
     res = runner.invoke(app, ["rl", "bench", "--quick", "--dataset", str(tmp_path / "u"), "--out", str(tmp_path)])
     assert res.exit_code == 2 and "PointMaze_UMaze-v3" in res.output and "'medium'" in res.output

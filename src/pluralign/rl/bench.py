@@ -26,7 +26,6 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import torch
 from ..train.config import TrainConfig
 from .dataset import MazeDataConfig, MazeDataset, get_dataset
 from .iql import IQLSettings, train_iql
-from .latents import LATENT_MODELS, component_codes, policy_latent, relabel_latents, reward_profile
+from .latents import LATENT_MODELS, VPL_POLICY_Z, component_codes, policy_latent, relabel_latents, vpl_policy_reads
 from .maze import Maze
 from .queries import STRATEGIES
 from .relabel import SCALINGS, oracle_rewards, progress_rewards, relabel
@@ -51,8 +50,6 @@ DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle", "mix-btl
 REWARD_FORMS = ("progress", "state")
 #: dataset states a second labelling round (``refine_pairs``) rates to pick its pairs from
 REFINE_POOL = 4000
-#: dataset states whose rewards under VPL's z the policy reads with ``vpl_policy_z="profile"``
-PROFILE_ANCHORS = 128
 
 
 def parse_policy(name: str) -> tuple[str, str]:
@@ -90,10 +87,10 @@ class RLBenchConfig:
     ``particles`` chosen on the tuning seeds 0, 20 and 21 by a rule written before the runs:
     VPL + SPO at 8 answers, K = 10, 49.7 / 60.0 % random / active against 37.0 / 48.7, K = 2
     98.3 / 98.3 % for both (benchmarks/results/rl_particles/). vpl_policy_z: what the policy
-    reads of VPL's z, ``latent`` (z itself, the paper's) or ``profile`` (its reward at
-    ``PROFILE_ANCHORS`` dataset states, :func:`.latents.reward_profile`), which failed its rule on
-    the same tuning seeds (benchmarks/results/rl_profile/). vpl_beta_max: VPL's KL weight after
-    annealing; 0.05 chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400
+    reads of VPL's z, ``latent`` (z itself, the paper's), ``profile`` (its reward at 128 dataset
+    states) or ``peak`` (where that reward is highest) (:func:`.latents.vpl_policy_reads`);
+    ``profile`` failed its rule on the same tuning seeds (benchmarks/results/rl_profile/).
+    vpl_beta_max: VPL's KL weight after annealing; 0.05 chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400
     steps, 2 goals, seed 1).
     relabel_context: (min, max) pairs of the training user whose z relabels an episode (NP-BTL,
     VPL with ``vpl_relabel_z="posterior"``), drawn uniformly per episode and capped at the user's
@@ -183,8 +180,8 @@ class RLBenchConfig:
                              f"{self.relabel_context}")
         if self.vpl_posterior not in ("variational", "particles"):
             raise ValueError(f"vpl_posterior must be variational or particles, got {self.vpl_posterior!r}")
-        if self.vpl_policy_z not in ("latent", "profile"):
-            raise ValueError(f"vpl_policy_z must be latent or profile, got {self.vpl_policy_z!r}")
+        if self.vpl_policy_z not in VPL_POLICY_Z:
+            raise ValueError(f"vpl_policy_z must be one of {VPL_POLICY_Z}, got {self.vpl_policy_z!r}")
         for name in ("vpl_relabel_z", "mix_relabel_z"):
             if getattr(self, name) not in ("prior", "posterior"):
                 raise ValueError(f"{name} must be prior or posterior, got {getattr(self, name)!r}")
@@ -273,9 +270,6 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
     states = dataset.observations
     comparison_np, rng = comparison_set(states, cfg)
     comparison = torch.from_numpy(setting.view(comparison_np))
-    # its own generator, so the other draws stay what they were before profiles existed
-    anchors = torch.from_numpy(setting.view(states[np.random.default_rng(cfg.seed + 10).choice(
-        len(states), PROFILE_ANCHORS, replace=False)]))
     progress = cfg.reward_form == "progress"
     # state form: r_t = r(s_{t+1}, z) by default, Alg. 2's alternative (the action at t changes it)
     episodes_np = dataset.episodes(dataset.next_observations if cfg.next_state or progress else states)
@@ -315,8 +309,9 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
             model = models[base]
             components = (component_codes(model, cfg.mix_policy_z, states, setting.view)
                           if base == "mix-btl" and cfg.mix_relabel_z == "prior" else None)
-            profile = (partial(reward_profile, model, anchors) if base == "vpl" and cfg.vpl_policy_z == "profile"
-                       else None)
+            # its own generator (seed + 10), so the bench's other draws stay as they were before it
+            reads = (vpl_policy_reads(cfg.vpl_policy_z, model, states, setting.view, cfg.seed + 10)
+                     if base == "vpl" else None)
             z_parts, r_parts = [], []
             for c in range(cfg.relabel_copies):
                 z = relabel_latents(base, model, records, n_ep, rng, cfg.vpl_relabel_z, cfg.relabel_context,
@@ -324,7 +319,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 r = (progress_rewards(model, before, episodes, z, scaling, comparison) if progress
                      else relabel(model, episodes, z, scaling, comparison))
                 r_parts.append(r.reshape(-1).numpy())
-                z_parts.append(np.repeat(policy_latent(base, z.numpy(), components, profile), L, axis=0))
+                z_parts.append(np.repeat(policy_latent(base, z.numpy(), components, reads), L, axis=0))
             z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
         policy = train_iql(np.tile(states, (cfg.relabel_copies, 1)), z_rows.astype(np.float32), actions,
                            rewards, L, cfg.iql, seed=cfg.seed)
@@ -336,7 +331,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 particles = posterior_particles(base, models[base], setting, cfg, answers) if base == "vpl" else None
             for n in cfg.context_sizes:
                 z = (goals_xy[test.goal_index].astype(np.float32) if base == "oracle"
-                     else policy_latent(base, latents(models[base], *given.first(n), particles), components, profile))
+                     else policy_latent(base, latents(models[base], *given.first(n), particles), components, reads))
                 ok, paths = rollout(policy, z, sim, test, goals_xy, cfg.horizon, cfg.radius)
                 curve[str(n)] = _stats(ok)
                 per_goal[str(n)] = [float(ok[test.goal_index == g].mean()) for g in range(k)]

@@ -2,13 +2,14 @@
 docstring): the z each relabelled episode gets (VPL Alg. 2's prior samples, encoder outputs of
 training users' pairs, or one of Mix-BTL's rewards drawn from its prior) and what the z-conditioned
 policy reads of a z (Mix-BTL: posterior weights, or the most probable component's code; VPL: z,
-or its reward profile over anchor states).
+or what its reward says over anchor states: a profile, or where it peaks).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -18,6 +19,10 @@ from .setting import training_contexts
 #: reward models with a user latent: z relabels the data, conditions the policy, and active
 #: queries choose what to ask about it
 LATENT_MODELS = ("np-btl", "vpl", "mix-btl")
+#: what the policy reads of VPL's z (``RLBenchConfig.vpl_policy_z``; :func:`vpl_policy_reads`)
+VPL_POLICY_Z = ("latent", "profile", "peak")
+#: dataset states the reward under z is read at, per ``vpl_policy_z``
+ANCHORS = {"profile": 128, "peak": 2048}
 
 
 def relabel_latents(name: str, model, records, n: int, rng: np.random.Generator,
@@ -44,17 +49,16 @@ def relabel_latents(name: str, model, records, n: int, rng: np.random.Generator,
 
 
 def policy_latent(name: str, z: np.ndarray, components: np.ndarray | None = None,
-                  profile: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+                  reads: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """What the policy reads of a reward model's z: Mix-BTL's z is log posterior weights over
     its components (down to about -1e2 once the answers rule a component out), so the policy
     gets the weights themselves, in [0, 1], or with ``components`` (M, C) (a policy trained on
     one reward per episode, ``mix_relabel_z="prior"``) the row of the most probable component
     (:func:`component_codes`): spare components learn near-copies of one goal's reward, and a
-    posterior split evenly over copies is a weight vector such a policy never saw. ``profile``
-    (VPL with ``RLBenchConfig.vpl_policy_z="profile"``): what it makes of z, :func:`reward_profile`.
-    Other models' z as it is."""
-    if profile is not None:
-        return profile(z)
+    posterior split evenly over copies is a weight vector such a policy never saw. ``reads``
+    (VPL, :func:`vpl_policy_reads`): what it makes of z. Other models' z as it is."""
+    if reads is not None:
+        return reads(z)
     if name != "mix-btl":
         return z
     if components is not None:
@@ -77,19 +81,48 @@ def component_codes(model, how: str, states: np.ndarray,
     return states[rewards.argmax(0).numpy(), :2].astype(np.float32)
 
 
+def vpl_policy_reads(how: str, model, states: np.ndarray, view: Callable[[np.ndarray], np.ndarray],
+                     seed: int) -> Callable[[np.ndarray], np.ndarray] | None:
+    """What the policy reads of VPL's z, as :func:`policy_latent`'s ``reads``: None for ``latent``
+    (z itself, the paper's), else a function of z over ``ANCHORS[how]`` dataset ``states`` (or all of them) drawn
+    with ``seed``: ``profile`` (:func:`reward_profile`) or ``peak`` (:func:`reward_peak`)."""
+    if how not in VPL_POLICY_Z:
+        raise ValueError(f"vpl_policy_z must be one of {VPL_POLICY_Z}, got {how!r}")
+    if how == "latent":
+        return None
+    n = min(ANCHORS[how], len(states))  # a small dataset lends all its states
+    picked = states[np.random.default_rng(seed).choice(len(states), n, replace=False)]
+    anchors = torch.from_numpy(view(picked))
+    if how == "profile":
+        return partial(reward_profile, model, anchors)
+    return partial(reward_peak, model, anchors, picked[:, :2].astype(np.float32))
+
+
 @torch.no_grad()
-def reward_profile(model, anchors: torch.Tensor, z: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """(B, A): the reward ``model`` gives to ``anchors`` (A, D) (fixed dataset states as the model
-    sees them) under each z (B, L), standardised per z (mean 0, std 1 over the anchors). A function
-    of z alone that says where its reward is high, as the oracle's goal position does, so the
-    policy need not learn to decode the coordinates of a latent space from a few hundred
-    relabelled episodes (benchmarks/results/rl_profile/)."""
+def anchor_rewards(model, anchors: torch.Tensor, z: np.ndarray, chunk: int = 256) -> torch.Tensor:
+    """(B, A): the reward ``model`` gives to ``anchors`` (A, D) (dataset states as the model sees
+    them) under each z (B, L)."""
     model.eval()
     zt = torch.from_numpy(np.asarray(z, np.float32))
     out = []
     for i in range(0, len(zt), chunk):  # B x A x D at once would be large for the relabelled episodes
         part = zt[i:i + chunk]
         out.append(model.reward(anchors.float().unsqueeze(0).expand(len(part), -1, -1), part))
-    r = torch.cat(out) if out else torch.zeros(0, len(anchors))
+    return torch.cat(out) if out else torch.zeros(0, len(anchors))
+
+
+def reward_profile(model, anchors: torch.Tensor, z: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """(B, A): :func:`anchor_rewards` standardised per z (mean 0, std 1 over the anchors). A
+    function of z alone that says where its reward is high, as the oracle's goal position does, so
+    the policy need not learn to decode the coordinates of a latent space from a few hundred
+    relabelled episodes (benchmarks/results/rl_profile/)."""
+    r = anchor_rewards(model, anchors, z, chunk)
     r = (r - r.mean(1, keepdim=True)) / r.std(1, keepdim=True).clamp_min(1e-6)
     return r.numpy().astype(np.float32)
+
+
+def reward_peak(model, anchors: torch.Tensor, anchor_xy: np.ndarray, z: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """(B, 2): the position ``anchor_xy`` (A, 2) of the anchor whose reward under z is highest:
+    the code Mix-BTL's policy reads of a component (:func:`component_codes`) and the oracle's of
+    a goal, here for any z (benchmarks/results/rl_profile/)."""
+    return anchor_xy[anchor_rewards(model, anchors, z, chunk).argmax(1).numpy()]
