@@ -89,9 +89,9 @@ class RLBenchConfig:
     98.3 / 98.3 % for both (benchmarks/results/rl_particles/). vpl_policy_z: what the policy
     reads of VPL's z, ``latent`` (z itself, the paper's), ``profile`` (its reward at 128 dataset
     states) or ``peak`` (where that reward is highest) (:func:`.latents.vpl_policy_reads`);
-    ``profile`` failed its rule on the same tuning seeds (benchmarks/results/rl_profile/).
-    vpl_beta_max: VPL's KL weight after annealing; 0.05 chosen on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400
-    steps, 2 goals, seed 1).
+    ``profile`` and ``peak`` failed their rule on the same tuning seeds
+    (benchmarks/results/rl_profile/). vpl_beta_max: VPL's KL weight after annealing; 0.05 chosen
+    on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
     relabel_context: (min, max) pairs of the training user whose z relabels an episode (NP-BTL,
     VPL with ``vpl_relabel_z="posterior"``), drawn uniformly per episode and capped at the user's
     own pairs; (2, 8) is the reward models' own training context range.

@@ -84,8 +84,9 @@ def component_codes(model, how: str, states: np.ndarray,
 def vpl_policy_reads(how: str, model, states: np.ndarray, view: Callable[[np.ndarray], np.ndarray],
                      seed: int) -> Callable[[np.ndarray], np.ndarray] | None:
     """What the policy reads of VPL's z, as :func:`policy_latent`'s ``reads``: None for ``latent``
-    (z itself, the paper's), else a function of z over ``ANCHORS[how]`` dataset ``states`` (or all of them) drawn
-    with ``seed``: ``profile`` (:func:`reward_profile`) or ``peak`` (:func:`reward_peak`)."""
+    (z itself, the paper's), else a function of z over ``ANCHORS[how]`` dataset ``states`` (all
+    of them if fewer) drawn with ``seed``: ``profile`` (:func:`reward_profile`) or ``peak``
+    (:func:`reward_peak`)."""
     if how not in VPL_POLICY_Z:
         raise ValueError(f"vpl_policy_z must be one of {VPL_POLICY_Z}, got {how!r}")
     if how == "latent":
