@@ -64,11 +64,11 @@ def bench(
     refine_pairs: int = typer.Option(None, "--refine-pairs", help="How many of those pairs each user labels in a second round, among the states Mix-BTL (trained on the first round) rates highest for them: pairs near their goal (default 8; 0: one round of random pairs, the paper's)."),
     label_noise: float = typer.Option(None, "--label-noise", help="Probability a training label is flipped."),
     query_noise: float = typer.Option(None, "--query-noise", help="Probability a test user's answer is flipped."),
-    vpl_relabel_z: str = typer.Option(None, "--vpl-relabel-z", help="z VPL relabels episodes with: prior (Alg. 2, samples of p(z)) or posterior (means of q(z | a training user's 2-8 pairs))."),
+    vpl_relabel_z: str = typer.Option(None, "--vpl-relabel-z", help="z VPL relabels episodes with: prior (Alg. 2, samples of p(z)) or posterior (means of q(z | a training user's pairs, --relabel-context))."),
     vpl_posterior: str = typer.Option(None, "--vpl-posterior", help="How a test user's answers become VPL's z and choose its active questions: particles (default: the weighted medoid of 512 training users' z reweighted by the answers) or variational (the mean of q(z | answers), the paper's)."),
     vpl_policy_z: str = typer.Option(None, "--vpl-policy-z", help="What VPL's policy reads of z: latent (default: z itself, the paper's), profile (the reward under z at 128 fixed dataset states, standardised) or peak (the position of the highest of 2,048)."),
     mix_relabel_z: str = typer.Option(None, "--mix-relabel-z", help="z Mix-BTL relabels episodes with: prior (default: one of its rewards per episode, drawn from its prior; the policy then reads the test user's most probable one) or posterior (weights of a training user's 2-8 pairs; the policy reads weights)."),
-    relabel_context: str = typer.Option(None, "--relabel-context", help="Pairs of a training user whose z relabels an episode (NP-BTL, VPL): MIN-MAX or N (default 2-8)."),
+    relabel_context: str = typer.Option(None, "--relabel-context", help="Pairs of a training user whose z relabels an episode (NP-BTL, VPL): MIN-MAX or N (default 8; 2-8 before 2026-12-03)."),
     state_view: str = typer.Option(None, "--state-view", help="What the reward models see of a state: pcell (default: position + a one-hot of the maze cell) or raw (the observation x, y, vx, vy, as the paper). The policy always sees the observation."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
