@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, reward_train_config
+from pluralign.rl.config import RLBenchConfig, reward_train_config
 from pluralign.rl.dataset import get_dataset
 from pluralign.rl.env import MazeSim
 from pluralign.rl.iql import train_iql

@@ -50,7 +50,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, labelled_setting, reward_train_config, runs_folder
+from pluralign.rl.bench import labelled_setting, runs_folder
+from pluralign.rl.config import RLBenchConfig, reward_train_config
 from pluralign.rl.dataset import get_dataset
 from pluralign.rl.queries import Answers, latents
 from pluralign.rl.setting import goal_setting, random_test_answers, test_answers

@@ -8,7 +8,8 @@
 
 import sys
 
-from pluralign.rl.bench import RLBenchConfig, run_bench
+from pluralign.rl.bench import run_bench
+from pluralign.rl.config import RLBenchConfig
 
 if __name__ == "__main__":
     seed, out = int(sys.argv[1]), sys.argv[2]

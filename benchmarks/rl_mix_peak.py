@@ -10,7 +10,8 @@ A folder holding a finished run of the same seed reuses its reward model (about 
 
 import sys
 
-from pluralign.rl.bench import RLBenchConfig, run_bench
+from pluralign.rl.bench import run_bench
+from pluralign.rl.config import RLBenchConfig
 
 if __name__ == "__main__":
     seed, out, goals = int(sys.argv[1]), sys.argv[2], tuple(int(k) for k in sys.argv[3:]) or (10,)

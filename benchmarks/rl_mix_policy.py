@@ -21,7 +21,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from pluralign.rl.bench import RLBenchConfig, run_bench, runs_folder
+from pluralign.rl.bench import run_bench, runs_folder
+from pluralign.rl.config import RLBenchConfig
 
 # RLBenchConfig fields a variant may set (they change the reward model's data); other keys are IQL's
 BENCH_FIELDS = ("local_pairs", "reward_steps", "n_users", "pairs_per_user", "state_view", "refine_pairs", "refine_top")

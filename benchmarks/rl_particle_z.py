@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, labelled_setting, reward_train_config
+from pluralign.rl.bench import labelled_setting
+from pluralign.rl.config import RLBenchConfig, reward_train_config
 from pluralign.rl.dataset import get_dataset
 from pluralign.rl.queries import latents
 from pluralign.rl.setting import posterior_particles, test_answers

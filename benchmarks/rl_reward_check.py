@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, reward_train_config
+from pluralign.rl.config import RLBenchConfig, reward_train_config
 from pluralign.rl.dataset import get_dataset
 from pluralign.rl.queries import latents
 from pluralign.rl.setting import comparison_set, goal_setting, random_test_answers

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, labelled_setting, reward_train_config
+from pluralign.rl.bench import labelled_setting
+from pluralign.rl.config import RLBenchConfig, reward_train_config
 from pluralign.rl.dataset import get_dataset
 from pluralign.train.rewards import train_reward_model
 from rl_goal_identification import goal_centres, model_config  # benchmarks/ is on the path as a script

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pluralign.rl.bench import RLBenchConfig, reward_train_config
+from pluralign.rl.config import RLBenchConfig, reward_train_config
 from pluralign.rl.dataset import get_dataset
 from pluralign.rl.setting import goal_setting
 from pluralign.rl.views import STATE_VIEWS, state_view, view_records

@@ -237,7 +237,7 @@ def test_vpl_policy_reads_a_reward_profile_or_peak_of_z():
     """``vpl_policy_z``: ``profile`` is the reward under z at fixed anchor states standardised per
     z (a function of z alone, different where the rewards rank the anchors differently); ``peak``
     the position of the anchor with the highest reward; ``latent`` z itself."""
-    from pluralign.rl.bench import RLBenchConfig
+    from pluralign.rl.config import RLBenchConfig
     from pluralign.rl.latents import ANCHORS, policy_latent, reward_peak, reward_profile, vpl_policy_reads
 
     model = _tiny("vpl", dim=4, latent_dim=3, embed_dim=8)
@@ -276,7 +276,7 @@ def test_vpl_policy_reads_a_reward_profile_or_peak_of_z():
 def test_mix_btl_users_get_posterior_weights_over_its_components():
     """Mix-BTL in the maze: active queries use its exact posterior (no particles), z is the log
     posterior weights, and the policy reads the weights themselves (bounded, summing to 1)."""
-    from pluralign.rl.bench import RLBenchConfig, parse_policy, reward_train_config
+    from pluralign.rl.config import RLBenchConfig, parse_policy, reward_train_config
     from pluralign.rl.latents import policy_latent
 
     model = _tiny("mix-btl", dim=4, n_components=5)
@@ -305,7 +305,7 @@ def test_mix_btl_relabels_with_one_of_its_rewards_drawn_from_its_prior():
     """``mix_relabel_z="prior"`` (Alg. 2's z from the prior): each episode gets one component, drawn
     with the prior's probabilities; its reward is that component's alone and the policy reads a
     one-hot weight vector, at test time the most probable component's."""
-    from pluralign.rl.bench import RLBenchConfig
+    from pluralign.rl.config import RLBenchConfig
     from pluralign.rl.latents import relabel_latents, component_codes, policy_latent
 
     model = _tiny("mix-btl", dim=4, n_components=3)
@@ -357,7 +357,7 @@ def test_pcell_view_by_hand():
 
 
 def test_models_read_the_view_while_users_answer_on_states():
-    from pluralign.rl.bench import RLBenchConfig
+    from pluralign.rl.config import RLBenchConfig
     from pluralign.rl.setting import goal_setting, random_test_answers
 
     ds = _fake_dataset()
@@ -422,7 +422,7 @@ def test_second_round_pairs_come_from_the_states_the_model_rates_highest_for_the
         refine_records(first, model, pool, view, fields, n_pairs=0)
     with pytest.raises(ValueError, match="same number of first-round pairs"):
         refine_records(first[1:], model, pool, view, fields, n_pairs=2)
-    from pluralign.rl.bench import RLBenchConfig
+    from pluralign.rl.config import RLBenchConfig
 
     with pytest.raises(ValueError, match="at least 4 first-round pairs"):
         RLBenchConfig(pairs_per_user=20, refine_pairs=17)
@@ -494,7 +494,8 @@ def test_simulator_matches_gymnasium_robotics():
 def test_quick_bench_end_to_end(tmp_path, view, refine, posterior, policy_z):
     pytest.importorskip("d3rlpy")
     pytest.importorskip("mujoco")
-    from pluralign.rl.bench import RLBenchConfig, run_bench
+    from pluralign.rl.bench import run_bench
+    from pluralign.rl.config import RLBenchConfig
     from pluralign.rl.iql import IQLSettings
 
     cfg = RLBenchConfig.quick(policies=("np-btl", "vpl+spo", "mix-btl", "oracle"), context_sizes=(0, 2),

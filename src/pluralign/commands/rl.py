@@ -75,7 +75,8 @@ def bench(
     """Success rate per user goal vs answered queries for BTL, DPL, NP-BTL, VPL, VPL+SPO and the oracle."""
     import dataclasses
 
-    from ..rl.bench import RLBenchConfig, run_bench
+    from ..rl.bench import run_bench
+    from ..rl.config import RLBenchConfig
     from ..rl.dataset import DatasetError
     from ..rl.env import MissingRLDependency
     from ..rl.maze import MazeError

@@ -16,7 +16,8 @@ learned prior p(z)); Mix-BTL, beside the paper's models, by default one of its r
 from its prior (``mix_relabel_z``); BTL and DPL have no z; the oracle gets the goal's position
 and reward 1 − d/d_max.
 The per-step reward IQL sees is the progress r(s_{t+1}, z) − r(s_t, z) (``reward_form``, see
-:func:`.relabel.progress_rewards`) for every policy alike.
+:func:`.relabel.progress_rewards`) for every policy alike. The run's sizes and defaults, and what
+each was chosen on, are :class:`.config.RLBenchConfig`.
 """
 
 from __future__ import annotations
@@ -25,214 +26,21 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..train.config import TrainConfig
-from .dataset import MazeDataConfig, MazeDataset, get_dataset
-from .iql import IQLSettings, train_iql
-from .latents import LATENT_MODELS, VPL_POLICY_Z, component_codes, policy_latent, relabel_latents, vpl_policy_reads
-from .maze import Maze
-from .queries import STRATEGIES
-from .relabel import SCALINGS, oracle_rewards, progress_rewards, relabel
+from .config import RLBenchConfig, parse_policy, reward_train_config
+from .dataset import MazeDataset, get_dataset
+from .iql import train_iql
+from .latents import LATENT_MODELS, component_codes, policy_latent, relabel_latents, vpl_policy_reads
+from .relabel import oracle_rewards, progress_rewards, relabel
 from .setting import GoalSetting, comparison_set, goal_setting, posterior_particles, test_answers
-from .views import STATE_VIEWS
 
-REWARD_MODELS = ("btl", "dpl", "np-btl", "vpl", "mix-btl")
-#: the paper's policies, the oracle, and the library's best with 10 goals (Mix-BTL + max-norm
-#: on the second round's labels, docs/rl.md; Mix-BTL + SPO before 2026-12-02) last, so that the
-#: others draw what they drew before it joined
-DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle", "mix-btl+maxnorm")
-REWARD_FORMS = ("progress", "state")
 #: dataset states a second labelling round (``refine_pairs``) rates to pick its pairs from
 REFINE_POOL = 4000
-
-
-def parse_policy(name: str) -> tuple[str, str]:
-    """``"vpl+spo"`` -> ("vpl", "spo"); ``"btl"`` -> ("btl", "none"); ``"oracle"`` as is."""
-    base, _, scaling = name.partition("+")
-    scaling = scaling or "none"
-    if name != "oracle" and (base not in REWARD_MODELS or scaling not in SCALINGS):
-        raise ValueError(f"unknown policy {name!r}: use oracle or <model>[+<scaling>] with model in "
-                         f"{REWARD_MODELS} and scaling in {SCALINGS[1:]}")
-    return base, scaling
-
-
-@dataclass
-class RLBenchConfig:
-    """Sizes of one bench run; ``quick()`` gives the CI form. See docs/rl.md for the scale-down
-    from the paper (4M dataset steps). reward_form: ``progress`` (r(s_{t+1}, z) − r(s_t, z),
-    :func:`.relabel.progress_rewards`) or ``state`` (Alg. 2's r(s_{t+1}, z) if next_state, else
-    r(s_t, z)). mix_components: Mix-BTL's M (``--policy mix-btl``; not one of the paper's
-    models: M rewards with the exact posterior over them, z the log posterior weights,
-    :func:`policy_latent` says what the policy reads); mix_lapse: its lapse ε fixed at this
-    value instead of learnt; mix_relabel_z: the z it relabels with, ``posterior`` (log weights
-    of a training user's pairs, as NP-BTL and VPL; the policy reads weights) or ``prior`` (one
-    component per episode drawn from its learnt prior π: Alg. 2's z from the prior, which for a
-    mixture is one of its rewards; the policy reads the most probable component). ``prior``
-    chosen on the tuning seeds 0 and 20: Mix-BTL + SPO at 8 answers, K = 10, 65 / 66 % random
-    and 74 / 68 % active against 53 / 57 and 56 / 39 %, K = 2 (seed 20) 100 / 100 % (docs/rl.md,
-    "Mix-BTL + SPO relabelled with one of its rewards"). mix_policy_z: with ``prior``, what the
-    policy reads of a component (:func:`component_codes`). query_strategies: how test users'
-    queries are chosen (``random``, ``active``); active_pool: the pairs of dataset states active
-    selection chooses from. vpl_relabel_z: the z
-    VPL relabels with (module docstring). vpl_posterior: how a test user's answers become VPL's z
-    and choose its active questions: ``variational``, the paper's q(z | answers) (its mean; App. B's
-    information gain under it), or ``particles``, 512 training users' z reweighted by the answers
-    (:func:`.setting.posterior_particles`; z their weighted medoid, :func:`.queries.latents`).
-    ``particles`` chosen on the tuning seeds 0, 20 and 21 by a rule written before the runs:
-    VPL + SPO at 8 answers, K = 10, 49.7 / 60.0 % random / active against 37.0 / 48.7, K = 2
-    98.3 / 98.3 % for both (benchmarks/results/rl_particles/). vpl_policy_z: what the policy
-    reads of VPL's z, ``latent`` (z itself, the paper's), ``profile`` (its reward at 128 dataset
-    states) or ``peak`` (where that reward is highest) (:func:`.latents.vpl_policy_reads`);
-    ``profile`` and ``peak`` failed their rule on the same tuning seeds
-    (benchmarks/results/rl_profile/). vpl_beta_max: VPL's KL weight after annealing; 0.05 chosen
-    on validation accuracy (0.95 vs 0.59 for Table 2's 1.0 after 400 steps, 2 goals, seed 1).
-    relabel_context: (min, max) pairs of the training user whose z relabels an episode (NP-BTL,
-    VPL with ``vpl_relabel_z="posterior"``), drawn uniformly per episode and capped at the user's
-    own pairs. (8, 8), the pairs behind each particle's z (was (2, 8), the reward models' own
-    training context range), chosen on the tuning seeds 0, 20 and 21 by a rule written before the
-    runs: VPL + SPO at 8 answers, K = 10, 54.7 / 65.0 % random / active against 49.7 / 60.0, K = 2
-    96.7 / 96.7 against 98.3 / 98.3 (benchmarks/results/rl_particles_relabel8/).
-    local_pairs: the fraction of each user's labelled pairs drawn a few steps apart (up to
-    ``local_span``) within one episode instead of at random (:func:`.users.draw_pairs`; 0 is the
-    paper's random pairs). refine_pairs: how many of each user's ``pairs_per_user`` pairs come in
-    a second round, drawn among the ``refine_top`` fraction of a pool of dataset states that
-    ``refine_model``, trained on everyone's first-round pairs and personalised with the user's
-    own, rates highest (:mod:`.refine`; 0 is the paper's one round of random pairs). 28 pairs
-    per user with 8 of them in a second round (were 20 random pairs) and ``mix-btl+maxnorm`` as
-    the default list's Mix-BTL policy (was ``mix-btl+spo``) chosen on the tuning seeds 24-26
-    after a rule written on seeds 0 and 20-22: Mix-BTL's policy at 8 answers, K = 10, 60.0 /
-    78.3 % random / active against 59.3 / 71.3 (the previous defaults), 60.0 / 69.3 (max-norm on
-    20 random pairs) and 60.3 / 69.7 (max-norm on 28 random pairs) (docs/rl.md, "A second
-    labelling round near each user's goal").
-    state_view: what the reward models see of a state (:mod:`.views`: ``raw``, the paper's
-    observation, or ``pcell``, position + the cell's one-hot); the policy always sees the
-    observation. ``pcell`` and 4,000 reward steps (were ``raw`` and 1,000) chosen
-    on the tuning seeds 0 and 20: VPL + SPO's success at 8 answers, mean over 2 and 10 goals and
-    both seeds, 57 % against 26 % (docs/rl.md, "The reward models' view of the state"). IQL
-    6,000 steps (was 2,000, chosen on the oracle) on the same tuning seeds: VPL + SPO at 8
-    answers 100 / 100 % with 2 goals and 41 / 40 % with 10, against 90 / 95 and 25 / 18 % (docs/rl.md,
-    "IQL steps for the z-conditioned policy")."""
-
-    maze: str = "medium"
-    goal_counts: tuple[int, ...] = (2, 10)
-    policies: tuple[str, ...] = DEFAULT_POLICIES
-    context_sizes: tuple[int, ...] = (0, 1, 2, 4, 8)
-    data: MazeDataConfig = field(default_factory=lambda: MazeDataConfig(n_episodes=800, episode_len=50))
-    n_users: int = 500
-    pairs_per_user: int = 28
-    local_pairs: float = 0.0
-    local_span: int = 10
-    refine_pairs: int = 8
-    refine_top: float = 0.03
-    refine_model: str = "mix-btl"
-    label_noise: float = 0.0
-    query_noise: float = 0.0
-    reward_steps: int = 4000
-    reward_hidden: int = 128
-    latent_dim: int = 8
-    mix_components: int = 16
-    mix_lapse: float | None = None
-    mix_relabel_z: str = "prior"
-    mix_policy_z: str = "component"
-    vpl_beta_max: float = 0.05
-    relabel_copies: int = 1
-    comparison_size: int = 500
-    iql: IQLSettings = field(default_factory=lambda: IQLSettings(steps=6000, hidden=128))
-    eval_per_goal: int = 10
-    horizon: int = 80
-    radius: float = 0.45
-    reward_form: str = "progress"
-    vpl_relabel_z: str = "posterior"
-    vpl_posterior: str = "particles"
-    vpl_policy_z: str = "latent"
-    relabel_context: tuple[int, int] = (8, 8)
-    next_state: bool = True
-    query_strategies: tuple[str, ...] = ("random", "active")
-    active_pool: int = 500
-    state_view: str = "pcell"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for p in self.policies:
-            parse_policy(p)
-        if not 0.0 <= self.local_pairs <= 1.0 or self.local_span < 1:
-            raise ValueError(f"local_pairs must be in [0, 1] and local_span >= 1, got {self.local_pairs}, "
-                             f"{self.local_span}")
-        first = self.pairs_per_user - self.refine_pairs  # bench.second_round: contexts of 2 or more, as many targets
-        if self.refine_pairs < 0 or (self.refine_pairs and first < 4) or not 0.0 < self.refine_top <= 1.0:
-            raise ValueError(f"refine_pairs must leave at least 4 first-round pairs of pairs_per_user "
-                             f"({self.pairs_per_user}) and refine_top be in (0, 1], got {self.refine_pairs}, "
-                             f"{self.refine_top}")
-        if self.refine_model not in LATENT_MODELS:
-            raise ValueError(f"refine_model must be one of {LATENT_MODELS}, got {self.refine_model!r}")
-        if self.n_users < 2 or self.pairs_per_user < 1:  # here too: fail before the dataset is made
-            raise ValueError(f"need at least 2 users and 1 pair per user, got {self.n_users} users "
-                             f"and {self.pairs_per_user} pairs per user")
-        if not self.goal_counts or min(self.goal_counts) < 2:
-            raise ValueError(f"goal_counts must be >= 2 each, got {self.goal_counts}")
-        if min(self.context_sizes, default=0) < 0:
-            raise ValueError("context sizes (answered queries) must be >= 0")
-        if len(self.relabel_context) != 2 or not 1 <= self.relabel_context[0] <= self.relabel_context[1]:
-            raise ValueError(f"relabel_context must be (min, max) pairs with 1 <= min <= max, got "
-                             f"{self.relabel_context}")
-        if self.vpl_posterior not in ("variational", "particles"):
-            raise ValueError(f"vpl_posterior must be variational or particles, got {self.vpl_posterior!r}")
-        if self.vpl_policy_z not in VPL_POLICY_Z:
-            raise ValueError(f"vpl_policy_z must be one of {VPL_POLICY_Z}, got {self.vpl_policy_z!r}")
-        for name in ("vpl_relabel_z", "mix_relabel_z"):
-            if getattr(self, name) not in ("prior", "posterior"):
-                raise ValueError(f"{name} must be prior or posterior, got {getattr(self, name)!r}")
-        if self.mix_policy_z not in ("component", "peak"):
-            raise ValueError(f"mix_policy_z must be component or peak, got {self.mix_policy_z!r}")
-        if self.reward_form not in REWARD_FORMS:
-            raise ValueError(f"unknown reward form {self.reward_form!r}; choose one of {REWARD_FORMS}")
-        if self.state_view not in STATE_VIEWS:
-            raise ValueError(f"unknown state view {self.state_view!r}; choose one of {STATE_VIEWS}")
-        for q in self.query_strategies:
-            if q not in STRATEGIES:
-                raise ValueError(f"unknown queries strategy {q!r}; choose one of {STRATEGIES}")
-        Maze.named(self.maze)
-
-    @classmethod
-    def quick(cls, **changes: Any) -> "RLBenchConfig":
-        base = dict(goal_counts=(2,), context_sizes=(0, 4), n_users=120, pairs_per_user=20,
-                    data=MazeDataConfig(n_episodes=400, episode_len=50), reward_steps=400,
-                    reward_hidden=64, comparison_size=200, iql=IQLSettings(steps=1500, hidden=128),
-                    eval_per_goal=4, horizon=80, active_pool=200)
-        base.update(changes)
-        return cls(**base)
-
-
-def reward_train_config(name: str, cfg: RLBenchConfig):
-    """How the bench trains reward model ``name`` (also what the diagnostics in benchmarks/ use)."""
-    from ..train.rewards import RewardTrainConfig, TaskConfig
-
-    fields: dict[str, Any] = {"hidden_dim": cfg.reward_hidden}
-    if name in ("np-btl", "vpl"):
-        fields.update(embed_dim=cfg.reward_hidden)
-    if name == "np-btl":  # the policy sees z: keep it as small as VPL's
-        # plain Bradley-Terry, as measured here (the default preset's late lapse was chosen on
-        # `pluralign bench defaults` populations, not on state preferences)
-        fields.update(z_dim=cfg.latent_dim, lapse=0.0, lapse_start=0)
-    if name == "vpl":
-        fields.update(latent_dim=cfg.latent_dim, anneal_steps=cfg.reward_steps, beta_max=cfg.vpl_beta_max)
-    if name == "mix-btl":  # one start (the preset would train two), components >= the goals
-        fields.update(n_components=cfg.mix_components, init_scale=1.0)
-        if cfg.mix_lapse is not None:  # fixed, not learnt
-            fields.update(lapse=cfg.mix_lapse, learn_lapse=False)
-    every = max(50, cfg.reward_steps // 5)
-    train = TrainConfig(learning_rate=3e-4, max_steps=cfg.reward_steps, eval_steps=every, save_steps=every,
-                        metric_for_best_model="accuracy", greater_is_better=True,
-                        load_best_model_at_end=True, disable_tqdm=True, logging_steps=every,
-                        seed=cfg.seed)
-    tasks = TaskConfig(n_tasks=32, context_min=2, context_max=8, n_target=10, val_tasks=64, seed=cfg.seed)
-    return RewardTrainConfig(model=fields, tasks=tasks, train=train)
 
 
 def _stats(successes: np.ndarray) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import numpy as np
 from .maze import ENV_IDS, Maze
 
 if TYPE_CHECKING:
-    from .bench import RLBenchConfig
+    from .config import RLBenchConfig
 
 FORMAT = "pluralign-maze-dataset/1"
 TENSORS = ("observations", "actions", "next_observations")

@@ -21,7 +21,7 @@ from .views import StateView, state_view, view_records
 
 if TYPE_CHECKING:
     from ..active import ParticlePosterior
-    from .bench import RLBenchConfig
+    from .config import RLBenchConfig
 
 
 @dataclass
