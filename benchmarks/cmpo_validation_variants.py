@@ -29,18 +29,13 @@ from pluralign.policies.cmpo.experiment import CMPOExperimentConfig, all_pairs, 
 from pluralign.policies.cmpo.protocol import CMPOProtocolConfig
 from pluralign.policies.cmpo.report import run_evaluation, vertex_logprobs_of
 from pluralign.policies.selection import SealedSplit
+from settings import parse_settings
 
 
 def variant(text: str, base: CMPOExperimentConfig) -> tuple[str, dict]:
     """``NAME[:KEY=VALUE,...]`` -> (name, overrides typed as the experiment config's defaults)."""
     name, _, rest = text.partition(":")
-    overrides = {}
-    for item in filter(None, rest.split(",")):
-        key, _, value = item.partition("=")
-        if not hasattr(base, key):
-            raise SystemExit(f"{text}: {key!r} is not a CMPOExperimentConfig field")
-        overrides[key] = type(getattr(base, key))(value)
-    return name, overrides
+    return name, parse_settings([item for item in rest.split(",") if item], base, what=f"variant {name}:")
 
 
 def cell(v: dict) -> str:

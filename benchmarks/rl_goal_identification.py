@@ -56,6 +56,7 @@ from pluralign.rl.dataset import get_dataset
 from pluralign.rl.queries import Answers, latents
 from pluralign.rl.setting import goal_setting, random_test_answers, test_answers
 from pluralign.train.rewards import train_reward_model
+from settings import parse_settings
 
 
 BENCH_N = max(RLBenchConfig().context_sizes)
@@ -188,17 +189,6 @@ def bench_oracle(dirs: list[Path], seed: int, k: int) -> list[float] | None:
 TRAINABLE = ("n_users", "pairs_per_user", "reward_steps", "reward_hidden", "latent_dim", "vpl_beta_max")
 
 
-def parse_settings(pairs: list[str]) -> dict:
-    """KEY=VALUE reward/query settings of RLBenchConfig (``TRAINABLE``), typed as their defaults."""
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        if key not in TRAINABLE or not value:
-            raise SystemExit(f"--train takes KEY=VALUE with KEY one of {TRAINABLE}, got {pair!r}")
-        out[key] = type(getattr(RLBenchConfig(), key))(value)
-    return out
-
-
 def model_config(benches: list[Path], seed: int, k: int, train: dict | None, out: Path) -> tuple[RLBenchConfig, Path]:
     """The config and model folder: a --bench run of this seed, or (``train``) the bench's defaults
     with those settings, trained here into ``out``."""
@@ -278,7 +268,8 @@ def main() -> None:
                          f"({', '.join(TRAINABLE)}; repeatable; --train defaults= for none) instead of --bench's")
     ap.add_argument("--out", type=Path, default=Path("runs/rl-goal-identification"))
     a = ap.parse_args()
-    train = None if a.train is None else parse_settings([t for t in a.train if t != "defaults="])
+    train = None if a.train is None else parse_settings([t for t in a.train if t != "defaults="], RLBenchConfig(),
+                                                         TRAINABLE, "--train")
     ns = a.queries or [0, 1, 2, 4, 8, 16, 32]
     a.out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -23,18 +23,18 @@ from pathlib import Path
 
 from pluralign.rl.bench import run_bench, runs_folder
 from pluralign.rl.config import RLBenchConfig
+from settings import typed_value
 
 # RLBenchConfig fields a variant may set (they change the reward model's data); other keys are IQL's
 BENCH_FIELDS = ("local_pairs", "reward_steps", "n_users", "pairs_per_user", "state_view", "refine_pairs", "refine_top")
 
 
 def typed(key: str, text: str) -> int | float | str:
-    """A KEY=VALUE setting typed as its default (as ``rl_goal_identification.parse_settings``):
-    the bench's for BENCH_FIELDS, IQL's for the rest."""
+    """A KEY=VALUE setting typed as its default: the bench's for BENCH_FIELDS, IQL's for the rest."""
     default = RLBenchConfig() if key in BENCH_FIELDS else RLBenchConfig().iql
     if not hasattr(default, key):
         raise SystemExit(f"unknown setting {key!r}: one of {BENCH_FIELDS} or an IQLSettings field")
-    return type(getattr(default, key))(text)
+    return typed_value(text, getattr(default, key))
 
 
 if __name__ == "__main__":
