@@ -212,6 +212,12 @@ def posterior(likelihood: np.ndarray, context: np.ndarray, mask: np.ndarray,
     return w / w.sum(axis=1, keepdims=True), impossible
 
 
+def per_task_mean(values: np.ndarray, unseen: np.ndarray) -> np.ndarray:
+    """(B, T) values -> (B,) their mean over each task's unseen targets (nan: a task without any)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(unseen, values, 0.0).sum(axis=1) / unseen.sum(axis=1)
+
+
 def bayes_optimal_accuracy(likelihood: np.ndarray, items: Sequence, prior: np.ndarray | None = None,
                            chunk: int | None = None) -> BayesResult:
     """Exact Bayes-optimal accuracy on the unseen targets of ``items``.
@@ -256,9 +262,7 @@ def bayes_optimal_accuracy(likelihood: np.ndarray, items: Sequence, prior: np.nd
     realised = np.where(q > 0.5 + _EPS, 1.0, np.where(q >= 0.5 - _EPS, 0.5, 0.0))
     expected = np.maximum(q, 1.0 - q)
     n_unseen = unseen.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        item_acc = np.where(unseen, realised, 0).sum(axis=1) / n_unseen
-        item_exp = np.where(unseen, expected, 0).sum(axis=1) / n_unseen
+    item_acc, item_exp = per_task_mean(realised, unseen), per_task_mean(expected, unseen)
     total = int(n_unseen.sum())
     return BayesResult(
         accuracy=float(np.where(unseen, realised, 0).sum() / max(total, 1)),

@@ -26,7 +26,7 @@ from ..data.records import PreferenceRecord
 from ..data.tables import option_vectors, pair_conflicts, user_ids, user_types
 from ..data.tasks import TaskBatch, TaskItem, TaskSampler, collate
 from ..losses import preference_correct
-from .bayes import BayesResult, bayes_optimal_accuracy, preference_matrix
+from .bayes import BayesResult, bayes_optimal_accuracy, per_task_mean, preference_matrix
 
 DEFAULT_CONTEXT_SIZES = (0, 1, 3, 5, 10)
 
@@ -164,15 +164,10 @@ def scored_targets(model: nn.Module, items: Sequence[TaskItem], data: EvalData,
     return correct, unseen
 
 
-def _per_task(values: np.ndarray, unseen: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):  # nan: a task without unseen targets
-        return np.where(unseen, values, 0.0).sum(axis=1) / unseen.sum(axis=1)
-
-
 def task_accuracy(model: nn.Module, items: Sequence[TaskItem], data: EvalData,
                   batch_size: int = 100) -> np.ndarray:
     """Accuracy on the unseen target pairs of every task -> (len(items),) (nan: no unseen pair)."""
-    return _per_task(*scored_targets(model, items, data, batch_size))
+    return per_task_mean(*scored_targets(model, items, data, batch_size))
 
 
 def expected_scores(correct: np.ndarray, unseen: np.ndarray, bayes: BayesResult) -> dict[str, float]:
@@ -190,7 +185,7 @@ def expected_scores(correct: np.ndarray, unseen: np.ndarray, bayes: BayesResult)
     q = bayes.q[:, : correct.shape[1]]
     hit = correct * q + (1.0 - correct) * (1.0 - q)
     total = int(unseen.sum())
-    per_task = _per_task(hit, unseen)
+    per_task = per_task_mean(hit, unseen)
     diff = per_task - bayes.item_expected
     return {"expected_accuracy": float(np.where(unseen, hit, 0.0).sum() / max(total, 1)),
             "expected_stderr": summarize(per_task)["stderr"], "gap_stderr": summarize(diff)["stderr"]}
@@ -225,7 +220,7 @@ def accuracy_curves(models: Mapping[str, nn.Module], data: EvalData, config: Eva
         curve, per_type = {}, {}
         for n, items in tasks.items():
             correct, unseen = scored_targets(model, items, data, config.batch_size)
-            acc = _per_task(correct, unseen)
+            acc = per_task_mean(correct, unseen)
             curve[str(n)] = summarize(acc)
             if bayes is not None:
                 curve[str(n)].update(expected_scores(correct, unseen, bayes[n]))
