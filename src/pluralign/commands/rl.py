@@ -57,6 +57,8 @@ def bench(
     queries_strategy: list[str] = typer.Option(None, "--queries-strategy", help="How test users' queries are chosen: random, active (information gain, pluralign.active); repeatable, default both. Active curves are reported as <policy>/active."),
     dataset: Path = typer.Option(None, "--dataset", help="A dataset folder from 'pluralign rl data' (default: generate one)."),
     iql_steps: int = typer.Option(None, "--iql-steps", help="IQL gradient steps per policy."),
+    iql_hidden: int = typer.Option(None, "--iql-hidden", help="Width of IQL's MLPs (actor, critics, value; default 128, the paper 256)."),
+    iql_layers: int = typer.Option(None, "--iql-layers", help="Depth of IQL's MLPs (default 2, as the paper for up to 5 users; 4 beyond)."),
     reward_steps: int = typer.Option(None, "--reward-steps", help="Training steps per reward model (default 4000)."),
     users: int = typer.Option(None, "--users", help="Simulated users who label state pairs for the reward models (default 500)."),
     pairs_per_user: int = typer.Option(None, "--pairs-per-user", help="State pairs each of them labels (default 28)."),
@@ -101,8 +103,10 @@ def bench(
         if relabel_context is not None:
             changes["relabel_context"] = _size_range(relabel_context)
         cfg = RLBenchConfig.quick(**changes) if quick else RLBenchConfig(**changes)
-        if iql_steps is not None:
-            cfg.iql = dataclasses.replace(cfg.iql, steps=iql_steps)
+        iql = {name: value for name, value in (("steps", iql_steps), ("hidden", iql_hidden), ("layers", iql_layers))
+               if value is not None}
+        if iql:
+            cfg.iql = dataclasses.replace(cfg.iql, **iql)
         run_bench(cfg, out, dataset_dir=dataset, log=typer.echo)
     except (MissingRLDependency, DatasetError, MazeError, ValueError) as err:
         _fail(err)
