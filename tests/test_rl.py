@@ -522,6 +522,22 @@ def test_quick_bench_end_to_end(tmp_path, view, refine, posterior, policy_z):
     assert load(tmp_path / "dataset", "medium").config == cfg.data
 
 
+def test_cli_iql_flags_reach_the_config(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import pluralign.rl.bench
+    from pluralign.cli import app
+
+    seen = []
+    monkeypatch.setattr(pluralign.rl.bench, "run_bench", lambda cfg, *a, **k: seen.append(cfg))
+    res = CliRunner().invoke(app, ["rl", "bench", "--iql-hidden", "256", "--iql-layers", "3", "--iql-steps", "10",
+                                   "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert (seen[0].iql.hidden, seen[0].iql.layers, seen[0].iql.steps) == (256, 3, 10)
+    CliRunner().invoke(app, ["rl", "bench", "--out", str(tmp_path)])
+    assert (seen[1].iql.hidden, seen[1].iql.layers, seen[1].iql.steps) == (128, 2, 6000)  # the defaults
+
+
 def test_cli_bad_input_is_a_clear_error(tmp_path):
     from typer.testing import CliRunner
 
@@ -546,6 +562,8 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     assert res.exit_code == 2 and "vpl_posterior must be variational or particles" in res.output
     res = runner.invoke(app, ["rl", "bench", "--vpl-policy-z", "goal", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "vpl_policy_z must be one of" in res.output
+    res = runner.invoke(app, ["rl", "bench", "--iql-hidden", "0", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "hidden, layers and batch_size must be >= 1" in res.output
     save(_fake_dataset("umaze"), tmp_path / "u")
     res = runner.invoke(app, ["rl", "bench", "--quick", "--dataset", str(tmp_path / "u"), "--out", str(tmp_path)])
     assert res.exit_code == 2 and "PointMaze_UMaze-v3" in res.output and "'medium'" in res.output
