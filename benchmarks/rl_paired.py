@@ -1,7 +1,7 @@
 """Paired difference of one policy's success between two sets of ``pluralign rl bench`` runs, seed by
 seed (issue 14; e.g. VPL + SPO with ``--vpl-posterior particles`` against ``variational`` on the same
 seeds and policies: benchmarks/results/rl_particles/paired-fresh.sh). Prints, per curve (random
-and active answers), each seed's success in A and B with their means [95 % t] and the mean [95 % t] of B − A.
+and, where the policy has one, active answers), each seed's success in A and B with their means [95 % t] and the mean [95 % t] of B − A.
 
     python benchmarks/rl_paired.py --goals 10 --policy vpl+spo --n 8 \
         --a runs/rl-particles/paired-s33-variational --a ... --b runs/rl-particles/paired-s33-particles --b ...
@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8, help="answered queries")
     a = ap.parse_args()
     for curve in (a.policy, f"{a.policy}/active"):
+        if curve not in json.loads((a.a[0] / f"maze-{a.goals}goals.json").read_text())["models"]:
+            continue  # no active curve: the oracle, BTL, DPL
         rows_a = dict(success(r, a.goals, curve, a.n) for r in a.a)
         rows_b = dict(success(r, a.goals, curve, a.n) for r in a.b)
         if set(rows_a) != set(rows_b) or len(rows_a) != len(a.a) or len(rows_b) != len(a.b):
