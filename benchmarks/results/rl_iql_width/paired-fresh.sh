@@ -2,9 +2,10 @@
 # Report, not tuning (README.md here): on the fresh seeds 36-41, already reported at width 128, VPL +
 # SPO and the oracle alone, 10 goals, at IQL width 128 and 256 on each seed's reward models and
 # dataset from its plain-command run, so that the two runs of a seed differ only in IQL's width;
-# then the paired differences. ~4 min (128) and ~7 min (256) a seed on the 2 cores.
+# then the paired differences. ~4 min (128) and ~7 min (256) a seed on the 2 cores. Seeds as
+# arguments (default all six); the differences are printed once all six seeds' runs exist.
 set -e
-for s in 36 37 38 39 40 41; do
+for s in ${@:-36 37 38 39 40 41}; do
   D=runs/rl-fresh/default-command-s$s; [ $s -le 38 ] && D=runs/rl-relabel8/default-command-s$s
   for h in 128 256; do
     P=runs/rl-iql-width/paired-s$s-h$h
@@ -13,6 +14,9 @@ for s in 36 37 38 39 40 41; do
     pluralign rl bench --seed $s --goals 10 --policy vpl+spo --policy oracle --iql-hidden $h --out $P --dataset $D/dataset
   done
 done
+for s in 36 37 38 39 40 41; do for h in 128 256; do
+  [ -f runs/rl-iql-width/paired-s$s-h$h/maze-10goals.json ] || exit 0
+done; done
 for p in vpl+spo oracle; do
   python benchmarks/rl_paired.py --goals 10 --policy $p --n 8 \
     --a runs/rl-iql-width/paired-s36-h128 --a runs/rl-iql-width/paired-s37-h128 --a runs/rl-iql-width/paired-s38-h128 \
