@@ -535,7 +535,7 @@ def test_cli_iql_flags_reach_the_config(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert (seen[0].iql.hidden, seen[0].iql.layers, seen[0].iql.steps) == (256, 3, 10)
     CliRunner().invoke(app, ["rl", "bench", "--out", str(tmp_path)])
-    assert (seen[1].iql.hidden, seen[1].iql.layers, seen[1].iql.steps) == (128, 2, 6000)  # the defaults
+    assert (seen[1].iql.hidden, seen[1].iql.layers, seen[1].iql.steps) == (256, 2, 6000)  # the defaults
 
 
 def test_cli_bad_input_is_a_clear_error(tmp_path):
