@@ -57,7 +57,7 @@ def bench(
     queries_strategy: list[str] = typer.Option(None, "--queries-strategy", help="How test users' queries are chosen: random, active (information gain, pluralign.active); repeatable, default both. Active curves are reported as <policy>/active."),
     dataset: Path = typer.Option(None, "--dataset", help="A dataset folder from 'pluralign rl data' (default: generate one)."),
     iql_steps: int = typer.Option(None, "--iql-steps", help="IQL gradient steps per policy."),
-    iql_hidden: int = typer.Option(None, "--iql-hidden", help="Width of IQL's MLPs (actor, critics, value; default 128, the paper 256)."),
+    iql_hidden: int = typer.Option(None, "--iql-hidden", help="Width of IQL's MLPs (actor, critics, value; default 256, the paper's; 128 before 2026-12-03 and in --quick)."),
     iql_layers: int = typer.Option(None, "--iql-layers", help="Depth of IQL's MLPs (default 2, as the paper for up to 5 users; 4 beyond)."),
     reward_steps: int = typer.Option(None, "--reward-steps", help="Training steps per reward model (default 4000)."),
     users: int = typer.Option(None, "--users", help="Simulated users who label state pairs for the reward models (default 500)."),
