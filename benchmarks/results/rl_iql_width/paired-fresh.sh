@@ -15,7 +15,7 @@ for s in ${@:-36 37 38 39 40 41}; do
   done
 done
 for s in 36 37 38 39 40 41; do for h in 128 256; do
-  [ -f runs/rl-iql-width/paired-s$s-h$h/maze-10goals.json ] || exit 0
+  grep -q '"config"' runs/rl-iql-width/paired-s$s-h$h/maze-10goals.json 2>/dev/null || exit 0   # written when a run ends
 done; done
 for p in vpl+spo oracle; do
   python benchmarks/rl_paired.py --goals 10 --policy $p --n 8 \
