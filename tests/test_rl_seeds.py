@@ -81,6 +81,11 @@ def test_mix_btl_spo_targets_sit_beside_vpl_spo():
     assert active["values"] == [1.0, 1.0, None] and active["met_every_seed"] is False  # 80 % never reaches 85
     assert any(line.startswith("target mix-btl+spo within 10 points") and "met" in line
                for line in summary_lines(docs[0]))
+    # the gap with active answers is read beside the random one (docs/rl.md reports 10 goals on it)
+    active_gap = rows["mix-btl+spo/active - oracle"]
+    assert active_gap["values"] == pytest.approx([-4, -10, -20]) and active_gap["met_every_seed"] is False
+    assert "target mix-btl+spo/active within 10 points of the oracle (n=8): 96 vs 100 -> met" in summary_lines(docs[0])
+    assert "vpl/active - oracle" not in rows  # VPL's gap is not a target, with either answers
 
 
 def test_nothing_to_reach_is_not_a_pass():

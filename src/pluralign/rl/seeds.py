@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..eval.seeds import interval_row, read_seed_docs, write_tables
-from .report import (ACTIVE_BUDGET, ORACLE_GAP_POLICIES, first_reaching, goals_of, oracle_tolerance,
+from .report import (ACTIVE_BUDGET, first_reaching, goals_of, oracle_gap_curves, oracle_tolerance,
                      results_stem, success_at, summary_lines, validate, with_active_curves, write_results)
 
 def goal_counts(run_dirs: Sequence[str | Path]) -> list[int]:
@@ -81,8 +81,8 @@ def target_rows(docs: Sequence[Mapping[str, Any]], k: int) -> list[dict[str, Any
             out.append(None if x is None or y is None else x - y)
         return out
 
-    for name in ORACLE_GAP_POLICIES:  # the is VPL + SPO's; the library's best beside it
-        if {name, "oracle"} <= policies:
+    for name in oracle_gap_curves(policies):  # the is VPL + SPO's; the library's best beside it
+        if "oracle" in policies:
             tol = oracle_tolerance(k)
             v = diff(name, "oracle")
             rows.append({"quantity": f"{name} - oracle (n={n}), points", "target": f">= {-100 * tol:.0f}",
