@@ -13,7 +13,7 @@ one() {
 }
 if [ $# -eq 1 ]; then one $1; exit 0; fi
 if [ $# -gt 1 ]; then
-  for s in "$@"; do OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 one $s & done
+  for s in "$@"; do (export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1; one $s) & done
   wait; exit 0
 fi
 pluralign rl aggregate $R/default-command-s42 $R/default-command-s43 $R/default-command-s44 \
