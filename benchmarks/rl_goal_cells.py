@@ -1,13 +1,13 @@
 """Where does VPL + SPO's reward send each goal's test users? (issue 14; docs/rl.md, "The plain
-command at width 256 on fresh seeds 42-44")
+command at today's defaults on fresh seeds 42-44")
 
 For a ``pluralign rl bench`` run of one seed: each test user's z is the one the bench's VPL
 policies get (the particle posterior's medoid after n answers, random or active), and the SPO
 reward the policy was relabelled with (Alg. 3: the mean probability of beating the bench's
 comparison set) is read at the centre of every free cell, ball at rest. Per goal, over that goal's
 test users: the cell with the highest mean reward, where the goal's own cell ranks among the free
-cells, the reward there against the top cell's and the runner-up's, and the share of users whose own top cell is the
-goal's. A goal whose cell ranks below a neighbour is one the relabelled reward does not ask the
+cells, the reward there against the top cell's and the runner-up's, and the share of users whose
+own top cell is the goal's. A goal whose cell ranks below a neighbour is one the relabelled reward does not ask the
 policy to enter. Beside it, the same for the training users of each goal, each with the z of 8 of
 their own pairs (the z a particle or a relabelled episode gets): whether the reward model can put
 a goal's peak in its cell for the users who taught it. No IQL; seconds.
@@ -15,8 +15,9 @@ a goal's peak in its cell for the users who taught it. No IQL; seconds.
     python benchmarks/rl_goal_cells.py --bench runs/rl-fresh-256/default-command-s42 [--strategy active] [--queries 8]
 
 ``--train KEY=VALUE`` (repeatable; the reward-model settings of ``rl_goal_identification.py``'s
-``--train``, and the labels' ``refine_pairs`` / ``local_pairs``) retrains the run's reward models with those settings on its dataset and users, into
-``--models`` (minutes), and reads that VPL instead: a reward-side lever tried without IQL.
+``--train``, and the labels' ``refine_pairs`` / ``local_pairs``) retrains the run's reward models
+with those settings on its dataset and users, into ``--models`` (minutes), and reads that VPL
+instead: a reward-side lever tried without IQL (benchmarks/results/rl_users_2000/).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ SETTINGS = TRAINABLE + ("refine_pairs", "local_pairs")
 
 
 def goal_cells(bench: Path, k: int, n: int, strategy: str, dataset: Path | None = None,
-               train: dict | None = None, models: Path | None = None) -> list[dict]:
+               train: dict | None = None, models: Path = Path("runs/rl-goal-cells")) -> list[dict]:
     """One row per goal (module docstring) for K = ``k`` after ``n`` answers; with ``train``, the
     reward models retrained with those settings under ``models``."""
     cfg, folder = bench_config(bench, k)
