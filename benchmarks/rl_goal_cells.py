@@ -35,17 +35,19 @@ from pluralign.rewards.spo import spo_scaled_reward
 from pluralign.rl.bench import labelled_setting, runs_folder
 from pluralign.rl.config import RLBenchConfig, reward_train_config
 from pluralign.rl.dataset import get_dataset
+from pluralign.rl.queries import latents
 from pluralign.rl.setting import comparison_set, posterior_particles, test_answers
 from pluralign.train.rewards import train_reward_model
-from rl_goal_identification import TRAINABLE  # benchmarks/ is on the path as a script
+from rl_goal_identification import TRAINABLE, at_rest  # benchmarks/ is on the path as a script
 from rl_particle_z import bench_config
 from settings import parse_settings
 
 SETTINGS = TRAINABLE + ("refine_pairs", "local_pairs")
+MODELS = Path("runs/rl-goal-cells")  # where --train trains
 
 
 def goal_cells(bench: Path, k: int, n: int, strategy: str, dataset: Path | None = None,
-               train: dict | None = None, models: Path = Path("runs/rl-goal-cells")) -> list[dict]:
+               train: dict | None = None, models: Path = MODELS) -> list[dict]:
     """One row per goal (module docstring) for K = ``k`` after ``n`` answers; with ``train``, the
     reward models retrained with those settings under ``models``."""
     cfg, folder = bench_config(bench, k)
@@ -65,15 +67,11 @@ def _rows(model, setting, data, cfg, n: int, strategy: str) -> list[dict]:
     cache: dict = {}
     particles = posterior_particles("vpl", model, setting, cfg, cache)
     answers = test_answers("vpl", strategy, model, setting, cfg, cache)
-    chosen, rejected = answers.first(n)
-    z = torch.stack([particles.z[particles.medoid(particles.log_weights(model, c, r))]
-                     for c, r in zip(chosen, rejected)])  # (users, L): the policy's z
-    maze = data.maze
-    cells = np.array(maze.free_cells())
-    xy = maze.cell_to_xy(cells)
-    at_rest = torch.from_numpy(setting.view(np.concatenate([xy, np.zeros_like(xy)], 1).astype(np.float32)))
+    z = torch.from_numpy(latents(model, *answers.first(n), particles))  # (users, L): the policy's z
+    cells = np.array(data.maze.free_cells())
+    centres = at_rest(setting, data.maze.cell_to_xy(cells))
     comparison = torch.from_numpy(setting.view(comparison_set(data.observations, cfg)[0]))
-    spo = lambda zs: spo_scaled_reward(model, at_rest.unsqueeze(0).expand(len(zs), -1, -1), comparison, zs).numpy()
+    spo = lambda zs: spo_scaled_reward(model, centres.unsqueeze(0).expand(len(zs), -1, -1), comparison, zs).numpy()
     test_spo, goal = spo(z), setting.test.goal_index
     train_z, train_goal = training_latents(model, setting.records)
     train_spo = spo(train_z)
@@ -117,7 +115,7 @@ def main() -> None:
     ap.add_argument("--strategy", choices=["random", "active"], default="active")
     ap.add_argument("--train", action="append", default=None, metavar="KEY=VALUE",
                     help=f"retrain the reward models with these settings ({', '.join(SETTINGS)}; repeatable)")
-    ap.add_argument("--models", type=Path, default=Path("runs/rl-goal-cells"), help="where --train trains")
+    ap.add_argument("--models", type=Path, default=MODELS, help="where --train trains")
     ap.add_argument("--out", type=Path, default=None, help="write the rows here as JSON")
     a = ap.parse_args()
     train = parse_settings(a.train or [], RLBenchConfig(), SETTINGS, "--train")

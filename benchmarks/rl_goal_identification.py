@@ -112,10 +112,15 @@ def ideal_active(setting, n_max: int, seed: int) -> tuple[np.ndarray, Answers]:
     return counts, Answers(chosen, rejected)
 
 
-def goal_centres(setting) -> torch.Tensor:
-    """(K, D) the goals' centres at rest, as the reward models read them (``setting.view``)."""
-    obs = np.concatenate([setting.goals_xy, np.zeros_like(setting.goals_xy)], 1).astype(np.float32)
+def at_rest(setting, xy: np.ndarray) -> torch.Tensor:
+    """(N, D) the ball at positions ``xy`` (N, 2), at rest, as the reward models read it (``setting.view``)."""
+    obs = np.concatenate([xy, np.zeros_like(xy)], 1).astype(np.float32)
     return torch.from_numpy(setting.view(obs))
+
+
+def goal_centres(setting) -> torch.Tensor:
+    """(K, D) the goals' centres at rest, as the reward models read them."""
+    return at_rest(setting, setting.goals_xy)
 
 
 @torch.no_grad()
