@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -520,6 +521,32 @@ def test_quick_bench_end_to_end(tmp_path, view, refine, posterior, policy_z):
     assert (tmp_path / "maze-2goals.csv").read_text().startswith("task,model,n_queries")
     # a second run reuses the saved dataset only if it was made with the same settings
     assert load(tmp_path / "dataset", "medium").config == cfg.data
+
+
+@pytest.mark.slow
+def test_a_policy_appended_to_the_list_leaves_the_others_as_they_were(tmp_path):
+    """Records compare the default list's policies across the dates policies joined it (Mix-BTL +
+    max-norm, VPL + max-norm, each appended last): the others, in this and the next goal count,
+    must draw, train and roll out exactly as without it."""
+    pytest.importorskip("d3rlpy")
+    pytest.importorskip("mujoco")
+    from pluralign.rl.bench import run_bench
+    from pluralign.rl.config import RLBenchConfig
+    from pluralign.rl.iql import IQLSettings
+
+    def run(policies: tuple[str, ...], out: Path) -> list[dict]:
+        cfg = RLBenchConfig.quick(goal_counts=(2, 3), policies=policies, context_sizes=(0, 2),
+                                  data=MazeDataConfig(n_episodes=20, episode_len=50), n_users=60,
+                                  reward_steps=100, iql=IQLSettings(steps=40, hidden=32), eval_per_goal=2,
+                                  horizon=20, refine_pairs=0, seed=3)
+        return run_bench(cfg, out, log=lambda *_: None)
+
+    before = run(("vpl+spo", "oracle"), tmp_path / "before")
+    after = run(("vpl+spo", "oracle", "vpl+maxnorm"), tmp_path / "after")
+    for a, b in zip(before, after):
+        assert {"vpl+maxnorm", "vpl+maxnorm/active"} <= set(b["models"])
+        for name in a["models"]:
+            assert b["models"][name] == a["models"][name] and b["paths"][name] == a["paths"][name]
 
 
 def test_cli_iql_flags_reach_the_config(tmp_path, monkeypatch):

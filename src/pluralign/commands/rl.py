@@ -52,7 +52,7 @@ def bench(
     out: Path = typer.Option(Path("runs/bench-rl"), "--out", help="Folder for results (JSON, CSV, PNG), dataset and runs."),
     quick: bool = typer.Option(False, "--quick", help="The CI form: 2 goals, small data and few IQL steps (a few minutes)."),
     goals: list[int] = typer.Option(None, "--goals", help="User goal counts K (repeatable; default 2 and 10)."),
-    policy: list[str] = typer.Option(None, "--policy", help="btl, dpl, np-btl, vpl, vpl+spo, vpl+batchnorm, vpl+maxnorm, mix-btl, mix-btl+spo, mix-btl+maxnorm, oracle, ... (repeatable)."),
+    policy: list[str] = typer.Option(None, "--policy", help="btl, dpl, np-btl, vpl, vpl+spo, vpl+batchnorm, vpl+maxnorm, mix-btl, mix-btl+spo, mix-btl+maxnorm, oracle, ... (repeatable; default btl, dpl, np-btl, vpl, vpl+spo, oracle, mix-btl+maxnorm, vpl+maxnorm)."),
     queries: list[int] = typer.Option(None, "--queries", help="Numbers of answered queries at test time (repeatable)."),
     queries_strategy: list[str] = typer.Option(None, "--queries-strategy", help="How test users' queries are chosen: random, active (information gain, pluralign.active); repeatable, default both. Active curves are reported as <policy>/active."),
     dataset: Path = typer.Option(None, "--dataset", help="A dataset folder from 'pluralign rl data' (default: generate one)."),

@@ -17,10 +17,11 @@ from .relabel import SCALINGS
 from .views import STATE_VIEWS
 
 REWARD_MODELS = ("btl", "dpl", "np-btl", "vpl", "mix-btl")
-#: the paper's policies, the oracle, and the library's best with 10 goals (Mix-BTL + max-norm
-#: on the second round's labels, docs/rl.md; Mix-BTL + SPO before 2026-12-02) last, so that the
-#: others draw what they drew before it joined
-DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle", "mix-btl+maxnorm")
+#: the paper's policies, the oracle, then the library's best with 10 goals (Mix-BTL + max-norm
+#: on the second round's labels, docs/rl.md; Mix-BTL + SPO before 2026-12-02) and VPL + max-norm
+#: (App. D.3; since 2026-12-03, by the rule in benchmarks/results/rl_fresh_45_47/), each appended
+#: last, so that the others draw what they drew before it joined
+DEFAULT_POLICIES = ("btl", "dpl", "np-btl", "vpl", "vpl+spo", "oracle", "mix-btl+maxnorm", "vpl+maxnorm")
 REWARD_FORMS = ("progress", "state")
 
 
