@@ -64,6 +64,7 @@ def bench(
     pairs_per_user: int = typer.Option(None, "--pairs-per-user", help="State pairs each of them labels (default 28)."),
     local_pairs: float = typer.Option(None, "--local-pairs", help="Fraction of those pairs drawn a few steps apart within one episode instead of at random (default 0: the paper's random pairs)."),
     refine_pairs: int = typer.Option(None, "--refine-pairs", help="How many of those pairs each user labels in a second round, among the states Mix-BTL (trained on the first round) rates highest for them: pairs near their goal (default 8; 0: one round of random pairs, the paper's)."),
+    comparison_size: int = typer.Option(None, "--comparison-size", help="SPO's comparison set (Alg. 3): how many dataset states a state's win rate is taken against (default 500; the paper's table: 1,000; quick 200)."),
     label_noise: float = typer.Option(None, "--label-noise", help="Probability a training label is flipped."),
     query_noise: float = typer.Option(None, "--query-noise", help="Probability a test user's answer is flipped."),
     vpl_relabel_z: str = typer.Option(None, "--vpl-relabel-z", help="z VPL relabels episodes with: prior (Alg. 2, samples of p(z)) or posterior (means of q(z | a training user's pairs, --relabel-context))."),
@@ -96,7 +97,8 @@ def bench(
                         ("vpl_relabel_z", vpl_relabel_z), ("vpl_posterior", vpl_posterior),
                         ("vpl_policy_z", vpl_policy_z), ("mix_relabel_z", mix_relabel_z), ("n_users", users),
                         ("pairs_per_user", pairs_per_user),
-                        ("local_pairs", local_pairs), ("refine_pairs", refine_pairs), ("state_view", state_view)):
+                        ("local_pairs", local_pairs), ("refine_pairs", refine_pairs), ("state_view", state_view),
+                        ("comparison_size", comparison_size)):
         if value is not None:
             changes[name] = value
     try:

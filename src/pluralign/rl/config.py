@@ -150,6 +150,9 @@ class RLBenchConfig:
         if self.n_users < 2 or self.pairs_per_user < 1:  # here too: fail before the dataset is made
             raise ValueError(f"need at least 2 users and 1 pair per user, got {self.n_users} users "
                              f"and {self.pairs_per_user} pairs per user")
+        if not 1 <= self.comparison_size <= self.data.n_episodes * self.data.episode_len:
+            raise ValueError(f"comparison_size must be between 1 and the dataset's "
+                             f"{self.data.n_episodes * self.data.episode_len} states, got {self.comparison_size}")
         if not self.goal_counts or min(self.goal_counts) < 2:
             raise ValueError(f"goal_counts must be >= 2 each, got {self.goal_counts}")
         if min(self.context_sizes, default=0) < 0:
