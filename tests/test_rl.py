@@ -549,6 +549,30 @@ def test_a_policy_appended_to_the_list_leaves_the_others_as_they_were(tmp_path):
             assert b["models"][name] == a["models"][name] and b["paths"][name] == a["paths"][name]
 
 
+@pytest.mark.slow
+def test_the_quick_command_runs_every_default_policy(tmp_path):
+    """Issue 14: ``pluralign rl bench --quick`` as a user types it (every default policy, the CI
+    form's sizes), with its JSON in the benches' schema, its CSV and its maze picture."""
+    pytest.importorskip("d3rlpy")
+    pytest.importorskip("mujoco")
+    from typer.testing import CliRunner
+
+    from pluralign.cli import app
+    from pluralign.rl.config import DEFAULT_POLICIES
+    from pluralign.rl.report import validate
+
+    res = CliRunner().invoke(app, ["rl", "bench", "--quick", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "maze-2goals.json").read_text())
+    validate(doc)
+    assert doc["context_sizes"] == [0, 4] and doc["config"]["policies"] == list(DEFAULT_POLICIES)
+    active = {f"{p}/active" for p in DEFAULT_POLICIES if p.split("+")[0] in ("np-btl", "vpl", "mix-btl")}
+    assert set(doc["models"]) == set(DEFAULT_POLICIES) | active
+    assert "target vpl+spo within 10 points of the oracle" in res.output
+    assert (tmp_path / "maze-2goals.png").stat().st_size > 1000
+    assert (tmp_path / "maze-2goals.csv").read_text().startswith("task,model,n_queries")
+
+
 def test_cli_iql_flags_reach_the_config(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
@@ -558,11 +582,11 @@ def test_cli_iql_flags_reach_the_config(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(pluralign.rl.bench, "run_bench", lambda cfg, *a, **k: seen.append(cfg))
     res = CliRunner().invoke(app, ["rl", "bench", "--iql-hidden", "256", "--iql-layers", "3", "--iql-steps", "10",
-                                   "--out", str(tmp_path)])
+                                   "--comparison-size", "1000", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    assert (seen[0].iql.hidden, seen[0].iql.layers, seen[0].iql.steps) == (256, 3, 10)
+    assert (seen[0].iql.hidden, seen[0].iql.layers, seen[0].iql.steps, seen[0].comparison_size) == (256, 3, 10, 1000)
     CliRunner().invoke(app, ["rl", "bench", "--out", str(tmp_path)])
-    assert (seen[1].iql.hidden, seen[1].iql.layers, seen[1].iql.steps) == (256, 2, 6000)  # the defaults
+    assert (seen[1].iql.hidden, seen[1].iql.layers, seen[1].iql.steps, seen[1].comparison_size) == (256, 2, 6000, 500)  # defaults
 
 
 def test_cli_bad_input_is_a_clear_error(tmp_path):
@@ -573,6 +597,8 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["rl", "bench", "--policy", "ppo", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "unknown policy 'ppo'" in res.output
+    res = runner.invoke(app, ["rl", "bench", "--comparison-size", "0", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "comparison_size must be between 1 and the dataset's 40000 states" in res.output
     res = runner.invoke(app, ["rl", "bench", "--local-pairs", "2", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "local_pairs must be in [0, 1]" in res.output
     res = runner.invoke(app, ["rl", "bench", "--users", "1", "--out", str(tmp_path)])
