@@ -72,6 +72,7 @@ def main() -> None:
     # one round of 20 random pairs, the defaults when this ran (before 2026-12-02's second round)
     cfg = RLBenchConfig(seed=a.seed, goal_counts=(a.goals,), local_pairs=a.local_pairs, state_view=a.state_view,
                         reward_steps=a.reward_steps, pairs_per_user=20, refine_pairs=0)
+    cfg.iql = cfg.iql_for(a.goals)  # the bench's IQL for this many goals
     if a.iql_steps is not None:
         cfg.iql = dataclasses.replace(cfg.iql, steps=a.iql_steps)
     a.out.mkdir(parents=True, exist_ok=True)

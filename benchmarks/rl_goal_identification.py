@@ -206,7 +206,7 @@ def model_config(benches: list[Path], seed: int, k: int, train: dict | None, out
         doc = json.loads((d / f"maze-{k}goals.json").read_text()) if (d / f"maze-{k}goals.json").is_file() else {}
         if doc.get("config", {}).get("seed") == seed:
             # the run's user, reward and query settings (its dataset and IQL do not matter here)
-            fields = {f.name for f in dataclasses.fields(RLBenchConfig)} - {"data", "iql"}
+            fields = {f.name for f in dataclasses.fields(RLBenchConfig)} - {"data", "iql", "iql_many_goals"}
             # runs from before the second round (refine_pairs) or VPL's particles (vpl_posterior) had none
             given = {key: tuple(v) if isinstance(v, list) else v for key, v in doc["config"].items() if key in fields}
             cfg = RLBenchConfig(**{"refine_pairs": 0, "vpl_posterior": "variational", **given})

@@ -31,7 +31,7 @@ BENCH_FIELDS = ("local_pairs", "reward_steps", "n_users", "pairs_per_user", "sta
 
 def typed(key: str, text: str) -> int | float | str:
     """A KEY=VALUE setting typed as its default: the bench's for BENCH_FIELDS, IQL's for the rest."""
-    default = RLBenchConfig() if key in BENCH_FIELDS else RLBenchConfig().iql
+    default = RLBenchConfig() if key in BENCH_FIELDS else RLBenchConfig().iql_for(10)
     if not hasattr(default, key):
         raise SystemExit(f"unknown setting {key!r}: one of {BENCH_FIELDS} or an IQLSettings field")
     return typed_value(text, getattr(default, key))
@@ -51,8 +51,9 @@ if __name__ == "__main__":
         bench = {key: value for key, value in given.items() if key in BENCH_FIELDS}
         iql = {key: value for key, value in given.items() if key not in BENCH_FIELDS}
         base = RLBenchConfig(goal_counts=(10,), policies=(policy,) if policy else ("mix-btl+spo", "oracle"), seed=seed)
-        cfg = dataclasses.replace(base, relabel_copies=copies, iql=dataclasses.replace(base.iql, steps=steps, **iql),
-                                  **bench)
+        # the variant's IQL settings change the 10-goal defaults
+        cfg = dataclasses.replace(base, relabel_copies=copies, iql_many_goals=None,
+                                  iql=dataclasses.replace(base.iql_for(10), steps=steps, **iql), **bench)
         out = root / (f"c{copies}-i{steps}" + (f"-{policy}" if policy else "")
                       + "".join(f"-{key}{value}" for key, value in given.items()))
         if shared is not None and not bench and not (out / runs).exists():

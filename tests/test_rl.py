@@ -584,9 +584,16 @@ def test_cli_iql_flags_reach_the_config(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["rl", "bench", "--iql-hidden", "256", "--iql-layers", "3", "--iql-steps", "10",
                                    "--comparison-size", "1000", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    assert (seen[0].iql.hidden, seen[0].iql.layers, seen[0].iql.steps, seen[0].comparison_size) == (256, 3, 10, 1000)
+    for k in (2, 10):  # a value given sets every goal count's IQL
+        iql = seen[0].iql_for(k)
+        assert (iql.hidden, iql.layers, iql.steps, seen[0].comparison_size) == (256, 3, 10, 1000)
     CliRunner().invoke(app, ["rl", "bench", "--out", str(tmp_path)])
-    assert (seen[1].iql.hidden, seen[1].iql.layers, seen[1].iql.steps, seen[1].comparison_size) == (256, 2, 6000, 500)  # defaults
+    # defaults: VPL Table 3 sizes IQL by the number of users; here 2 x 256 up to five goals, 2 x 512 beyond
+    assert [(seen[1].iql_for(k).hidden, seen[1].iql_for(k).layers, seen[1].iql_for(k).steps) for k in (2, 5, 6, 10)] \
+        == [(256, 2, 6000)] * 2 + [(512, 2, 6000)] * 2
+    assert seen[1].comparison_size == 500
+    CliRunner().invoke(app, ["rl", "bench", "--quick", "--goals", "10", "--out", str(tmp_path)])
+    assert seen[2].iql_for(10) == seen[2].iql_for(2) and seen[2].iql_for(10).hidden == 128  # quick: one small size
 
 
 def test_cli_bad_input_is_a_clear_error(tmp_path):

@@ -133,7 +133,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 z_parts.append(np.repeat(policy_latent(base, z.numpy(), components, reads), L, axis=0))
             z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
         policy = train_iql(np.tile(states, (cfg.relabel_copies, 1)), z_rows.astype(np.float32), actions,
-                           rewards, L, cfg.iql, seed=cfg.seed)
+                           rewards, L, cfg.iql_for(k), seed=cfg.seed)
         for name, strategy in _curve_names(policy_name, base, cfg):
             curve, per_goal = {}, {}
             if base != "oracle":
