@@ -1,0 +1,7 @@
+#!/bin/sh
+# A report (README.md here): the plain command at the new defaults on fresh seed 52, alone, timed.
+set -e
+d=runs/rl-iql-fresh/default-command-s52
+mkdir -p $d
+/usr/bin/time -p -o $d/time.txt pluralign rl bench --seed 52 --out $d 2>&1 | grep -av "Gym\|gym\|Adroit" > $d/log.txt
+cat $d/time.txt
