@@ -24,7 +24,7 @@ B="--b $R/s49-h512 --b $R/s50-h512 --b $R/s51-h512"
 {
   python benchmarks/rl_paired.py --goals 10 --policy vpl+spo --n 8 $A $B
   python benchmarks/rl_paired.py --goals 10 --policy oracle --n 8 $A $B
-  echo "VPL + SPO against the oracle, 2 x 256 (A) and 2 x 512 (B):"
-  python benchmarks/rl_paired.py --goals 10 --policy vpl+spo --policy-b oracle --n 8 $A --b $R/s49-h256 --b $R/s50-h256 --b $R/s51-h256
-  python benchmarks/rl_paired.py --goals 10 --policy vpl+spo --policy-b oracle --n 8 --a $R/s49-h512 --a $R/s50-h512 --a $R/s51-h512 $B
+  echo "VPL + SPO (B) minus the oracle (A), at 2 x 256, then at 2 x 512:"
+  python benchmarks/rl_paired.py --goals 10 --policy oracle --policy-b vpl+spo --n 8 $A --b $R/s49-h256 --b $R/s50-h256 --b $R/s51-h256
+  python benchmarks/rl_paired.py --goals 10 --policy oracle --policy-b vpl+spo --n 8 --a $R/s49-h512 --a $R/s50-h512 --a $R/s51-h512 $B
 } | tee $R/paired.txt
