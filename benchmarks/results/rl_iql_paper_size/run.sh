@@ -1,14 +1,16 @@
 #!/bin/sh
-# Tuning (README.md here): VPL + SPO with IQL at VPL Table 3's size for > 5 users (4 x 1024),
-# 10 goals, tuning seeds; then the paired differences against the same command at 2 x 256.
+# Tuning (README.md here): VPL + SPO with IQL at VPL Table 3's size for > 5 users (4 x 1024; or
+# IQL_HIDDEN x IQL_LAYERS, as run512.sh), 10 goals, tuning seeds; then the paired differences
+# against the same command at 2 x 256.
 set -e
-R=runs/rl-iql-paper-size
+H=${IQL_HIDDEN:-1024}; L=${IQL_LAYERS:-4}
+R=runs/rl-iql-${H}x$L
 B=benchmarks/results/rl_comparison_size
 one() {
   s=$1; a=$R/s$s
   grep -qs '"config"' $a/maze-10goals.json && return 0
   mkdir -p $a
-  pluralign rl bench --seed $s --goals 10 --policy vpl+spo --iql-hidden 1024 --iql-layers 4 --out $a \
+  pluralign rl bench --seed $s --goals 10 --policy vpl+spo --iql-hidden $H --iql-layers $L --out $a \
     2>&1 | grep -av "Gym\|gym\|Adroit" > $a/log.txt
 }
 if [ $# -gt 0 ]; then
