@@ -51,9 +51,7 @@ if __name__ == "__main__":
         bench = {key: value for key, value in given.items() if key in BENCH_FIELDS}
         iql = {key: value for key, value in given.items() if key not in BENCH_FIELDS}
         base = RLBenchConfig(goal_counts=(10,), policies=(policy,) if policy else ("mix-btl+spo", "oracle"), seed=seed)
-        # the variant's IQL settings change the 10-goal defaults
-        cfg = dataclasses.replace(base, relabel_copies=copies, iql_many_goals=None,
-                                  iql=dataclasses.replace(base.iql_for(10), steps=steps, **iql), **bench)
+        cfg = dataclasses.replace(base.with_iql(steps=steps, **iql), relabel_copies=copies, **bench)
         out = root / (f"c{copies}-i{steps}" + (f"-{policy}" if policy else "")
                       + "".join(f"-{key}{value}" for key, value in given.items()))
         if shared is not None and not bench and not (out / runs).exists():

@@ -76,8 +76,6 @@ def bench(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Success rate per user goal vs answered queries for BTL, DPL, NP-BTL, VPL, VPL+SPO and the oracle."""
-    import dataclasses
-
     from ..rl.bench import run_bench
     from ..rl.config import RLBenchConfig
     from ..rl.dataset import DatasetError
@@ -108,9 +106,7 @@ def bench(
         iql = {name: value for name, value in (("steps", iql_steps), ("hidden", iql_hidden), ("layers", iql_layers))
                if value is not None}
         if iql:  # a value given sets every goal count's IQL
-            cfg.iql = dataclasses.replace(cfg.iql, **iql)
-            if cfg.iql_many_goals is not None:
-                cfg.iql_many_goals = dataclasses.replace(cfg.iql_many_goals, **iql)
+            cfg = cfg.with_iql(**iql)
         run_bench(cfg, out, dataset_dir=dataset, log=typer.echo)
     except (MissingRLDependency, DatasetError, MazeError, ValueError) as err:
         _fail(err)

@@ -4,7 +4,7 @@ what each default was chosen on), the policy names it takes, and how it trains e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..train.config import TrainConfig
@@ -194,6 +194,11 @@ class RLBenchConfig:
         """IQL's settings for ``k`` goals: ``iql_many_goals`` beyond ``MANY_GOALS``, as VPL's
         Table 3 sizes IQL by the number of users, else ``iql``."""
         return self.iql_many_goals if k > MANY_GOALS and self.iql_many_goals is not None else self.iql
+
+    def with_iql(self, **changes: Any) -> "RLBenchConfig":
+        """This config with ``changes`` to the IQL settings of every goal count."""
+        many = None if self.iql_many_goals is None else replace(self.iql_many_goals, **changes)
+        return replace(self, iql=replace(self.iql, **changes), iql_many_goals=many)
 
     @classmethod
     def quick(cls, **changes: Any) -> "RLBenchConfig":
