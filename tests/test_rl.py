@@ -588,9 +588,10 @@ def test_cli_iql_flags_reach_the_config(tmp_path, monkeypatch):
         iql = seen[0].iql_for(k)
         assert (iql.hidden, iql.layers, iql.steps, seen[0].comparison_size) == (256, 3, 10, 1000)
     CliRunner().invoke(app, ["rl", "bench", "--out", str(tmp_path)])
-    # defaults: VPL Table 3 sizes IQL by the number of users; here 2 x 256 up to five goals, 2 x 512 beyond
+    # defaults: VPL Table 3 sizes IQL by the number of users; here 2 x 256 up to five goals, 2 x 512 and
+    # 9,000 steps beyond
     assert [(seen[1].iql_for(k).hidden, seen[1].iql_for(k).layers, seen[1].iql_for(k).steps) for k in (2, 5, 6, 10)] \
-        == [(256, 2, 6000)] * 2 + [(512, 2, 6000)] * 2
+        == [(256, 2, 6000)] * 2 + [(512, 2, 9000)] * 2
     assert seen[1].comparison_size == 500
     CliRunner().invoke(app, ["rl", "bench", "--quick", "--goals", "10", "--out", str(tmp_path)])
     assert seen[2].iql_for(10) == seen[2].iql_for(2) and seen[2].iql_for(10).hidden == 128  # quick: one small size

@@ -1,4 +1,5 @@
 #!/bin/sh
+# --iql-steps 6000: the default when this ran (9,000 beyond five goals since 2026-12-03, ../rl_iql_steps_many/)
 # Report, not tuning (README.md here): the plain command at the current defaults (IQL width 256)
 # on fresh seeds 42-44. With seeds as arguments it runs those seeds (several side by side on one
 # thread each); without, it aggregates the three and measures 8-random-answer identification.
@@ -8,7 +9,7 @@ one() {
   s=$1; d=$R/default-command-s$s
   [ -f $d/maze-10goals.json ] && return 0
   mkdir -p $d
-  /usr/bin/time -p -o $d/time.txt pluralign rl bench --iql-hidden 256 --seed $s --out $d \
+  /usr/bin/time -p -o $d/time.txt pluralign rl bench --iql-steps 6000 --iql-hidden 256 --seed $s --out $d \
     2>&1 | grep -av "Gym\|gym\|Adroit" > $d/log.txt
 }
 if [ $# -eq 1 ]; then one $1; exit 0; fi

@@ -17,8 +17,8 @@ one() {
   for b in $R/s$s-12000 $R/s$s-oracle6000; do
     [ -d $b/k10-seed$s-pcell-refine8 ] || { mkdir -p $b && cp -r $a/k10-seed$s-pcell-refine8 $b/; }
   done
-  bench $R/s$s-12000 12000 --policy vpl+spo --policy oracle
   bench $R/s$s-oracle6000 6000 --policy oracle
+  [ "${SKIP_12000:-0}" = 1 ] || bench $R/s$s-12000 12000 --policy vpl+spo --policy oracle
 }
 if [ $# -gt 0 ]; then
   for s in "$@"; do (export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1; one $s) & done

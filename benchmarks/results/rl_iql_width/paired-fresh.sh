@@ -1,4 +1,5 @@
 #!/bin/sh
+# --iql-steps 6000: the default when this ran (9,000 beyond five goals since 2026-12-03, ../rl_iql_steps_many/)
 # Report, not tuning (README.md here): on the fresh seeds 36-41, already reported at width 128, VPL +
 # SPO and the oracle alone, 10 goals, at IQL width 128 and 256 on each seed's reward models and
 # dataset from its plain-command run, so that the two runs of a seed differ only in IQL's width;
@@ -11,7 +12,7 @@ for s in ${@:-36 37 38 39 40 41}; do
     P=runs/rl-iql-width/paired-s$s-h$h
     [ -f $P/maze-10goals.json ] && continue
     mkdir -p $P && cp -r $D/k10-seed$s-pcell-refine8 $P/
-    pluralign rl bench --seed $s --goals 10 --policy vpl+spo --policy oracle --iql-hidden $h --out $P --dataset $D/dataset
+    pluralign rl bench --seed $s --goals 10 --policy vpl+spo --policy oracle --iql-steps 6000 --iql-hidden $h --out $P --dataset $D/dataset
   done
 done
 for s in 36 37 38 39 40 41; do for h in 128 256; do

@@ -1,11 +1,12 @@
 # --iql-hidden 128: the default when this ran (256 since 2026-12-03, ../rl_iql_width/)
+# --iql-steps 6000: the default when this ran (9,000 beyond five goals since 2026-12-03, ../rl_iql_steps_many/)
 set -e
 cd /work/main
 R=runs/rl-relabel8
 run_pair() { s=$1; for c in 2-8 8; do
     P=$R/paired-s$s-c$c
     mkdir -p $P && cp -r $R/default-command-s$s/k10-seed$s-pcell-refine8 $P/
-    pluralign rl bench --iql-hidden 128 --seed $s --goals 10 --policy vpl+spo --relabel-context $c --out $P \
+    pluralign rl bench --iql-steps 6000 --iql-hidden 128 --seed $s --goals 10 --policy vpl+spo --relabel-context $c --out $P \
         --dataset $R/default-command-s$s/dataset
   done; }
 run_pair 36

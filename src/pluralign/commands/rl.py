@@ -56,7 +56,7 @@ def bench(
     queries: list[int] = typer.Option(None, "--queries", help="Numbers of answered queries at test time (repeatable)."),
     queries_strategy: list[str] = typer.Option(None, "--queries-strategy", help="How test users' queries are chosen: random, active (information gain, pluralign.active); repeatable, default both. Active curves are reported as <policy>/active."),
     dataset: Path = typer.Option(None, "--dataset", help="A dataset folder from 'pluralign rl data' (default: generate one)."),
-    iql_steps: int = typer.Option(None, "--iql-steps", help="IQL gradient steps per policy (default 6000; every goal count)."),
+    iql_steps: int = typer.Option(None, "--iql-steps", help="IQL gradient steps per policy (default 6000 up to five goals, 9000 beyond; a value given sets every goal count)."),
     iql_hidden: int = typer.Option(None, "--iql-hidden", help="Width of IQL's MLPs (actor, critics, value; default 256 up to 5 goals and 512 beyond, as VPL's Table 3 sizes IQL by the number of users (it has 4 x 1024 beyond); 256 for every K before 2026-12-03's second change, 128 before that and in --quick). A value given sets every goal count."),
     iql_layers: int = typer.Option(None, "--iql-layers", help="Depth of IQL's MLPs (default 2; the paper's is 2 up to 5 users, 4 beyond). A value given sets every goal count."),
     reward_steps: int = typer.Option(None, "--reward-steps", help="Training steps per reward model (default 4000)."),
