@@ -274,6 +274,18 @@ def test_vpl_policy_reads_a_reward_profile_or_peak_of_z():
         RLBenchConfig(vpl_policy_z="goal")
 
 
+def test_the_oracle_is_told_the_goal_as_its_position_or_a_one_hot():
+    from pluralign.rl.latents import oracle_latent
+
+    goals_xy = np.array([[-1.0, 2.0], [0.5, 0.5], [3.0, -2.0]])
+    idx = np.array([2, 0, 2])
+    assert np.array_equal(oracle_latent(idx, goals_xy), [[3.0, -2.0], [-1.0, 2.0], [3.0, -2.0]])
+    assert np.array_equal(oracle_latent(idx, goals_xy, "goal"), [[0, 0, 1], [1, 0, 0], [0, 0, 1]])
+    assert oracle_latent(idx, goals_xy, "goal").dtype == np.float32
+    with pytest.raises(ValueError, match="oracle_z must be one of"):
+        oracle_latent(idx, goals_xy, "cell")
+
+
 def test_mix_btl_users_get_posterior_weights_over_its_components():
     """Mix-BTL in the maze: active queries use its exact posterior (no particles), z is the log
     posterior weights, and the policy reads the weights themselves (bounded, summing to 1)."""
@@ -503,7 +515,7 @@ def test_quick_bench_end_to_end(tmp_path, view, refine, posterior, policy_z):
                               data=MazeDataConfig(n_episodes=20, episode_len=50), n_users=60,
                               reward_steps=200, iql=IQLSettings(steps=60, hidden=32), eval_per_goal=2,
                               horizon=20, state_view=view, refine_pairs=refine, vpl_posterior=posterior,
-                              vpl_policy_z=policy_z)
+                              vpl_policy_z=policy_z, oracle_z="goal" if refine else "position")
     (doc,) = run_bench(cfg, tmp_path, log=lambda *_: None)
     if refine:  # the first round's Mix-BTL chose each labelling user's last 8 pairs
         assert (tmp_path / f"k2-seed0-{view}-refine8" / "rewards" / "mix-btl-round1").is_dir()
@@ -623,6 +635,8 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     assert res.exit_code == 2 and "vpl_posterior must be variational or particles" in res.output
     res = runner.invoke(app, ["rl", "bench", "--vpl-policy-z", "goal", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "vpl_policy_z must be one of" in res.output
+    res = runner.invoke(app, ["rl", "bench", "--oracle-z", "cell", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "oracle_z must be one of ('position', 'goal')" in res.output
     res = runner.invoke(app, ["rl", "bench", "--iql-hidden", "0", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "hidden, layers and batch_size must be >= 1" in res.output
     save(_fake_dataset("umaze"), tmp_path / "u")

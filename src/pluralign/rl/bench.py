@@ -13,8 +13,8 @@ model ``<policy>/active`` (latent models only; the policy is the same, only z di
 relabelling: NP-BTL and VPL use the encoder's z (VPL: posterior mean) of a random training
 user's 2–8 pairs, the z a test user gets (``vpl_relabel_z="prior"``: Alg. 2's samples of VPL's
 learned prior p(z)); Mix-BTL, beside the paper's models, by default one of its rewards drawn
-from its prior (``mix_relabel_z``); BTL and DPL have no z; the oracle gets the goal's position
-and reward 1 − d/d_max.
+from its prior (``mix_relabel_z``); BTL and DPL have no z; the oracle gets the goal (its
+position, or a one-hot of its index: ``oracle_z``) and reward 1 − d/d_max.
 The per-step reward IQL sees is the progress r(s_{t+1}, z) − r(s_t, z) (``reward_form``, see
 :func:`.relabel.progress_rewards`) for every policy alike. The run's sizes and defaults, and what
 each was chosen on, are :class:`.config.RLBenchConfig`.
@@ -35,7 +35,8 @@ import torch
 from .config import RLBenchConfig, parse_policy, reward_train_config
 from .dataset import MazeDataset, get_dataset
 from .iql import train_iql
-from .latents import LATENT_MODELS, component_codes, policy_latent, relabel_latents, vpl_policy_reads
+from .latents import (LATENT_MODELS, component_codes, oracle_latent, policy_latent, relabel_latents,
+                      vpl_policy_reads)
 from .relabel import oracle_rewards, progress_rewards, relabel
 from .setting import GoalSetting, comparison_set, goal_setting, posterior_particles, test_answers
 
@@ -108,7 +109,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 if progress:
                     r = r - oracle_rewards(np.stack([fields[gi](before_np[e]) for e, gi in enumerate(g)]), dmax)
                 r_parts.append(r.reshape(-1))
-                z_parts.append(np.repeat(goals_xy[g], L, axis=0))
+                z_parts.append(np.repeat(oracle_latent(g, goals_xy, cfg.oracle_z), L, axis=0))
             z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
         else:
             if base not in models:
@@ -141,7 +142,7 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 # NP-BTL's particles choose its questions only: its z is its encoder's
                 particles = posterior_particles(base, models[base], setting, cfg, answers) if base == "vpl" else None
             for n in cfg.context_sizes:
-                z = (goals_xy[test.goal_index].astype(np.float32) if base == "oracle"
+                z = (oracle_latent(test.goal_index, goals_xy, cfg.oracle_z) if base == "oracle"
                      else policy_latent(base, latents(models[base], *given.first(n), particles), components, reads))
                 ok, paths = rollout(policy, z, sim, test, goals_xy, cfg.horizon, cfg.radius)
                 curve[str(n)] = _stats(ok)

@@ -10,7 +10,7 @@ from typing import Any
 from ..train.config import TrainConfig
 from .dataset import MazeDataConfig
 from .iql import IQLSettings
-from .latents import LATENT_MODELS, VPL_POLICY_Z
+from .latents import LATENT_MODELS, ORACLE_Z, VPL_POLICY_Z
 from .maze import Maze
 from .queries import STRATEGIES
 from .relabel import SCALINGS
@@ -52,7 +52,9 @@ class RLBenchConfig:
     chosen on the tuning seeds 0 and 20: Mix-BTL + SPO at 8 answers, K = 10, 65 / 66 % random
     and 74 / 68 % active against 53 / 57 and 56 / 39 %, K = 2 (seed 20) 100 / 100 % (docs/rl.md,
     "Mix-BTL + SPO relabelled with one of its rewards"). mix_policy_z: with ``prior``, what the
-    policy reads of a component (:func:`.latents.component_codes`). query_strategies: how test users'
+    policy reads of a component (:func:`.latents.component_codes`). oracle_z: what the oracle's
+    policy is told of the goal, its position or a one-hot of its index (:func:`.latents.oracle_latent`).
+    query_strategies: how test users'
     queries are chosen (``random``, ``active``); active_pool: the pairs of dataset states active
     selection chooses from. vpl_relabel_z: the z
     VPL relabels with (module docstring). vpl_posterior: how a test user's answers become VPL's z
@@ -147,6 +149,7 @@ class RLBenchConfig:
     query_strategies: tuple[str, ...] = ("random", "active")
     active_pool: int = 500
     state_view: str = "pcell"
+    oracle_z: str = "position"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -182,6 +185,8 @@ class RLBenchConfig:
         for name in ("vpl_relabel_z", "mix_relabel_z"):
             if getattr(self, name) not in ("prior", "posterior"):
                 raise ValueError(f"{name} must be prior or posterior, got {getattr(self, name)!r}")
+        if self.oracle_z not in ORACLE_Z:
+            raise ValueError(f"oracle_z must be one of {ORACLE_Z}, got {self.oracle_z!r}")
         if self.mix_policy_z not in ("component", "peak"):
             raise ValueError(f"mix_policy_z must be component or peak, got {self.mix_policy_z!r}")
         if self.reward_form not in REWARD_FORMS:

@@ -23,6 +23,8 @@ LATENT_MODELS = ("np-btl", "vpl", "mix-btl")
 VPL_POLICY_Z = ("latent", "profile", "peak")
 #: dataset states the reward under z is read at, per ``vpl_policy_z``
 ANCHORS = {"profile": 128, "peak": 2048}
+#: what the goal-conditioned oracle's policy is told of the goal (``RLBenchConfig.oracle_z``)
+ORACLE_Z = ("position", "goal")
 
 
 def relabel_latents(name: str, model, records, n: int, rng: np.random.Generator,
@@ -127,3 +129,16 @@ def reward_peak(model, anchors: torch.Tensor, anchor_xy: np.ndarray, z: np.ndarr
     the code Mix-BTL's policy reads of a component (:func:`component_codes`) and the oracle's of
     a goal, here for any z (benchmarks/results/rl_profile/)."""
     return anchor_xy[anchor_rewards(model, anchors, z, chunk).argmax(1).numpy()]
+
+
+def oracle_latent(goal_index: np.ndarray, goals_xy: np.ndarray, code: str = "position") -> np.ndarray:
+    """(N, ·) float32: the oracle's z for goals ``goal_index`` among ``goals_xy`` (K, 2): the
+    goal's position (``"position"``) or a one-hot of its index (``"goal"``, K numbers). Both say
+    exactly which goal; the one-hot does not ask IQL to tell apart nearby positions whose routes
+    differ across a wall (benchmarks/results/rl_iql_steps_many/)."""
+    goal_index = np.asarray(goal_index)
+    if code == "position":
+        return goals_xy[goal_index].astype(np.float32)
+    if code == "goal":
+        return np.eye(len(goals_xy), dtype=np.float32)[goal_index]
+    raise ValueError(f"oracle_z must be one of {ORACLE_Z}, got {code!r}")
