@@ -604,7 +604,7 @@ def test_cli_iql_flags_reach_the_config(tmp_path, monkeypatch):
     # 9,000 steps beyond
     assert [(seen[1].iql_for(k).hidden, seen[1].iql_for(k).layers, seen[1].iql_for(k).steps) for k in (2, 5, 6, 10)] \
         == [(256, 2, 6000)] * 2 + [(512, 2, 9000)] * 2
-    assert seen[1].comparison_size == 500
+    assert seen[1].comparison_size == 500 and seen[1].oracle_z == "goal"
     CliRunner().invoke(app, ["rl", "bench", "--quick", "--goals", "10", "--out", str(tmp_path)])
     assert seen[2].iql_for(10) == seen[2].iql_for(2) and seen[2].iql_for(10).hidden == 128  # quick: one small size
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Fresh seeds (README.md here): VPL + SPO with 10 goals at 9,000 IQL steps (the default beyond
 # five goals since this record), then at 6,000 on a copy of that run's reward models and dataset;
-# with ORACLE=1 the oracle (the bench's default code of the goal) at both. With no seeds, the
+# with ORACLE=1 the oracle (the bench's default code of the goal) at both after them, with
+# ORACLE=only the oracle alone (on the dataset and round-one model of a finished first run). With no seeds, the
 # paired differences over 53 (seed53.sh), 54 and 55.
 set -e
 R=runs/rl-iql-steps-fresh
@@ -20,9 +21,11 @@ bench() {  # out steps policy [dataset-run]
 }
 one() {
   s=$1; a=$R/s$s-9000
-  bench $a 9000 vpl+spo
-  bench $R/s$s-6000 6000 vpl+spo $a
-  [ "${ORACLE:-0}" = 1 ] || return 0
+  if [ "${ORACLE:-0}" != only ]; then
+    bench $a 9000 vpl+spo
+    bench $R/s$s-6000 6000 vpl+spo $a
+  fi
+  [ "${ORACLE:-0}" != 0 ] || return 0
   bench $R/s$s-oracle-9000 9000 oracle $a
   bench $R/s$s-oracle-6000 6000 oracle $a
 }

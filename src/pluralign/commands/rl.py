@@ -73,7 +73,7 @@ def bench(
     mix_relabel_z: str = typer.Option(None, "--mix-relabel-z", help="z Mix-BTL relabels episodes with: prior (default: one of its rewards per episode, drawn from its prior; the policy then reads the test user's most probable one) or posterior (weights of a training user's 2-8 pairs; the policy reads weights)."),
     relabel_context: str = typer.Option(None, "--relabel-context", help="Pairs of a training user whose z relabels an episode (NP-BTL, VPL): MIN-MAX or N (default 8; 2-8 before 2026-12-03)."),
     state_view: str = typer.Option(None, "--state-view", help="What the reward models see of a state: pcell (default: position + a one-hot of the maze cell) or raw (the observation x, y, vx, vy, as the paper). The policy always sees the observation."),
-    oracle_z: str = typer.Option(None, "--oracle-z", help="What the oracle's policy is told of the goal: position (default) or goal (a one-hot of its index)."),
+    oracle_z: str = typer.Option(None, "--oracle-z", help="What the oracle's policy is told of the goal: goal (default: a one-hot of its index) or position (its coordinates; the default before 2026-12-03's third change)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Success rate per user goal vs answered queries for BTL, DPL, NP-BTL, VPL, VPL+SPO and the oracle."""

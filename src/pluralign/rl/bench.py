@@ -13,8 +13,8 @@ model ``<policy>/active`` (latent models only; the policy is the same, only z di
 relabelling: NP-BTL and VPL use the encoder's z (VPL: posterior mean) of a random training
 user's 2–8 pairs, the z a test user gets (``vpl_relabel_z="prior"``: Alg. 2's samples of VPL's
 learned prior p(z)); Mix-BTL, beside the paper's models, by default one of its rewards drawn
-from its prior (``mix_relabel_z``); BTL and DPL have no z; the oracle gets the goal (its
-position, or a one-hot of its index: ``oracle_z``) and reward 1 − d/d_max.
+from its prior (``mix_relabel_z``); BTL and DPL have no z; the oracle gets the goal (a
+one-hot of its index, or its position: ``oracle_z``) and reward 1 − d/d_max.
 The per-step reward IQL sees is the progress r(s_{t+1}, z) − r(s_t, z) (``reward_form``, see
 :func:`.relabel.progress_rewards`) for every policy alike. The run's sizes and defaults, and what
 each was chosen on, are :class:`.config.RLBenchConfig`.
