@@ -8,11 +8,11 @@ one() {
   s=$1; a=$R/s$s-c500; b=$R/s$s-c1000
   if ! grep -qs '"config"' $a/maze-10goals.json; then
     mkdir -p $a
-    pluralign rl bench --iql-steps 6000 --iql-hidden 256 --seed $s --goals 10 --policy vpl+spo --out $a 2>&1 | grep -av "Gym\|gym\|Adroit" > $a/log.txt
+    pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 256 --seed $s --goals 10 --policy vpl+spo --out $a 2>&1 | grep -av "Gym\|gym\|Adroit" > $a/log.txt
   fi
   grep -qs '"config"' $b/maze-10goals.json && return 0
   mkdir -p $b && cp -r $a/k10-seed$s-pcell-refine8 $b/
-  pluralign rl bench --iql-steps 6000 --iql-hidden 256 --seed $s --goals 10 --policy vpl+spo --comparison-size 1000 --out $b --dataset $a/dataset \
+  pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 256 --seed $s --goals 10 --policy vpl+spo --comparison-size 1000 --out $b --dataset $a/dataset \
     2>&1 | grep -av "Gym\|gym\|Adroit" > $b/log.txt
 }
 if [ $# -gt 0 ]; then

@@ -9,7 +9,7 @@ R=runs/rl-fresh
 K=benchmarks/results/rl_particles_relabel8
 for s in 39 40 41; do
   [ -f $R/default-command-s$s/maze-10goals.json ] || { mkdir -p $R/default-command-s$s
-    /usr/bin/time -p -o $R/default-command-s$s/time.txt pluralign rl bench --iql-steps 6000 --iql-hidden 128 --seed $s --out $R/default-command-s$s \
+    /usr/bin/time -p -o $R/default-command-s$s/time.txt pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 128 --seed $s --out $R/default-command-s$s \
       2>&1 | grep -av "Gym\|gym\|Adroit" > $R/default-command-s$s/log.txt; }
 done
 pluralign rl aggregate $R/default-command-s39 $R/default-command-s40 $R/default-command-s41 \

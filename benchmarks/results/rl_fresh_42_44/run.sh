@@ -9,7 +9,7 @@ one() {
   s=$1; d=$R/default-command-s$s
   [ -f $d/maze-10goals.json ] && return 0
   mkdir -p $d
-  /usr/bin/time -p -o $d/time.txt pluralign rl bench --iql-steps 6000 --iql-hidden 256 --seed $s --out $d \
+  /usr/bin/time -p -o $d/time.txt pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 256 --seed $s --out $d \
     2>&1 | grep -av "Gym\|gym\|Adroit" > $d/log.txt
 }
 if [ $# -eq 1 ]; then one $1; exit 0; fi

@@ -9,12 +9,12 @@ one() {
   s=$1; d=$R/default-command-s$s; v=$R/vplmax-s$s
   if [ ! -f $d/maze-10goals.json ] || ! grep -q '"config"' $d/maze-10goals.json; then
     mkdir -p $d
-    /usr/bin/time -p -o $d/time.txt pluralign rl bench --iql-steps 6000 --iql-hidden 256 --seed $s --out $d \
+    /usr/bin/time -p -o $d/time.txt pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 256 --seed $s --out $d \
       2>&1 | grep -av "Gym\|gym\|Adroit" > $d/log.txt
   fi
   [ -f $v/maze-10goals.json ] && grep -q '"config"' $v/maze-10goals.json && return 0
   mkdir -p $v && cp -r $d/k10-seed$s-pcell-refine8 $v/
-  pluralign rl bench --iql-steps 6000 --iql-hidden 256 --seed $s --goals 10 --policy vpl+maxnorm --out $v --dataset $d/dataset \
+  pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 256 --seed $s --goals 10 --policy vpl+maxnorm --out $v --dataset $d/dataset \
     2>&1 | grep -av "Gym\|gym\|Adroit" > $v/log.txt
 }
 if [ $# -gt 0 ]; then

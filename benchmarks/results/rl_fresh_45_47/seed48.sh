@@ -9,7 +9,7 @@ R=runs/rl-fresh-256; K=benchmarks/results/rl_fresh_42_44   # seeds 42-44's kept 
 d=$R/default-command-s48
 if ! grep -qs '"config"' $d/maze-10goals.json; then
   mkdir -p $d
-  /usr/bin/time -p -o $d/time.txt pluralign rl bench --iql-steps 6000 --iql-hidden 256 --seed 48 --out $d 2>&1 | grep -av "Gym\|gym\|Adroit" > $d/log.txt
+  /usr/bin/time -p -o $d/time.txt pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 256 --seed 48 --out $d 2>&1 | grep -av "Gym\|gym\|Adroit" > $d/log.txt
 fi
 pluralign rl aggregate $K/default-command-s42 $K/default-command-s43 $K/default-command-s44 \
     $R/default-command-s45 $R/default-command-s46 $R/default-command-s47 $d --out $R/default-command-seeds-42-48

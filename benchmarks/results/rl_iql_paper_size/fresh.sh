@@ -8,12 +8,12 @@ one() {
   s=$1; a=$R/s$s-h512; b=$R/s$s-h256
   if ! grep -qs '"config"' $a/maze-10goals.json; then
     mkdir -p $a
-    pluralign rl bench --seed $s --goals 10 --policy vpl+spo --policy oracle --iql-steps 6000 --iql-hidden 512 --out $a \
+    pluralign rl bench --oracle-z position --seed $s --goals 10 --policy vpl+spo --policy oracle --iql-steps 6000 --iql-hidden 512 --out $a \
       2>&1 | grep -av "Gym\|gym\|Adroit" > $a/log.txt
   fi
   grep -qs '"config"' $b/maze-10goals.json && return 0
   mkdir -p $b && cp -r $a/k10-seed$s-pcell-refine8 $b/
-  pluralign rl bench --seed $s --goals 10 --policy vpl+spo --policy oracle --iql-steps 6000 --iql-hidden 256 --out $b --dataset $a/dataset \
+  pluralign rl bench --oracle-z position --seed $s --goals 10 --policy vpl+spo --policy oracle --iql-steps 6000 --iql-hidden 256 --out $b --dataset $a/dataset \
     2>&1 | grep -av "Gym\|gym\|Adroit" > $b/log.txt
 }
 if [ $# -gt 0 ]; then

@@ -11,7 +11,7 @@ one() {
   s=$1; a=$R/s$s
   grep -qs '"config"' $a/maze-10goals.json && return 0
   mkdir -p $a
-  pluralign rl bench --seed $s --goals 10 --policy vpl+spo --iql-steps 6000 --iql-hidden $H --iql-layers $L --out $a \
+  pluralign rl bench --oracle-z position --seed $s --goals 10 --policy vpl+spo --iql-steps 6000 --iql-hidden $H --iql-layers $L --out $a \
     2>&1 | grep -av "Gym\|gym\|Adroit" > $a/log.txt
 }
 if [ $# -gt 0 ]; then

@@ -4,5 +4,5 @@
 set -e
 d=runs/rl-iql-fresh/default-command-s52
 mkdir -p $d
-/usr/bin/time -p -o $d/time.txt pluralign rl bench --iql-steps 6000 --seed 52 --out $d 2>&1 | grep -av "Gym\|gym\|Adroit" > $d/log.txt
+/usr/bin/time -p -o $d/time.txt pluralign rl bench --oracle-z position --iql-steps 6000 --seed 52 --out $d 2>&1 | grep -av "Gym\|gym\|Adroit" > $d/log.txt
 cat $d/time.txt

@@ -6,7 +6,7 @@
 # when found; the 2,000-step rows are that script's pcell-r4000 runs.
 set -e
 . benchmarks/results/rl_tuning.sh
-B="pluralign rl bench --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
+B="pluralign rl bench --oracle-z position --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
 for K in ${GOALS:-10}; do for S in 0 20; do for I in ${STEPS:-6000}; do
   OUT=runs/rl-iql/s$S-i$I
   reuse_view_models $K $S $OUT

@@ -8,7 +8,7 @@ bench() {  # out steps policies...
   o=$1; st=$2; shift 2
   grep -qs '"config"' $o/maze-10goals.json && return 0
   mkdir -p $o
-  pluralign rl bench --seed $s --goals 10 --iql-steps $st "$@" --out $o $D 2>&1 | grep -av "Gym\|gym\|Adroit" > $o/log.txt
+  pluralign rl bench --oracle-z position --seed $s --goals 10 --iql-steps $st "$@" --out $o $D 2>&1 | grep -av "Gym\|gym\|Adroit" > $o/log.txt
 }
 one() {
   s=$1; a=$R/s$s-9000; D=""

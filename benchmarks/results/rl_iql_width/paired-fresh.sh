@@ -12,7 +12,7 @@ for s in ${@:-36 37 38 39 40 41}; do
     P=runs/rl-iql-width/paired-s$s-h$h
     [ -f $P/maze-10goals.json ] && continue
     mkdir -p $P && cp -r $D/k10-seed$s-pcell-refine8 $P/
-    pluralign rl bench --seed $s --goals 10 --policy vpl+spo --policy oracle --iql-steps 6000 --iql-hidden $h --out $P --dataset $D/dataset
+    pluralign rl bench --oracle-z position --seed $s --goals 10 --policy vpl+spo --policy oracle --iql-steps 6000 --iql-hidden $h --out $P --dataset $D/dataset
   done
 done
 for s in 36 37 38 39 40 41; do for h in 128 256; do

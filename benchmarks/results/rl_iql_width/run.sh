@@ -12,5 +12,5 @@ for s in ${@:-0 20 21}; do
   P=runs/rl-iql-width/s$s
   [ -f $P/maze-10goals.json ] && continue
   mkdir -p $P && cp -r $M/k* $P/
-  pluralign rl bench --seed $s --policy vpl+spo --iql-steps 6000 --iql-hidden 256 --out $P $DS
+  pluralign rl bench --oracle-z position --seed $s --policy vpl+spo --iql-steps 6000 --iql-hidden 256 --out $P $DS
 done

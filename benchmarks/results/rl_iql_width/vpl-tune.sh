@@ -5,6 +5,6 @@
 # reward training is deterministic per seed), side by side on one thread each.
 for s in 0 20 21; do
   (export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-   pluralign rl bench --iql-steps 6000 --iql-hidden 256 --seed $s --goals 10 --policy vpl --out runs/rl-vpl256/s$s 2>&1 | grep -av "Gym\|gym\|Adroit" > runs/rl-vpl256/s$s.log) &
+   pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 256 --seed $s --goals 10 --policy vpl --out runs/rl-vpl256/s$s 2>&1 | grep -av "Gym\|gym\|Adroit" > runs/rl-vpl256/s$s.log) &
 done
 wait

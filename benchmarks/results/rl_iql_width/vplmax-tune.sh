@@ -5,6 +5,6 @@
 for s in 0 20 21; do
   [ -d runs/rl-vplmax/s$s ] || { mkdir -p runs/rl-vplmax/s$s; cp -r runs/rl-vpl256/s$s/k10-seed$s-pcell-refine8 runs/rl-vpl256/s$s/dataset runs/rl-vplmax/s$s/; }
   (export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-   pluralign rl bench --iql-steps 6000 --iql-hidden 256 --seed $s --goals 10 --policy vpl+maxnorm --out runs/rl-vplmax/s$s 2>&1 | grep -av "Gym\|gym\|Adroit" > runs/rl-vplmax/s$s.log) &
+   pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 256 --seed $s --goals 10 --policy vpl+maxnorm --out runs/rl-vplmax/s$s 2>&1 | grep -av "Gym\|gym\|Adroit" > runs/rl-vplmax/s$s.log) &
 done
 wait

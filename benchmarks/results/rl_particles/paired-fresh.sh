@@ -7,7 +7,7 @@ for s in 33 34 35; do
   for post in variational particles; do
     P=runs/rl-particles/paired-s$s-$post
     mkdir -p $P && cp -r runs/rl-particles/default-command-s$s/k10-seed$s-pcell-refine8 $P/
-    pluralign rl bench --seed $s --goals 10 --policy vpl+spo --vpl-posterior $post --out $P \
+    pluralign rl bench --oracle-z position --seed $s --goals 10 --policy vpl+spo --vpl-posterior $post --out $P \
         --dataset runs/rl-particles/default-command-s$s/dataset
   done
 done

@@ -12,9 +12,9 @@ for s in 0 20 21; do
     mkdir -p $V && cp -r runs/rl-default-s0-refine/k*-seed0-pcell-refine8 $V/
     DS="--dataset runs/rl-default-s0-refine/dataset"
   fi
-  [ -f $V/maze-10goals.json ] || pluralign rl bench --seed $s --policy vpl+spo --vpl-posterior variational --out $V \
+  [ -f $V/maze-10goals.json ] || pluralign rl bench --oracle-z position --seed $s --policy vpl+spo --vpl-posterior variational --out $V \
       $( [ $s = 0 ] && echo "$DS" )
   P=runs/rl-particles/s$s-medoid      # the heaviest particle, the first form, was `particles` at git a0e352e
   mkdir -p $P && cp -r $V/k* $P/
-  pluralign rl bench --seed $s --policy vpl+spo --vpl-posterior particles --out $P $DS
+  pluralign rl bench --oracle-z position --seed $s --policy vpl+spo --vpl-posterior particles --out $P $DS
 done

@@ -6,7 +6,7 @@ R=runs/rl-relabel8
 run_pair() { s=$1; for c in 2-8 8; do
     P=$R/paired-s$s-c$c
     mkdir -p $P && cp -r $R/default-command-s$s/k10-seed$s-pcell-refine8 $P/
-    pluralign rl bench --iql-steps 6000 --iql-hidden 128 --seed $s --goals 10 --policy vpl+spo --relabel-context $c --out $P \
+    pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 128 --seed $s --goals 10 --policy vpl+spo --relabel-context $c --out $P \
         --dataset $R/default-command-s$s/dataset
   done; }
 run_pair 36

@@ -9,7 +9,7 @@ set -e
 R=runs/rl-relabel8
 for s in 36 37 38; do
   [ -f $R/default-command-s$s/maze-10goals.json ] || { mkdir -p $R/default-command-s$s
-    /usr/bin/time -p -o $R/default-command-s$s/time.txt pluralign rl bench --iql-steps 6000 --iql-hidden 128 --seed $s --out $R/default-command-s$s \
+    /usr/bin/time -p -o $R/default-command-s$s/time.txt pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 128 --seed $s --out $R/default-command-s$s \
       2>&1 | grep -av "Gym\|gym\|Adroit" > $R/default-command-s$s/log.txt; }
 done
 pluralign rl aggregate $R/default-command-s36 $R/default-command-s37 $R/default-command-s38 \
@@ -18,7 +18,7 @@ for s in 36 37 38; do
   for c in 2-8 8; do
     P=$R/paired-s$s-c$c
     mkdir -p $P && cp -r $R/default-command-s$s/k10-seed$s-pcell-refine8 $P/
-    pluralign rl bench --iql-steps 6000 --iql-hidden 128 --seed $s --goals 10 --policy vpl+spo --relabel-context $c --out $P \
+    pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 128 --seed $s --goals 10 --policy vpl+spo --relabel-context $c --out $P \
         --dataset $R/default-command-s$s/dataset
   done
 done

@@ -11,5 +11,5 @@ for s in 0 20 21; do
   P=runs/rl-relabel8/s$s
   [ -f $P/maze-10goals.json ] && continue
   mkdir -p $P && cp -r $M/k* $P/
-  pluralign rl bench --iql-steps 6000 --iql-hidden 128 --seed $s --policy vpl+spo --relabel-context 8 --out $P $DS
+  pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 128 --seed $s --policy vpl+spo --relabel-context 8 --out $P $DS
 done

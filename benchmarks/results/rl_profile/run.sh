@@ -12,5 +12,5 @@ for s in 0 20 21; do
   P=runs/rl-profile/s$s-$HOW
   [ -f $P/maze-10goals.json ] && continue
   mkdir -p $P && cp -r $M/k* $P/
-  pluralign rl bench --seed $s --policy vpl+spo --vpl-policy-z $HOW --out $P $DS
+  pluralign rl bench --oracle-z position --seed $s --policy vpl+spo --vpl-policy-z $HOW --out $P $DS
 done

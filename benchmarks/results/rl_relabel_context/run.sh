@@ -9,7 +9,7 @@
 # showed no gain, so nothing was adopted).
 set -e
 . benchmarks/results/rl_tuning.sh
-B="pluralign rl bench --iql-steps 2000 --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
+B="pluralign rl bench --oracle-z position --iql-steps 2000 --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
 for K in ${GOALS:-10}; do for S in 0 20; do for C in 8 8-16; do
   OUT=runs/rl-ctx/s$S-c$C
   reuse_view_models $K $S $OUT

@@ -5,7 +5,7 @@
 # bench seed makes the same one). About 2-6 minutes per line on 2 busy cores.
 set -e
 . benchmarks/results/rl_tuning.sh
-B="pluralign rl bench --iql-steps 2000 --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
+B="pluralign rl bench --oracle-z position --iql-steps 2000 --policy vpl+spo --queries 4 --queries 8 --queries-strategy random --dataset $DATA"
 for K in 2 10; do
   # seed 0: the paper's label count, then 1,000 users x 80 pairs (80k labels, the paper's scale)
   $B --seed 0 --goals $K --state-view raw --out runs/rl-view/raw

@@ -7,6 +7,6 @@ for s in ${@:-0 20 21}; do
   [ -f $R/s$s/maze-10goals.json ] && continue
   mkdir -p $R/s$s
   (export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-   pluralign rl bench --iql-steps 6000 --iql-hidden 256 --seed $s --policy vpl+spo --users 2000 --out $R/s$s 2>&1 | grep -av "Gym\|gym\|Adroit" > $R/s$s/log.txt) &
+   pluralign rl bench --oracle-z position --iql-steps 6000 --iql-hidden 256 --seed $s --policy vpl+spo --users 2000 --out $R/s$s 2>&1 | grep -av "Gym\|gym\|Adroit" > $R/s$s/log.txt) &
 done
 wait
