@@ -56,12 +56,11 @@ class RLBenchConfig:
     policy is told of the goal, its position or a one-hot of its index (:func:`.latents.oracle_latent`);
     ``goal`` (was ``position``) chosen on the tuning seeds 0, 20 and 21 by a rule written before
     the runs: the oracle at 9,000 IQL steps, K = 10, 96.3 % with no goal under 5 / 10 against 90.0
-    with two goals at 0-3 / 10 (benchmarks/results/rl_iql_steps_many/).
-    query_strategies: how test users'
-    queries are chosen (``random``, ``active``); active_pool: the pairs of dataset states active
-    selection chooses from. vpl_relabel_z: the z
-    VPL relabels with (module docstring). vpl_posterior: how a test user's answers become VPL's z
-    and choose its active questions: ``variational``, the paper's q(z | answers) (its mean; App. B's
+    with two goals at 0-3 / 10 (benchmarks/results/rl_iql_steps_many/). query_strategies: how
+    test users' queries are chosen (``random``, ``active``); active_pool: the pairs of dataset
+    states active selection chooses from. vpl_relabel_z: the z VPL relabels with (module
+    docstring). vpl_posterior: how a test user's answers become VPL's z and choose its active
+    questions: ``variational``, the paper's q(z | answers) (its mean; App. B's
     information gain under it), or ``particles``, 512 training users' z reweighted by the answers
     (:func:`.setting.posterior_particles`; z their weighted medoid, :func:`.queries.latents`).
     ``particles`` chosen on the tuning seeds 0, 20 and 21 by a rule written before the runs:
