@@ -3,7 +3,7 @@
 # five goals since this record), then at 6,000 on a copy of that run's reward models and dataset;
 # with ORACLE=1 the oracle (the bench's default code of the goal) at both after them, with
 # ORACLE=only the oracle alone (on the dataset and round-one model of a finished first run). With no seeds, the
-# paired differences over 53 (seed53.sh), 54 and 55.
+# paired differences over 53, 54 and 55.
 set -e
 R=runs/rl-iql-steps-fresh
 bench() {  # out steps policy [dataset-run]
@@ -21,23 +21,20 @@ bench() {  # out steps policy [dataset-run]
 }
 one() {
   s=$1; a=$R/s$s-9000
-  if [ "${ORACLE:-0}" != only ]; then
-    bench $a 9000 vpl+spo
-    bench $R/s$s-6000 6000 vpl+spo $a
-  fi
-  [ "${ORACLE:-0}" != 0 ] || return 0
-  bench $R/s$s-oracle-9000 9000 oracle $a
-  bench $R/s$s-oracle-6000 6000 oracle $a
+  o=${ORACLE:-0}  # the defaults' arms first, so that a stopped run has them
+  [ $o = only ] || bench $a 9000 vpl+spo
+  [ $o = 0 ] || bench $R/s$s-oracle-9000 9000 oracle $a
+  [ $o = only ] || bench $R/s$s-6000 6000 vpl+spo $a
+  [ $o = 0 ] || bench $R/s$s-oracle-6000 6000 oracle $a
 }
 if [ $# -gt 0 ]; then
   for s in "$@"; do (export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1; one $s) & done
   wait; exit 0
 fi
-D=$R/default-command-s53
 A="--a $R/s53-6000 --a $R/s54-6000 --a $R/s55-6000"
-B="--b $D --b $R/s54-9000 --b $R/s55-9000"
-O6="--a $R/s53-6000 --a $R/s54-oracle-6000 --a $R/s55-oracle-6000"
-O9="--a $D --a $R/s54-oracle-9000 --a $R/s55-oracle-9000"
+B="--b $R/s53-9000 --b $R/s54-9000 --b $R/s55-9000"
+O6="--a $R/s53-oracle-6000 --a $R/s54-oracle-6000 --a $R/s55-oracle-6000"
+O9="--a $R/s53-oracle-9000 --a $R/s54-oracle-9000 --a $R/s55-oracle-9000"
 {
   python benchmarks/rl_paired.py --goals 10 --policy vpl+spo --n 8 $A $B
   python benchmarks/rl_paired.py --goals 10 --policy oracle --n 8 $O6 $(echo $O9 | sed 's/--a/--b/g')
