@@ -36,6 +36,7 @@ from pluralign.rl.config import RLBenchConfig, reward_train_config
 from pluralign.rl.dataset import get_dataset
 from pluralign.rl.env import MazeSim
 from pluralign.rl.iql import train_iql
+from pluralign.rl.latents import oracle_latent
 from pluralign.rl.queries import latents
 from pluralign.rl.setting import (comparison_set, goal_setting, random_test_answers,
                                   training_contexts)
@@ -107,11 +108,11 @@ def main() -> None:
         t0 = time.time()
         reward_kind, cond = variant.split("/")
         rewards = (true if reward_kind == "true" else learned).reshape(-1)
-        cond_rows = goals_xy[goal] if cond == "goal" else z_u.numpy()
+        cond_rows = oracle_latent(goal, goals_xy, "position") if cond == "goal" else z_u.numpy()
         policy = train_iql(states, np.repeat(cond_rows, length, axis=0).astype(np.float32), dataset.actions,
                            rewards.astype(np.float32), length, cfg.iql, seed=cfg.seed)
-        ok, _ = rollout(policy, goals_xy[test.goal_index] if cond == "goal" else z_test, sim, test, goals_xy,
-                        cfg.horizon, cfg.radius)
+        z_rollout = oracle_latent(test.goal_index, goals_xy, "position") if cond == "goal" else z_test
+        ok, _ = rollout(policy, z_rollout, sim, test, goals_xy, cfg.horizon, cfg.radius)
         per_goal = [float(ok[test.goal_index == g].mean()) for g in range(a.goals)]
         results[variant] = {"success": float(ok.mean()), "per_goal": per_goal, "seconds": round(time.time() - t0)}
         print(f"{variant:<13} success {100 * ok.mean():5.1f} %  per goal "

@@ -279,7 +279,7 @@ def test_the_oracle_is_told_the_goal_as_its_position_or_a_one_hot():
 
     goals_xy = np.array([[-1.0, 2.0], [0.5, 0.5], [3.0, -2.0]])
     idx = np.array([2, 0, 2])
-    assert np.array_equal(oracle_latent(idx, goals_xy), [[3.0, -2.0], [-1.0, 2.0], [3.0, -2.0]])
+    assert np.array_equal(oracle_latent(idx, goals_xy, "position"), [[3.0, -2.0], [-1.0, 2.0], [3.0, -2.0]])
     assert np.array_equal(oracle_latent(idx, goals_xy, "goal"), [[0, 0, 1], [1, 0, 0], [0, 0, 1]])
     assert oracle_latent(idx, goals_xy, "goal").dtype == np.float32
     with pytest.raises(ValueError, match="oracle_z must be one of"):

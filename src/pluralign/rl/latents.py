@@ -131,7 +131,7 @@ def reward_peak(model, anchors: torch.Tensor, anchor_xy: np.ndarray, z: np.ndarr
     return anchor_xy[anchor_rewards(model, anchors, z, chunk).argmax(1).numpy()]
 
 
-def oracle_latent(goal_index: np.ndarray, goals_xy: np.ndarray, code: str = "position") -> np.ndarray:
+def oracle_latent(goal_index: np.ndarray, goals_xy: np.ndarray, code: str) -> np.ndarray:
     """(N, ·) float32: the oracle's z for goals ``goal_index`` among ``goals_xy`` (K, 2): the
     goal's position (``"position"``) or a one-hot of its index (``"goal"``, K numbers). Both say
     exactly which goal; the one-hot does not ask IQL to tell apart nearby positions whose routes
