@@ -562,6 +562,58 @@ def test_a_policy_appended_to_the_list_leaves_the_others_as_they_were(tmp_path):
 
 
 @pytest.mark.slow
+def test_policies_trained_in_workers_give_what_one_at_a_time_gives(tmp_path):
+    """jobs=2 (each policy's IQL and rollouts in a worker process) against jobs=1 (one at a time,
+    in this process, as before workers): the same successes, per-goal rates and paths, in the same
+    order, for every kind of policy and two goal counts."""
+    pytest.importorskip("d3rlpy")
+    pytest.importorskip("mujoco")
+    from pluralign.rl.bench import run_bench
+    from pluralign.rl.config import RLBenchConfig
+    from pluralign.rl.iql import IQLSettings
+
+    def run(jobs: int) -> list[dict]:
+        cfg = RLBenchConfig.quick(goal_counts=(2, 3), policies=("btl", "np-btl", "vpl+spo", "oracle", "mix-btl+maxnorm"),
+                                  context_sizes=(0, 2), data=MazeDataConfig(n_episodes=20, episode_len=50),
+                                  n_users=60, reward_steps=100, iql=IQLSettings(steps=40, hidden=32),
+                                  eval_per_goal=2, horizon=20, seed=3, jobs=jobs)
+        return run_bench(cfg, tmp_path / f"jobs{jobs}", log=lambda *_: None)
+
+    one, two = run(1), run(2)
+    for a, b in zip(one, two):
+        for key in ("models", "per_goal", "paths", "reward_val_accuracy"):
+            assert list(b[key]) == list(a[key]) and b[key] == a[key]
+        assert list(b["timing_s"]) == list(a["timing_s"])
+    assert json.loads((tmp_path / "jobs2" / "maze-3goals.json").read_text())["models"] == two[1]["models"]
+
+
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_is_told_what_to_do(tmp_path):
+    """Workers are spawned and import the script that started them: one that runs the bench
+    unguarded gets the fix (a ``__main__`` guard or jobs=1), not a bare BrokenProcessPool, and its
+    workers do not run the bench again."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("d3rlpy")
+    pytest.importorskip("mujoco")
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from pluralign.rl.bench import run_bench\n"
+        "from pluralign.rl.config import RLBenchConfig\n"
+        "from pluralign.rl.dataset import MazeDataConfig\n"
+        "from pluralign.rl.iql import IQLSettings\n"
+        "run_bench(RLBenchConfig.quick(policies=('btl', 'oracle'), context_sizes=(0,), n_users=20,\n"
+        "          refine_pairs=0, data=MazeDataConfig(n_episodes=10, episode_len=50),\n"
+        "          reward_steps=10, iql=IQLSettings(steps=5, hidden=8), eval_per_goal=1, horizon=5,\n"
+        "          comparison_size=50, active_pool=20, jobs=2), 'out', log=lambda *_: None)\n")
+    res = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert res.returncode != 0
+    assert "if __name__ == \"__main__\":" in res.stderr and "jobs=1" in res.stderr
+    assert "a worker process is importing the script that started it" in res.stderr  # the worker stopped first
+
+
+@pytest.mark.slow
 def test_the_quick_command_runs_every_default_policy(tmp_path):
     """Issue 14: ``pluralign rl bench --quick`` as a user types it (every default policy, the CI
     form's sizes), with its JSON in the benches' schema, its CSV and its maze picture."""
@@ -604,9 +656,26 @@ def test_cli_iql_flags_reach_the_config(tmp_path, monkeypatch):
     # 9,000 steps beyond
     assert [(seen[1].iql_for(k).hidden, seen[1].iql_for(k).layers, seen[1].iql_for(k).steps) for k in (2, 5, 6, 10)] \
         == [(256, 2, 6000)] * 2 + [(512, 2, 9000)] * 2
-    assert seen[1].comparison_size == 500 and seen[1].oracle_z == "goal"
+    assert seen[1].comparison_size == 500 and seen[1].oracle_z == "goal" and seen[1].jobs == 0  # one per core
     CliRunner().invoke(app, ["rl", "bench", "--quick", "--goals", "10", "--out", str(tmp_path)])
     assert seen[2].iql_for(10) == seen[2].iql_for(2) and seen[2].iql_for(10).hidden == 128  # quick: one small size
+
+
+def test_jobs_are_one_per_core_at_most_one_per_policy_and_run_in_process_at_one():
+    from concurrent.futures import Future
+
+    from pluralign.rl.workers import InProcess, policy_pool, resolve_jobs, usable_cores
+
+    assert resolve_jobs(0, 100) == usable_cores() and resolve_jobs(0, 1) == 1
+    assert resolve_jobs(4, 2) == 2 and resolve_jobs(3, 8) == 3
+    with pytest.raises(ValueError, match="jobs must be >= 0"):
+        resolve_jobs(-2, 8)
+    with policy_pool(1) as pool:
+        assert isinstance(pool, InProcess)
+        ok, bad = pool.submit(divmod, 7, 2), pool.submit(divmod, 7, 0)
+    assert isinstance(ok, Future) and ok.result() == (3, 1)
+    with pytest.raises(ZeroDivisionError):  # raised where the result is read, as from a worker
+        bad.result()
 
 
 def test_cli_bad_input_is_a_clear_error(tmp_path):
@@ -637,6 +706,8 @@ def test_cli_bad_input_is_a_clear_error(tmp_path):
     assert res.exit_code == 2 and "vpl_policy_z must be one of" in res.output
     res = runner.invoke(app, ["rl", "bench", "--oracle-z", "cell", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "oracle_z must be one of ('position', 'goal')" in res.output
+    res = runner.invoke(app, ["rl", "bench", "--jobs", "-1", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "jobs must be >= 0 (0: one per CPU core), got -1" in res.output
     res = runner.invoke(app, ["rl", "bench", "--iql-hidden", "0", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "hidden, layers and batch_size must be >= 1" in res.output
     save(_fake_dataset("umaze"), tmp_path / "u")

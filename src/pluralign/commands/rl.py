@@ -74,6 +74,7 @@ def bench(
     relabel_context: str = typer.Option(None, "--relabel-context", help="Pairs of a training user whose z relabels an episode (NP-BTL, VPL): MIN-MAX or N (default 8; 2-8 before 2026-12-03)."),
     state_view: str = typer.Option(None, "--state-view", help="What the reward models see of a state: pcell (default: position + a one-hot of the maze cell) or raw (the observation x, y, vx, vy, as the paper). The policy always sees the observation."),
     oracle_z: str = typer.Option(None, "--oracle-z", help="What the oracle's policy is told of the goal: goal (default: a one-hot of its index) or position (its coordinates; the default before 2026-12-03's third change)."),
+    jobs: int = typer.Option(None, "--jobs", help="Policies trained at once, each in a worker process with its share of the CPU cores (default 0: one per core; 1: one at a time in this process). The results do not depend on it."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Success rate per user goal vs answered queries for BTL, DPL, NP-BTL, VPL, VPL+SPO and the oracle."""
@@ -97,7 +98,7 @@ def bench(
                         ("vpl_policy_z", vpl_policy_z), ("mix_relabel_z", mix_relabel_z), ("n_users", users),
                         ("pairs_per_user", pairs_per_user),
                         ("local_pairs", local_pairs), ("refine_pairs", refine_pairs), ("state_view", state_view),
-                        ("comparison_size", comparison_size), ("oracle_z", oracle_z)):
+                        ("comparison_size", comparison_size), ("oracle_z", oracle_z), ("jobs", jobs)):
         if value is not None:
             changes[name] = value
     try:

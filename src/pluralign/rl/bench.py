@@ -5,10 +5,10 @@ on BTL, DPL, NP-BTL, VPL and VPL + SPO rewards, and the goal-conditioned oracle 
 Per goal count K: users label pairs of dataset states (:mod:`.users`) -> the library's reward
 models train on them through ``train_reward_model`` (context sets of 2–8 pairs) -> the offline
 dataset is relabelled with z from the prior per episode (:mod:`.relabel`, Alg. 2/3) -> d3rlpy IQL
-learns π(a | s, z) (:mod:`.iql`) -> new users answer n queries, random or chosen actively by
-information gain (:mod:`.queries`, ``pluralign.active``), z comes from the encoder (VPL: by
-default a particle posterior of training users' z, ``vpl_posterior``), and the
-policy drives the ball (:mod:`.rollout`). A policy's curve with active queries is reported as
+learns π(a | s, z) (:mod:`.iql`; several policies at once, in worker processes: :mod:`.workers`)
+-> new users answer n queries, random or chosen actively by information gain (:mod:`.queries`,
+``pluralign.active``), z comes from the encoder (VPL: by default a particle posterior of training
+users' z, ``vpl_posterior``), and the policy drives the ball (:mod:`.rollout`). A policy's curve with active queries is reported as
 model ``<policy>/active`` (latent models only; the policy is the same, only z differs). z for
 relabelling: NP-BTL and VPL use the encoder's z (VPL: posterior mean) of a random training
 user's 2–8 pairs, the z a test user gets (``vpl_relabel_z="prior"``: Alg. 2's samples of VPL's
@@ -26,6 +26,8 @@ import dataclasses
 import json
 import math
 import time
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +36,12 @@ import torch
 
 from .config import RLBenchConfig, parse_policy, reward_train_config
 from .dataset import MazeDataset, get_dataset
-from .iql import train_iql
 from .latents import (LATENT_MODELS, component_codes, oracle_latent, policy_latent, relabel_latents,
                       vpl_policy_reads)
 from .relabel import oracle_rewards, progress_rewards, relabel
 from .setting import GoalSetting, comparison_set, goal_setting, posterior_particles, test_answers
+from .workers import (GUARD_HINT, InProcess, PolicyJob, PolicyResult, fit_and_drive, policy_pool, refuse_in_bootstrap,
+                      resolve_jobs)
 
 #: dataset states a second labelling round (``refine_pairs``) rates to pick its pairs from
 REFINE_POOL = 4000
@@ -66,13 +69,14 @@ def runs_folder(k: int, cfg: RLBenchConfig) -> str:
     return f"k{k}-seed{cfg.seed}-{cfg.state_view}" + (f"-refine{cfg.refine_pairs}" if cfg.refine_pairs else "")
 
 
-def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, log=print) -> dict[str, Any]:
-    """Everything for K = ``k`` goals -> the results document (module docstring)."""
+def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, log=print,
+                   pool: Executor | None = None) -> dict[str, Any]:
+    """Everything for K = ``k`` goals -> the results document (module docstring). Each policy's
+    data is relabelled here, in the order of ``cfg.policies``; its IQL training and rollouts
+    (:func:`.workers.fit_and_drive`) go to ``pool`` (default: this process, one at a time)."""
     from ..train.rewards import train_reward_model
-    from .env import MazeSim
     from .queries import latents
     from .report import results_stem, write_results
-    from .rollout import rollout
 
     maze = dataset.maze
     runs = out / runs_folder(k, cfg)
@@ -90,16 +94,32 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
     # what the reward models relabel: the episodes through the view (the oracle reads positions)
     episodes, before = torch.from_numpy(setting.view(episodes_np)), torch.from_numpy(setting.view(before_np))
     actions = np.tile(dataset.actions, (cfg.relabel_copies, 1))
-    sim = MazeSim(maze, len(test.goal_index), dataset.config.action_repeat)
     models: dict[str, Any] = {}
     answers: dict = {}
     doc: dict[str, Any] = {"task": f"maze-{cfg.maze}-{k}goals", "context_sizes": list(cfg.context_sizes),
                            "models": {}, "per_goal": {}, "goals": [list(g) for g in goals],
                            "reward_val_accuracy": {}, "timing_s": {}, "paths": {},
                            "test_goal_index": test.goal_index.tolist()}
+    pool = pool or InProcess()
+    running: dict[str, tuple[Future, float]] = {}
+
+    def collect(wait: bool) -> None:
+        """Record the finished jobs (every job with ``wait``), in the policy list's order."""
+        for name, (future, prep_s) in list(running.items()):
+            if wait or future.done():
+                del running[name]
+                _record(doc, name, future.result(), prep_s, test, k, log)
+        # the document lists the policies in the list's order, whichever finished first
+        for key in ("models", "per_goal", "paths"):
+            doc[key] = {c: doc[key][c] for p in cfg.policies for c, _ in _curve_names(p, parse_policy(p)[0], cfg)
+                        if c in doc[key]}
+        doc["timing_s"] = {p: doc["timing_s"][p] for p in cfg.policies if p in doc["timing_s"]}
+        write_results(doc, out / results_stem(k))  # so far: a stopped run keeps what it measured
+
     for policy_name in cfg.policies:
         t0 = time.time()
         base, scaling = parse_policy(policy_name)
+        curves: dict[str, dict[int, np.ndarray]] = {}
         if base == "oracle":
             dmax = max(float(f.table[np.isfinite(f.table)].max()) for f in fields)
             z_parts, r_parts = [], []
@@ -111,6 +131,8 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 r_parts.append(r.reshape(-1))
                 z_parts.append(np.repeat(oracle_latent(g, goals_xy, cfg.oracle_z), L, axis=0))
             z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
+            for name, _ in _curve_names(policy_name, base, cfg):
+                curves[name] = {n: oracle_latent(test.goal_index, goals_xy, cfg.oracle_z) for n in cfg.context_sizes}
         else:
             if base not in models:
                 models[base], result = train_reward_model(records, base, reward_train_config(base, cfg),
@@ -133,29 +155,36 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
                 r_parts.append(r.reshape(-1).numpy())
                 z_parts.append(np.repeat(policy_latent(base, z.numpy(), components, reads), L, axis=0))
             z_rows, rewards = np.concatenate(z_parts), np.concatenate(r_parts)
-        policy = train_iql(np.tile(states, (cfg.relabel_copies, 1)), z_rows.astype(np.float32), actions,
-                           rewards, L, cfg.iql_for(k), seed=cfg.seed)
-        for name, strategy in _curve_names(policy_name, base, cfg):
-            curve, per_goal = {}, {}
-            if base != "oracle":
-                given = test_answers(base, strategy, models[base], setting, cfg, answers)
+            for name, strategy in _curve_names(policy_name, base, cfg):
+                given = test_answers(base, strategy, model, setting, cfg, answers)
                 # NP-BTL's particles choose its questions only: its z is its encoder's
-                particles = posterior_particles(base, models[base], setting, cfg, answers) if base == "vpl" else None
-            for n in cfg.context_sizes:
-                z = (oracle_latent(test.goal_index, goals_xy, cfg.oracle_z) if base == "oracle"
-                     else policy_latent(base, latents(models[base], *given.first(n), particles), components, reads))
-                ok, paths = rollout(policy, z, sim, test, goals_xy, cfg.horizon, cfg.radius)
-                curve[str(n)] = _stats(ok)
-                per_goal[str(n)] = [float(ok[test.goal_index == g].mean()) for g in range(k)]
-                if n == max(cfg.context_sizes):
-                    doc["paths"][name] = paths[:, ::2].round(3).tolist()
-            doc["models"][name] = curve
-            doc["per_goal"][name] = per_goal
-            log(f"[K={k}] {name}: " + ", ".join(f"n={n} {100 * s['success']:.0f}%" for n, s in curve.items())
-                + f" ({round(time.time() - t0, 1)} s)")
-        doc["timing_s"][policy_name] = round(time.time() - t0, 1)
-        write_results(doc, out / results_stem(k))  # so far: a stopped run keeps what it measured
+                particles = posterior_particles(base, model, setting, cfg, answers) if base == "vpl" else None
+                curves[name] = {n: policy_latent(base, latents(model, *given.first(n), particles), components, reads)
+                                for n in cfg.context_sizes}
+        job = PolicyJob(np.tile(states, (cfg.relabel_copies, 1)), z_rows.astype(np.float32), actions, rewards, L,
+                        cfg.iql_for(k), cfg.seed, curves, maze, dataset.config.action_repeat, test, goals_xy,
+                        cfg.horizon, cfg.radius, max(cfg.context_sizes))
+        if not isinstance(pool, InProcess):
+            log(f"[K={k}] {policy_name}: data relabelled; IQL ({cfg.iql_for(k).steps} steps) and rollouts "
+                f"in a worker")
+        running[policy_name] = (pool.submit(fit_and_drive, job), time.time() - t0)
+        collect(wait=False)
+    collect(wait=True)
     return doc
+
+
+def _record(doc: dict[str, Any], policy_name: str, result: PolicyResult, prep_s: float, test, k: int,
+            log) -> None:
+    """One finished policy's curves into the results document, and its line in the log."""
+    for name, by_n in result.success.items():
+        doc["models"][name] = {str(n): _stats(ok) for n, ok in by_n.items()}
+        doc["per_goal"][name] = {str(n): [float(ok[test.goal_index == g].mean()) for g in range(k)]
+                                 for n, ok in by_n.items()}
+        doc["paths"][name] = result.paths[name]
+        log(f"[K={k}] {name}: " + ", ".join(f"n={n} {100 * s['success']:.0f}%" for n, s in doc["models"][name].items())
+            + f" ({round(prep_s + result.seconds, 1)} s)")
+    # the policy's own work: relabelling (and its reward model) here, IQL and rollouts where they ran
+    doc["timing_s"][policy_name] = round(prep_s + result.seconds, 1)
 
 
 def labelled_setting(k: int, dataset: MazeDataset, cfg: RLBenchConfig, runs: Path, log=print) -> GoalSetting:
@@ -196,6 +225,11 @@ def run_bench(cfg: RLBenchConfig, out: str | Path, dataset_dir: Path | None = No
     """Run every goal count; write ``maze-{K}goals.json``/``.csv``/``.png`` and print the tables."""
     from .report import format_table, plot_rollouts, results_stem, summary_lines, write_results
 
+    from .env import require
+
+    refuse_in_bootstrap()
+    for module in ("mujoco", "gymnasium_robotics", "d3rlpy"):  # before hours of work, not in a worker
+        require(module)
     torch.manual_seed(cfg.seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,14 +237,27 @@ def run_bench(cfg: RLBenchConfig, out: str | Path, dataset_dir: Path | None = No
     dataset = get_dataset(cfg, out, dataset_dir)
     log(f"dataset: {len(dataset.observations)} steps in {dataset.n_episodes} episodes ({time.time() - t0:.0f} s)")
     docs = []
-    for k in cfg.goal_counts:
-        doc = run_goal_count(k, dataset, cfg, out, log)
-        doc["config"] = json.loads(json.dumps(dataclasses.asdict(cfg)))
-        write_results(doc, out / results_stem(k))
-        plot_rollouts(doc, dataset.maze, out / f"{results_stem(k)}.png")
-        log(format_table(doc))
-        for line in summary_lines(doc):
-            log(line)
-        docs.append(doc)
+    jobs = resolve_jobs(cfg.jobs, len(cfg.policies))
+    if jobs > 1 and cfg.vpl_relabel_z == "prior" and any(parse_policy(p)[0] == "vpl" for p in cfg.policies):
+        # Alg. 2's prior samples come from torch's global generator, which each IQL run reseeds:
+        # one policy at a time, they are the draws a run before workers made
+        log("vpl_relabel_z=prior: policies train one at a time (jobs=1), so VPL's prior draws follow "
+            "each IQL run's reseeding as they always have")
+        jobs = 1
+    if jobs > 1:
+        log(f"{jobs} policies train at once, in worker processes (jobs={cfg.jobs})")
+    with policy_pool(jobs) as pool:
+        for k in cfg.goal_counts:
+            try:
+                doc = run_goal_count(k, dataset, cfg, out, log, pool)
+            except BrokenProcessPool as err:
+                raise RuntimeError(f"{err} ({GUARD_HINT})") from err
+            doc["config"] = json.loads(json.dumps(dataclasses.asdict(cfg)))
+            write_results(doc, out / results_stem(k))
+            plot_rollouts(doc, dataset.maze, out / f"{results_stem(k)}.png")
+            log(format_table(doc))
+            for line in summary_lines(doc):
+                log(line)
+            docs.append(doc)
     log(f"total {time.time() - t0:.0f} s")
     return docs

@@ -152,6 +152,9 @@ class RLBenchConfig:
     active_pool: int = 500
     state_view: str = "pcell"
     oracle_z: str = "goal"
+    # policies trained at once, each in a worker process (0: one per CPU core); the results do
+    # not depend on it (:mod:`.workers`)
+    jobs: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -187,6 +190,8 @@ class RLBenchConfig:
         for name in ("vpl_relabel_z", "mix_relabel_z"):
             if getattr(self, name) not in ("prior", "posterior"):
                 raise ValueError(f"{name} must be prior or posterior, got {getattr(self, name)!r}")
+        if self.jobs < 0:
+            raise ValueError(f"jobs must be >= 0 (0: one per CPU core), got {self.jobs}")
         if self.oracle_z not in ORACLE_Z:
             raise ValueError(f"oracle_z must be one of {ORACLE_Z}, got {self.oracle_z!r}")
         if self.mix_policy_z not in ("component", "peak"):
