@@ -26,7 +26,7 @@ import dataclasses
 import json
 import math
 import time
-from concurrent.futures import Executor, Future
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -103,18 +103,26 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
     pool = pool or InProcess()
     running: dict[str, tuple[Future, float]] = {}
 
-    def collect(wait: bool) -> None:
-        """Record the finished jobs (every job with ``wait``), in the policy list's order."""
-        for name, (future, prep_s) in list(running.items()):
-            if wait or future.done():
-                del running[name]
-                _record(doc, name, future.result(), prep_s, test, k, log)
+    def write() -> None:
         # the document lists the policies in the list's order, whichever finished first
         for key in ("models", "per_goal", "paths"):
             doc[key] = {c: doc[key][c] for p in cfg.policies for c, _ in _curve_names(p, parse_policy(p)[0], cfg)
                         if c in doc[key]}
         doc["timing_s"] = {p: doc["timing_s"][p] for p in cfg.policies if p in doc["timing_s"]}
         write_results(doc, out / results_stem(k))  # so far: a stopped run keeps what it measured
+
+    def collect(until_all: bool) -> None:
+        """Record the finished jobs as they finish (with ``until_all``, until none is left)."""
+        while running:
+            if until_all:  # block until one finishes, whichever it is
+                wait([f for f, _ in running.values()], return_when=FIRST_COMPLETED)
+            finished = [name for name, (future, _) in running.items() if future.done()]
+            if not finished:
+                return
+            for name in finished:
+                future, prep_s = running.pop(name)
+                _record(doc, name, future.result(), prep_s, test, k, log)
+            write()
 
     for policy_name in cfg.policies:
         t0 = time.time()
@@ -168,8 +176,8 @@ def run_goal_count(k: int, dataset: MazeDataset, cfg: RLBenchConfig, out: Path, 
             log(f"[K={k}] {policy_name}: data relabelled; IQL ({cfg.iql_for(k).steps} steps) and rollouts "
                 f"in a worker")
         running[policy_name] = (pool.submit(fit_and_drive, job), time.time() - t0)
-        collect(wait=False)
-    collect(wait=True)
+        collect(until_all=False)
+    collect(until_all=True)
     return doc
 
 
