@@ -678,6 +678,19 @@ def test_jobs_are_one_per_core_at_most_one_per_policy_and_run_in_process_at_one(
         bad.result()
 
 
+def test_the_bench_trains_one_policy_at_a_time_where_workers_would_change_the_draws():
+    from pluralign.rl.bench import bench_jobs
+    from pluralign.rl.config import RLBenchConfig
+
+    jobs, why = bench_jobs(RLBenchConfig(jobs=2))
+    assert jobs == 2 and "2 policies train at once" in why
+    assert bench_jobs(RLBenchConfig(jobs=1)) == (1, None)
+    # VPL's prior samples (Alg. 2) come from torch's global generator, reseeded by each IQL run
+    jobs, why = bench_jobs(RLBenchConfig(jobs=2, vpl_relabel_z="prior"))
+    assert jobs == 1 and "vpl_relabel_z=prior" in why
+    assert bench_jobs(RLBenchConfig(jobs=2, vpl_relabel_z="prior", policies=("btl", "oracle")))[0] == 2
+
+
 def test_cli_bad_input_is_a_clear_error(tmp_path):
     from typer.testing import CliRunner
 

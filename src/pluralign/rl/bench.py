@@ -229,6 +229,18 @@ def second_round(setting: GoalSetting, states: np.ndarray, cfg: RLBenchConfig, r
     return dataclasses.replace(setting, records=records)
 
 
+def bench_jobs(cfg: RLBenchConfig) -> tuple[int, str | None]:
+    """How many policies train at once (:func:`.workers.resolve_jobs`), and a line for the log
+    when that is more than one or when ``cfg.jobs`` could not be honoured."""
+    jobs = resolve_jobs(cfg.jobs, len(cfg.policies))
+    if jobs > 1 and cfg.vpl_relabel_z == "prior" and any(parse_policy(p)[0] == "vpl" for p in cfg.policies):
+        # Alg. 2's prior samples come from torch's global generator, which each IQL run reseeds:
+        # one policy at a time, they are the draws a run before workers made
+        return 1, ("vpl_relabel_z=prior: policies train one at a time (jobs=1), so VPL's prior draws follow "
+                   "each IQL run's reseeding as they always have")
+    return jobs, (f"{jobs} policies train at once, in worker processes (jobs={cfg.jobs})" if jobs > 1 else None)
+
+
 def run_bench(cfg: RLBenchConfig, out: str | Path, dataset_dir: Path | None = None, log=print) -> list[dict]:
     """Run every goal count; write ``maze-{K}goals.json``/``.csv``/``.png`` and print the tables."""
     from .report import format_table, plot_rollouts, results_stem, summary_lines, write_results
@@ -245,15 +257,9 @@ def run_bench(cfg: RLBenchConfig, out: str | Path, dataset_dir: Path | None = No
     dataset = get_dataset(cfg, out, dataset_dir)
     log(f"dataset: {len(dataset.observations)} steps in {dataset.n_episodes} episodes ({time.time() - t0:.0f} s)")
     docs = []
-    jobs = resolve_jobs(cfg.jobs, len(cfg.policies))
-    if jobs > 1 and cfg.vpl_relabel_z == "prior" and any(parse_policy(p)[0] == "vpl" for p in cfg.policies):
-        # Alg. 2's prior samples come from torch's global generator, which each IQL run reseeds:
-        # one policy at a time, they are the draws a run before workers made
-        log("vpl_relabel_z=prior: policies train one at a time (jobs=1), so VPL's prior draws follow "
-            "each IQL run's reseeding as they always have")
-        jobs = 1
-    if jobs > 1:
-        log(f"{jobs} policies train at once, in worker processes (jobs={cfg.jobs})")
+    jobs, why = bench_jobs(cfg)
+    if why:
+        log(why)
     with policy_pool(jobs) as pool:
         for k in cfg.goal_counts:
             try:
